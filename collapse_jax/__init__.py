@@ -1,0 +1,28 @@
+"""collapse_jax: a JAX Monte Carlo laboratory for model collapse.
+
+Thousands to millions of recursive-fitting chains (a model refitted, generation
+after generation, on samples from its own previous fit, with or without fresh real
+data) run as one compiled program, beside the closed-form theory.
+
+    import collapse_jax as cj
+    res = cj.simulate(cj.Gaussian(), cj.Replace(), n=100, generations=100, chains=10_000, seed=0)
+    res.summary()
+"""
+
+__version__ = "0.1.0"
+
+from . import theory as theory
+from ._rng import Stream as Stream
+from .families import AbstractFamily as AbstractFamily
+from .families import Gaussian as Gaussian
+from .families import GaussianParams as GaussianParams
+from .regimes import AbstractRegime as AbstractRegime
+from .regimes import Accumulate as Accumulate
+from .regimes import AccumulateSubsample as AccumulateSubsample
+from .regimes import FreshMix as FreshMix
+from .regimes import Replace as Replace
+from .regimes import RetainOriginal as RetainOriginal
+from .regimes import Weighted as Weighted
+from .results import Result as Result
+from .results import load as load
+from .simulate import simulate as simulate

@@ -1,0 +1,281 @@
+"""Counter-based random streams: one threefry hash per two 32-bit words.
+
+Key hierarchy (DESIGN.md, "Randomness and reproducibility"). One root key per run
+from ``seed``; chain ``c`` uses ``fold_in(root, c)`` with the *global* chain id, so
+a chain's draws never depend on how chains are chunked, batched or sharded. Inside
+a chain, word ``i`` of the named sub-stream ``s`` of generation ``g`` is
+
+    threefry2x32(chain_key, (g * N_STREAMS + s, i // 2))[i % 2]
+
+i.e. the generation and the stream name form the high counter word and the
+position in the stream the low one. This is the same tree as
+``fold_in(fold_in(chain_key, g), s)`` followed by ``random_bits`` (every
+(g, s, i) addresses its own independent counter), but costs one hash per two words
+instead of two extra hashes per draw: on CPU the exact path is several times
+faster. Streams are prefix-consistent: the first ``k`` words of a stream do not
+depend on how many words are drawn. Library code that wants ``jax.random``'s API
+gets a proper key for any (g, s) from :func:`key`.
+
+Named streams mean that adding a metric or a downstream model never changes a
+chain's trajectory, and that two runs sharing a seed share their original samples
+and fresh real data whatever the regime or hyperparameter (common random numbers).
+"""
+
+from __future__ import annotations
+
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jax.extend.random import threefry_2x32
+
+# Named sub-streams. Values are fixed forever: changing one changes every trajectory.
+STREAM_REAL = 1  # original sample (g = 0) and fresh real data (g >= 1)
+STREAM_SYNTH = 2  # synthetic data drawn from the previous generation's model
+STREAM_SUBSAMPLE = 3  # subset selection (AccumulateSubsample)
+STREAM_METRICS = 4  # fresh draws needed by metrics (held-out samples, downstream fits)
+STREAM_FIT = 5  # randomness inside a fit (initialisation, MCMC)
+STREAM_SYNTH_EXTRA = 6  # a second synthetic sample in the same generation
+STREAM_KEY = 15  # reserved: counters used to derive jax.random keys
+N_STREAMS = 16
+
+MAX_GENERATIONS = 2**32 // N_STREAMS - 1
+
+
+def root_key(seed: int) -> jax.Array:
+    """The run's root key (threefry2x32: its streams are safe under vmap)."""
+    return jax.random.key(seed, impl="threefry2x32")
+
+
+def chain_keys(root: jax.Array, chain_ids: jax.Array) -> jax.Array:
+    """Raw ``(chains, 2)`` uint32 key data of ``fold_in(root, c)`` per global id."""
+    keys = jax.vmap(lambda c: jax.random.fold_in(root, c))(chain_ids)
+    return jax.random.key_data(keys)
+
+
+MAX_SUB = 256
+MAX_PAIRS = 2**24  # words per sub-stream: 2 * MAX_PAIRS
+
+
+def _hi(g, s) -> jax.Array:
+    return (jnp.asarray(g, jnp.uint32) * jnp.uint32(N_STREAMS)) + jnp.uint32(s)
+
+
+def _lo(sub: int, pair) -> jax.Array:
+    return jnp.uint32(sub * MAX_PAIRS) + jnp.asarray(pair, jnp.uint32)
+
+
+def bits(chain_key: jax.Array, g, s: int, count: int, sub: int = 0) -> jax.Array:
+    """``count`` uint32 words of stream ``s`` (sub-stream ``sub``) in generation ``g``."""
+    pairs = (count + 1) // 2
+    hi = jnp.broadcast_to(_hi(g, s), (pairs,))
+    lo = _lo(sub, jnp.arange(pairs, dtype=jnp.uint32))
+    out = threefry_2x32(chain_key, jnp.concatenate([hi, lo]))
+    return jnp.stack([out[:pairs], out[pairs:]], axis=-1).reshape(-1)[:count]
+
+
+def key(chain_key: jax.Array, g, s: int, sub: int = 0) -> jax.Array:
+    """A ``jax.random`` key for stream ``s`` (sub-stream ``sub``) of generation ``g``."""
+    hi = _hi(g, STREAM_KEY)
+    data = threefry_2x32(chain_key, jnp.stack([hi, _lo(sub, s)]))
+    return jax.random.wrap_key_data(data, impl="threefry2x32")
+
+
+def _mantissa_uniform(words: jax.Array, dtype) -> jax.Array:
+    """Uniform on the open interval (0, 1): the midpoints of a 2^-23 (float32) or
+    2^-52 (float64, two words per number) grid, so log(u) is always finite."""
+    dtype = jnp.dtype(dtype)
+    if dtype == jnp.float64:
+        w = words.reshape(-1, 2).astype(jnp.uint64)
+        m = (w[:, 0] << jnp.uint64(20)) | (w[:, 1] >> jnp.uint64(12))
+        return (m.astype(jnp.float64) + 0.5) * 2.0**-52
+    m = words >> jnp.uint32(9)
+    return (m.astype(dtype) + 0.5) * jnp.asarray(2.0**-23, dtype)
+
+
+def words_per_number(dtype) -> int:
+    return 2 if jnp.dtype(dtype) == jnp.float64 else 1
+
+
+def normals_from_words(words: jax.Array, dtype) -> jax.Array:
+    """Standard normals by inversion: sqrt(2) * erfinv(2u - 1) with u in (0, 1).
+
+    The largest |z| is about 5.3 in float32 and 8.1 in float64, as in
+    ``jax.random.normal`` (which also inverts a 23-bit uniform in float32)."""
+    u = _mantissa_uniform(words, dtype)
+    return jnp.sqrt(jnp.asarray(2.0, u.dtype)) * lax.erf_inv(2.0 * u - 1.0)
+
+
+def words(chain_key: jax.Array, g, s: int, count: int, sub: int = 0) -> list[jax.Array]:
+    """``count`` words of a stream as a list of scalars (the same words as
+    :func:`bits`). For a handful of words per chain this keeps every operation
+    elementwise over the chain axis under ``vmap`` (a ``(chains, 4)`` array has a
+    4-long minor axis and vectorises badly on CPU): about 2x faster."""
+    hi = _hi(g, s)
+    out: list[jax.Array] = []
+    for i in range((count + 1) // 2):
+        pair = threefry_2x32(chain_key, jnp.stack([hi, _lo(sub, i)]))
+        out += [pair[0], pair[1]]
+    return out[:count]
+
+
+def uniform_from_words(ws: list[jax.Array], dtype) -> list[jax.Array]:
+    """Scalar Uniform(0, 1) draws from a list of words (two per float64)."""
+    n = words_per_number(dtype)
+    return [_mantissa_uniform(jnp.stack(ws[i : i + n]), dtype)[0] for i in range(0, len(ws), n)]
+
+
+def normal_from_words(ws: list[jax.Array], dtype) -> list[jax.Array]:
+    """Scalar standard normals from a list of words (two per float64)."""
+    n = words_per_number(dtype)
+    return [normals_from_words(jnp.stack(ws[i : i + n]), dtype)[0] for i in range(0, len(ws), n)]
+
+
+def gamma_proposals(min_shape: float | None) -> int:
+    """Proposals drawn up front by :func:`standard_gamma`: 2 when the shape is known
+    to be >= 20 (rejection <= 1e-3 each), else 3."""
+    return 2 if (min_shape is not None and min_shape >= 20) else 3
+
+
+def standard_gamma(
+    chain_key: jax.Array,
+    g,
+    s: int,
+    a: jax.Array,
+    dtype,
+    *,
+    min_shape: float | None = None,
+    offset: int = 0,
+    sub: int = 0,
+) -> jax.Array:
+    """One exact Gamma(a, 1) draw for a scalar shape ``a >= 0`` (0 gives 0).
+
+    Marsaglia and Tsang (2000), "A simple method for generating gamma variables",
+    ACM TOMS 26(3), 363-372: for a >= 1, with d = a - 1/3 and c = 1/sqrt(9d),
+    propose v = (1 + c x)^3 with x ~ N(0, 1) and accept when v > 0 and
+    log u < x^2/2 + d - d v + d log v; the draw is d v. For a < 1 the draw is
+    Gamma(a + 1) * u^(1/a).
+
+    K proposals (:func:`gamma_proposals`) are evaluated at once and the first
+    accepted one is kept: exactly the first acceptance of the i.i.d. proposal
+    sequence. If all K are rejected (probability <= 0.05^K; ~1e-7 for K = 3 and
+    a >= 4) further rounds follow in a ``while_loop`` whose body runs only in the
+    rare batches where some lane needs it. Words ``offset ..`` of stream ``s`` are
+    used (``2K + 1`` numbers); retries use a key derived from the same stream.
+    About 3x faster on CPU than ``jax.random.gamma`` (a per-lane rejection loop).
+    """
+    k = gamma_proposals(min_shape)
+    wpn = words_per_number(dtype)
+    ws = words(chain_key, g, s, offset + (2 * k + 1) * wpn, sub)[offset:]
+    xs = normal_from_words(ws[: k * wpn], dtype)
+    us = uniform_from_words(ws[k * wpn : 2 * k * wpn], dtype)
+    (u_boost,) = uniform_from_words(ws[2 * k * wpn :], dtype)
+
+    a = jnp.asarray(a, dtype)
+    boost = a < 1
+    shape_a = jnp.where(boost, a + 1, a)
+    d = shape_a - 1.0 / 3.0
+    c = lax.rsqrt(9.0 * d)
+
+    def accept(x, u):
+        v = (1.0 + c * x) ** 3
+        safe_v = jnp.where(v > 0, v, 1.0)
+        return (v > 0) & (jnp.log(u) < 0.5 * x * x + d - d * v + d * jnp.log(safe_v)), d * v
+
+    done, value = accept(xs[-1], us[-1])
+    for x, u in zip(reversed(xs[:-1]), reversed(us[:-1])):
+        ok, val = accept(x, u)
+        done, value = done | ok, jnp.where(ok, val, value)
+
+    def body(carry):
+        _, _, i = carry
+        retry = jax.random.fold_in(jax.random.fold_in(key(chain_key, g, s, sub), offset), i)
+        kx, ku = jax.random.split(retry)
+        x = jax.random.normal(kx, (), dtype)
+        u = jax.random.uniform(ku, (), dtype, minval=jnp.finfo(dtype).tiny)
+        ok, val = accept(x, u)
+        return ok, val, i + 1
+
+    _, value, _ = lax.while_loop(lambda cr: ~cr[0], body, (done, value, jnp.int32(0)))
+    inv_a = 1.0 / jnp.where(boost, a, 1.0)
+    value = jnp.where(boost, value * u_boost**inv_a, value)
+    return jnp.where(a > 0, value, jnp.zeros((), dtype))
+
+
+def gamma_words(dtype, min_shape: float | None = None) -> int:
+    """Words consumed by :func:`standard_gamma`."""
+    return (2 * gamma_proposals(min_shape) + 1) * words_per_number(dtype)
+
+
+class Stream(eqx.Module):
+    """One named sub-stream of one chain in one generation: what families receive
+    where DESIGN.md writes ``key``. Pure and cheap: it holds the chain's key data,
+    the generation and the stream's name; every draw hashes its own counters.
+
+    ``child(j)`` gives independent sub-stream ``j`` (< 256) of the same stream, for
+    a family that needs several independent pieces (a design and its noise, say).
+    """
+
+    chain_key: jax.Array  # (2,) uint32: key data of fold_in(root, global chain id)
+    g: jax.Array  # generation (int32 scalar)
+    s: int = eqx.field(static=True)
+    sub: int = eqx.field(static=True, default=0)
+
+    def child(self, j: int) -> Stream:
+        if not 0 <= self.sub * 16 + j < MAX_SUB:
+            raise ValueError(f"Stream.child: sub-stream index must be in [0, 16), got {j}")
+        return Stream(self.chain_key, self.g, self.s, self.sub * 16 + j + 1)
+
+    def bits(self, count: int) -> jax.Array:
+        return bits(self.chain_key, self.g, self.s, count, self.sub)
+
+    def words(self, count: int) -> list[jax.Array]:
+        return words(self.chain_key, self.g, self.s, count, self.sub)
+
+    def normal(self, shape: tuple[int, ...], dtype) -> jax.Array:
+        """Standard normals, prefix-consistent in row-major order."""
+        size = math.prod(shape)
+        if size * words_per_number(dtype) > 2 * MAX_PAIRS:
+            raise ValueError(f"Stream.normal: at most {MAX_PAIRS} numbers per draw, got shape {shape}")
+        return normals_from_words(self.bits(size * words_per_number(dtype)), dtype).reshape(shape)
+
+    def uniform(self, shape: tuple[int, ...], dtype) -> jax.Array:
+        """Uniform(0, 1) on the open interval, prefix-consistent."""
+        size = math.prod(shape)
+        return _mantissa_uniform(self.bits(size * words_per_number(dtype)), dtype).reshape(shape)
+
+    def gamma(self, a, dtype, *, min_shape: float | None = None, offset: int = 0) -> jax.Array:
+        """One exact Gamma(a, 1) draw (see :func:`standard_gamma`)."""
+        return standard_gamma(
+            self.chain_key,
+            self.g,
+            self.s,
+            a,
+            dtype,
+            min_shape=min_shape,
+            offset=offset,
+            sub=self.sub,
+        )
+
+    def chi2(self, df, dtype, *, min_df: float | None = None, offset: int = 0) -> jax.Array:
+        """One exact chi-square draw, ``df >= 0`` (0 gives 0)."""
+        min_shape = None if min_df is None else 0.5 * min_df
+        return 2.0 * self.gamma(0.5 * jnp.asarray(df, dtype), dtype, min_shape=min_shape, offset=offset)
+
+    def key(self) -> jax.Array:
+        """A ``jax.random`` key for this stream, for code that wants that API."""
+        return key(self.chain_key, self.g, self.s, self.sub)
+
+
+def as_stream(key_or_stream, s: int = 0) -> Stream:
+    """Accept a :class:`Stream` or a ``jax.random`` key (for calling families by hand)."""
+    if isinstance(key_or_stream, Stream):
+        return key_or_stream
+    data = (
+        jax.random.key_data(key_or_stream)
+        if jnp.issubdtype(key_or_stream.dtype, jax.dtypes.prng_key)
+        else key_or_stream
+    )
+    return Stream(jnp.asarray(data, jnp.uint32), jnp.int32(0), s)

@@ -1,0 +1,98 @@
+"""Statistics over chains: moments that stream and merge exactly, the heavy-tail
+check, and quantiles with order-statistic confidence intervals."""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+
+import numpy as np
+
+QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
+
+
+def moments_from_array(x: np.ndarray) -> dict[str, np.ndarray]:
+    """Count, non-finite count, mean and central sums M2, M3, M4 over axis 0,
+    ignoring non-finite values (float64)."""
+    x = np.asarray(x, dtype=np.float64)
+    fin = np.isfinite(x)
+    cnt = fin.sum(axis=0)
+    mean = np.where(fin, x, 0).sum(axis=0) / np.maximum(cnt, 1)
+    dev = np.where(fin, x - mean, 0)
+    d2 = dev * dev
+    return {
+        "count": cnt,
+        "nonfinite": (~fin).sum(axis=0),
+        "mean": mean,
+        "m2": d2.sum(axis=0),
+        "m3": (d2 * dev).sum(axis=0),
+        "m4": (d2 * d2).sum(axis=0),
+    }
+
+
+def combine_moments(a: dict, b: dict) -> dict:
+    """Merge two sets of streamed moments (Pebay 2008, "Formulas for robust,
+    one-pass parallel computation of covariances and arbitrary-order statistical
+    moments", Sandia SAND2008-6212, eqs. 1.1-1.4)."""
+    na, nb = a["count"].astype(np.float64), b["count"].astype(np.float64)
+    n = na + nb
+    safe = np.where(n > 0, n, 1.0)
+    delta = b["mean"] - a["mean"]
+    mean = a["mean"] + delta * nb / safe
+    m2 = a["m2"] + b["m2"] + delta**2 * na * nb / safe
+    m3 = a["m3"] + b["m3"] + delta**3 * na * nb * (na - nb) / safe**2 + 3 * delta * (na * b["m2"] - nb * a["m2"]) / safe
+    m4 = (
+        a["m4"]
+        + b["m4"]
+        + delta**4 * na * nb * (na * na - na * nb + nb * nb) / safe**3
+        + 6 * delta**2 * (na * na * b["m2"] + nb * nb * a["m2"]) / safe**2
+        + 4 * delta * (na * b["m3"] - nb * a["m3"]) / safe
+    )
+    out = {
+        "count": a["count"] + b["count"],
+        "nonfinite": a["nonfinite"] + b["nonfinite"],
+        "mean": mean,
+        "m2": m2,
+        "m3": m3,
+        "m4": m4,
+    }
+    empty = n == 0
+    if np.any(empty):
+        for k in ("mean", "m2", "m3", "m4"):
+            out[k] = np.where(empty, 0.0, out[k])
+    return out
+
+
+HEAVY_TAIL_RSE = 0.25
+
+
+def heavy_tail(count, m2, m4) -> bool:
+    """True when the standard error of the mean is unreliable: the estimated
+    relative standard error of the sample variance, sqrt((kurtosis - 1) / count),
+    exceeds 0.25, i.e. a few chains carry the variance (e.g. E[variance] of a long
+    unbiased chain, THEORY.md section 1 item 2). Heavy tails make even this
+    estimate optimistic, so the flag errs toward silence."""
+    if count < 4 or not m2 > 0:
+        return False
+    kurt = count * m4 / (m2 * m2)
+    return math.sqrt(max(kurt - 1.0, 0.0) / count) > HEAVY_TAIL_RSE
+
+
+def quantile_ci(x: np.ndarray, q: float, level: float = 0.95):
+    """Quantile ``q`` over axis 0 with a distribution-free confidence interval: the
+    order statistics at ranks N q -+ z sqrt(N q (1 - q)) (normal approximation to
+    the binomial count below the quantile). Non-finite values are dropped."""
+    if not 0 < q < 1:
+        raise ValueError(f"quantile: q must be in (0, 1), got {q}")
+    if not 0 < level < 1:
+        raise ValueError(f"quantile: level must be in (0, 1), got {level}")
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    xs = np.sort(np.where(np.isfinite(x), x, np.nan).astype(np.float64), axis=0)
+    n = np.sum(np.isfinite(xs), axis=0)
+    est = np.nanquantile(xs, q, axis=0)
+    half = z * np.sqrt(n * q * (1 - q))
+    lo_i = np.clip(np.floor(n * q - half).astype(int), 0, np.maximum(n - 1, 0))
+    hi_i = np.clip(np.ceil(n * q + half).astype(int), 0, np.maximum(n - 1, 0))
+    lo = np.take_along_axis(xs, lo_i[None], axis=0)[0]
+    hi = np.take_along_axis(xs, hi_i[None], axis=0)[0]
+    return est, lo, hi

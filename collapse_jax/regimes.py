@@ -1,0 +1,318 @@
+"""How generation g's training set is composed (DESIGN.md, regime table).
+
+Generation 0 is always the fit to the chain's original sample of n real points;
+a regime decides what generation g >= 1 trains on. Every regime works for every
+family through the family interface; none has its own copy of the generation loop.
+Fractions and weights are traced (a fixed buffer of slots and a traced mask assign
+each slot to a source), so sweeping them never recompiles; sizes are static.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from typing import Any, ClassVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._rng import STREAM_REAL, STREAM_SUBSAMPLE, STREAM_SYNTH, STREAM_SYNTH_EXTRA, Stream
+from .families._base import AbstractFamily, tree_concat, tree_take, tree_update, tree_where
+
+
+class Context(eqx.Module):
+    """What a regime step sees of its chain: key data and the run's static sizes."""
+
+    chain_key: jax.Array
+    n: int = eqx.field(static=True)
+    generations: int = eqx.field(static=True)
+    exact: bool = eqx.field(static=True)
+
+    def stream(self, g, s: int) -> Stream:
+        return Stream(self.chain_key, jnp.asarray(g, jnp.int32), s)
+
+
+def _slots(fraction, n: int, dtype) -> jax.Array:
+    """r = floor(fraction * n + 1/2), traced."""
+    return jnp.floor(jnp.asarray(fraction, dtype) * n + 0.5).astype(jnp.int32)
+
+
+def _check_unit(name: str, cls: str, value) -> Any:
+    if isinstance(value, (jax.Array, np.ndarray)) and np.ndim(value) > 0:
+        arr = np.asarray(value, dtype=np.float64)
+        if not np.all((arr >= 0) & (arr <= 1)):
+            raise ValueError(f"{cls}: {name} must lie in [0, 1], got {arr.tolist()}")
+        return jnp.asarray(value, jnp.float32)
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{cls}: {name} must be a number in [0, 1], got {value!r}") from None
+    if not 0.0 <= v <= 1.0:
+        raise ValueError(f"{cls}: {name} must lie in [0, 1], got {value!r}")
+    return jnp.asarray(v, jnp.float32)
+
+
+def original_sample(family: AbstractFamily, ctx: Context, frame):
+    """The chain's original n real points (stream REAL of generation 0)."""
+    return family.sample(ctx.stream(0, STREAM_REAL), family.truth(), ctx.n, frame)
+
+
+def generation_zero(family: AbstractFamily, ctx: Context):
+    """Generation 0: the fit to the original sample (identical for every regime)."""
+    truth = family.truth()
+    if ctx.exact:
+        stats = family.sample_stats(ctx.stream(0, STREAM_REAL), truth, ctx.n, truth)
+        return family.fit_stats(stats, truth)
+    data = original_sample(family, ctx, truth)
+    ones = jnp.ones((ctx.n,), truth_dtype(family))
+    return family.fit(ctx.stream(0, STREAM_SYNTH), data, ones, truth)
+
+
+def truth_dtype(family: AbstractFamily):
+    leaves = [x for x in jax.tree.leaves(family.truth()) if jnp.issubdtype(x.dtype, jnp.floating)]
+    return leaves[0].dtype if leaves else jnp.float32
+
+
+class AbstractRegime(eqx.Module):
+    """A data regime. ``init`` builds the per-chain state after generation 0;
+    ``step`` builds generation g's training set from the previous fit ``prev`` and
+    returns the new state and fit. ``needs_points``: the regime cannot run on the
+    exact (sufficient-statistics) path."""
+
+    needs_points: ClassVar[bool] = False
+
+    def validate(self, family: AbstractFamily, n: int, generations: int, exact: bool) -> None:
+        """Raise before compiling if this regime cannot run this configuration."""
+        if exact and self.needs_points:
+            raise ValueError(
+                f"{type(self).__name__} needs the data points; sampler='exact' works only with regimes that "
+                "never need them (Replace, Accumulate, FreshMix, Weighted with combine='estimates')"
+            )
+
+    def init(self, family: AbstractFamily, ctx: Context, params0) -> Any:
+        return ()
+
+    @abc.abstractmethod
+    def step(self, family: AbstractFamily, ctx: Context, state, prev, g) -> tuple[Any, Any]: ...
+
+    def describe(self) -> dict:
+        out = {"regime": type(self).__name__}
+        for k, v in vars(self).items():
+            out[k] = v if isinstance(v, (str, int, float, bool)) else np.asarray(v).tolist()
+        return out
+
+
+def _fit_synthetic(family, ctx, prev, g, m, s=STREAM_SYNTH, frame="prev"):
+    """Fit m synthetic points from ``prev`` (exact path: their exact statistics)."""
+    frame = prev if frame == "prev" else frame
+    stream = ctx.stream(g, s)
+    if ctx.exact:
+        return family.fit_stats(family.sample_stats(stream, prev, m, frame), frame)
+    data = family.sample(stream, prev, m, frame)
+    return family.fit(ctx.stream(g, STREAM_SYNTH_EXTRA), data, jnp.ones((m,), truth_dtype(family)), frame)
+
+
+class Replace(AbstractRegime):
+    """Generation g trains on n synthetic points from model g-1 only
+    (Shumailov et al. 2024; Kazdan et al. 2024 "replace")."""
+
+    def step(self, family, ctx, state, prev, g):
+        return state, _fit_synthetic(family, ctx, prev, g, ctx.n)
+
+
+class FreshMix(AbstractRegime):
+    """r = floor(real_fraction * n + 1/2) fresh real points plus n - r synthetic
+    points from model g-1, pooled into one fit (Bertrand et al. 2024; Alemohammad
+    et al. 2024 "fresh data loop"). ``real_fraction`` is traced."""
+
+    real_fraction: jax.Array
+
+    def __init__(self, real_fraction=0.5):
+        self.real_fraction = _check_unit("real_fraction", "FreshMix", real_fraction)
+
+    def step(self, family, ctx, state, prev, g):
+        dtype = truth_dtype(family)
+        r = _slots(self.real_fraction, ctx.n, dtype)
+        real_s, synth_s = ctx.stream(g, STREAM_REAL), ctx.stream(g, STREAM_SYNTH)
+        if ctx.exact:
+            a = family.sample_stats(real_s, family.truth(), r, prev)
+            b = family.sample_stats(synth_s, prev, ctx.n - r, prev)
+            return state, family.fit_stats(family.merge_stats(a, b), prev)
+        real = family.sample_real(real_s, ctx.n, prev, prev)
+        synth = family.sample(synth_s, prev, ctx.n, prev)
+        data = tree_where(jnp.arange(ctx.n) < r, real, synth)
+        return state, family.fit(ctx.stream(g, STREAM_SYNTH_EXTRA), data, jnp.ones((ctx.n,), dtype), prev)
+
+
+class RetainOriginal(AbstractRegime):
+    """The same first r = floor(fraction * n + 1/2) points of the original sample
+    plus n - r synthetic points from model g-1 (Alemohammad et al. 2024
+    "synthetic augmentation loop"; Shumailov et al.'s retained-data variant).
+    ``fraction`` is traced. The original sample is regenerated from its stream
+    rather than stored (same points, no memory)."""
+
+    needs_points: ClassVar[bool] = True
+    fraction: jax.Array
+
+    def __init__(self, fraction=0.1):
+        self.fraction = _check_unit("fraction", "RetainOriginal", fraction)
+
+    def step(self, family, ctx, state, prev, g):
+        dtype = truth_dtype(family)
+        r = _slots(self.fraction, ctx.n, dtype)
+        original = original_sample(family, ctx, prev)
+        synth = family.sample(ctx.stream(g, STREAM_SYNTH), prev, ctx.n, prev)
+        data = tree_where(jnp.arange(ctx.n) < r, original, synth)
+        return state, family.fit(ctx.stream(g, STREAM_SYNTH_EXTRA), data, jnp.ones((ctx.n,), dtype), prev)
+
+
+class Weighted(AbstractRegime):
+    """n fresh real points and m = floor(n / ratio + 1/2) synthetic points from
+    model g-1, mixed with real weight w (He, Xu, Cheng, arXiv 2502.18049).
+
+    ``combine="estimates"``: theta = w theta(real) + (1 - w) theta(synth) (the
+    family's ``combine``); ``"samples"``: one fit with per-point weights w/n on real
+    and (1 - w)/m on synthetic points. ``None`` picks the family's default
+    (Gaussian: estimates; regression and GLMs: samples). ``real_weight`` is traced,
+    ``ratio`` (k = n_real / n_synth) is static: it sets a buffer size.
+    """
+
+    real_weight: jax.Array
+    ratio: float = eqx.field(static=True)
+    combine: str | None = eqx.field(static=True)
+
+    def __init__(self, real_weight=0.5, ratio: float = 1.0, combine: str | None = None):
+        self.real_weight = _check_unit("real_weight", "Weighted", real_weight)
+        try:
+            k = float(ratio)
+        except (TypeError, ValueError):
+            raise TypeError(f"Weighted: ratio must be a positive number, got {ratio!r}") from None
+        if not (k > 0 and math.isfinite(k)):
+            raise ValueError(f"Weighted: ratio must be > 0 (k = n_real / n_synth), got {ratio!r}")
+        if combine not in (None, "estimates", "samples"):
+            raise ValueError(f"Weighted: combine must be None, 'estimates' or 'samples', got {combine!r}")
+        self.ratio = k
+        self.combine = combine
+
+    def synthetic_count(self, n: int) -> int:
+        return int(math.floor(n / self.ratio + 0.5))
+
+    def mode(self, family: AbstractFamily) -> str:
+        return self.combine or family.default_combine
+
+    def validate(self, family, n, generations, exact):
+        mode = self.mode(family)
+        if mode not in family.combine_modes:
+            raise ValueError(
+                f"Weighted: combine={mode!r} is not supported by {type(family).__name__}; "
+                f"allowed: {family.combine_modes}"
+            )
+        m = self.synthetic_count(n)
+        need = family.min_points() if mode == "estimates" else 1
+        if m < need:
+            raise ValueError(
+                f"Weighted: ratio={self.ratio} gives m = floor(n/ratio + 1/2) = {m} synthetic points at n={n}; "
+                f"{type(family).__name__} needs m >= {need}"
+            )
+        if exact and mode == "samples":
+            raise ValueError("Weighted: combine='samples' needs the data points; use sampler='samples'")
+
+    def step(self, family, ctx, state, prev, g):
+        dtype = truth_dtype(family)
+        n, m = ctx.n, self.synthetic_count(ctx.n)
+        w = self.real_weight.astype(dtype)
+        if self.mode(family) == "estimates":
+            truth = family.truth()
+            real_s = ctx.stream(g, STREAM_REAL)
+            if ctx.exact:
+                p_real = family.fit_stats(family.sample_stats(real_s, truth, n, truth), truth)
+            else:
+                real = family.sample_real(real_s, n, prev, truth)
+                p_real = family.fit(ctx.stream(g, STREAM_SYNTH_EXTRA), real, jnp.ones((n,), dtype), truth)
+            p_synth = _fit_synthetic(family, ctx, prev, g, m)
+            return state, family.combine(p_real, p_synth, w)
+        real = family.sample_real(ctx.stream(g, STREAM_REAL), n, prev, prev)
+        synth = family.sample(ctx.stream(g, STREAM_SYNTH), prev, m, prev)
+        weights = jnp.concatenate([jnp.full((n,), w / n, dtype), jnp.full((m,), (1 - w) / m, dtype)])
+        data = tree_concat(real, synth)
+        return state, family.fit(ctx.stream(g, STREAM_SYNTH_EXTRA), data, weights, prev)
+
+
+class Accumulate(AbstractRegime):
+    """The original sample plus every synthetic batch so far: generation g trains
+    on n * (g + 1) points, batch j drawn from model j - 1 (Gerstgrasser et al.
+    2024; Kazdan et al. 2024). Families with sufficient statistics (the Gaussian)
+    pool them: exact, constant memory, any number of generations. Others store
+    every point (memory grows with ``generations``)."""
+
+    def init(self, family, ctx, params0):
+        if family.has_stats:
+            if ctx.exact:
+                return family.sample_stats(ctx.stream(0, STREAM_REAL), family.truth(), ctx.n, None)
+            data = original_sample(family, ctx, None)
+            return family.data_stats(data, jnp.ones((ctx.n,), truth_dtype(family)))
+        return _store_init(family, ctx)
+
+    def step(self, family, ctx, state, prev, g):
+        if family.has_stats:
+            stream = ctx.stream(g, STREAM_SYNTH)
+            if ctx.exact:
+                batch = family.sample_stats(stream, prev, ctx.n, None)
+            else:
+                data = family.sample(stream, prev, ctx.n, None)
+                batch = family.data_stats(data, jnp.ones((ctx.n,), truth_dtype(family)))
+            pooled = family.merge_stats(state, batch)
+            return pooled, family.fit_stats(pooled, None)
+        buffer, weights = _store_add(family, ctx, state, prev, g)
+        return (buffer, weights), family.fit(ctx.stream(g, STREAM_SYNTH_EXTRA), buffer, weights, None)
+
+
+class AccumulateSubsample(AbstractRegime):
+    """A uniform n-subset, without replacement, of everything ever generated
+    (original sample + every synthetic batch, batch g included) (Kazdan et al.
+    2024, "accumulate-subsample"). Cannot be reduced to sufficient statistics: every
+    point is stored, (generations + 1) * n per chain."""
+
+    needs_points: ClassVar[bool] = True
+
+    def init(self, family, ctx, params0):
+        return _store_init(family, ctx)
+
+    def step(self, family, ctx, state, prev, g):
+        buffer, weights = _store_add(family, ctx, state, prev, g)
+        u = ctx.stream(g, STREAM_SUBSAMPLE).uniform((weights.shape[0],), truth_dtype(family))
+        score = jnp.where(weights > 0, u, 2.0)
+        _, idx = jax.lax.top_k(-score, ctx.n)
+        data = tree_take(buffer, idx)
+        ones = jnp.ones((ctx.n,), truth_dtype(family))
+        return (buffer, weights), family.fit(ctx.stream(g, STREAM_SYNTH_EXTRA), data, ones, None)
+
+
+def _store_init(family, ctx):
+    data = original_sample(family, ctx, None)
+    size = (ctx.generations + 1) * ctx.n
+    buffer = jax.tree.map(lambda x: jnp.zeros((size,) + x.shape[1:], x.dtype), data)
+    buffer = tree_update(buffer, data, 0)
+    weights = (jnp.arange(size) < ctx.n).astype(truth_dtype(family))
+    return buffer, weights
+
+
+def _store_add(family, ctx, state, prev, g):
+    buffer, weights = state
+    batch = family.sample(ctx.stream(g, STREAM_SYNTH), prev, ctx.n, None)
+    start = jnp.asarray(g, jnp.int32) * ctx.n
+    buffer = tree_update(buffer, batch, start)
+    weights = (jnp.arange(weights.shape[0]) < start + ctx.n).astype(weights.dtype)
+    return buffer, weights
+
+
+REGIMES = {
+    "replace": Replace,
+    "accumulate": Accumulate,
+    "accumulate_subsample": AccumulateSubsample,
+    "freshmix": FreshMix,
+    "weighted": Weighted,
+    "retain_original": RetainOriginal,
+}

@@ -1,0 +1,464 @@
+"""The result object: per-chain arrays or streamed summaries, statistics over
+chains, and one netCDF file per run (plus a tidy CSV summary)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .metrics import (
+    QUANTILES,
+    combine_moments,
+    heavy_tail,
+    moments_from_array,
+    quantile_ci,
+)
+
+FORMAT_VERSION = 1
+
+
+def run_info() -> dict:
+    """Versions and platform, stored with every result."""
+    import equinox
+    import jax
+    import jaxlib
+
+    from . import __version__
+
+    return {
+        "collapse_jax": __version__,
+        "jax": jax.__version__,
+        "jaxlib": jaxlib.__version__,
+        "equinox": equinox.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in jax.devices()],
+    }
+
+
+class SummaryAccumulator:
+    """Streams per-chunk moments into float64 totals (count, mean, M2, M3, M4 by
+    Pebay's pairwise formulas), in the fixed order chunks arrive."""
+
+    def __init__(self, metrics, diagnostics, thresholds, generations, n_sweep):
+        self.G, self.n_sweep = generations, n_sweep
+        self.thresholds = thresholds
+        self.data: dict[str, dict[str, dict[str, np.ndarray]]] = {"metrics": {}, "diagnostics": {}}
+        self.nonfinite_params: np.ndarray | None = None
+        self.below: dict[str, np.ndarray] = {}
+        self.valid: np.ndarray | None = None
+
+    def _slot(self, shape_tail):
+        lead = (self.n_sweep,) if self.n_sweep else ()
+        shape = lead + (self.G + 1,) + shape_tail
+        return {
+            "count": np.zeros(shape, np.int64),
+            "nonfinite": np.zeros(shape, np.int64),
+            "mean": np.zeros(shape),
+            "m2": np.zeros(shape),
+            "m3": np.zeros(shape),
+            "m4": np.zeros(shape),
+        }
+
+    def _gen_axis_first(self, a, stacked):
+        a = np.asarray(a)
+        if not stacked:
+            a = a[None]
+        if self.n_sweep:
+            a = np.moveaxis(a, 0, 1)  # (S, width, *extra)
+        return a
+
+    def add(self, out, g0, width, stacked):
+        sl = (slice(None),) if self.n_sweep else ()
+        gsl = sl + (slice(g0, g0 + width),)
+        for group in ("metrics", "diagnostics"):
+            for name, m in out[group].items():
+                parts = {
+                    k: self._gen_axis_first(m[k], stacked) for k in ("count", "nonfinite", "mean", "m2", "m3", "m4")
+                }
+                parts = {k: v[(slice(None),) * len(sl) + (slice(0, width),)] for k, v in parts.items()}
+                if name not in self.data[group]:
+                    tail = parts["mean"].shape[len(sl) + 1 :]
+                    self.data[group][name] = self._slot(tail)
+                tot = self.data[group][name]
+                a = {k: tot[k][gsl] for k in tot}
+                b = {k: parts[k].astype(np.float64 if k not in ("count", "nonfinite") else np.int64) for k in parts}
+                merged = combine_moments(a, b)
+                for k in tot:
+                    tot[k][gsl] = merged[k]
+        nf = self._gen_axis_first(out["nonfinite"], stacked)[(slice(None),) * len(sl) + (slice(0, width),)]
+        if self.nonfinite_params is None:
+            self.nonfinite_params = np.zeros(((self.n_sweep,) if self.n_sweep else ()) + (self.G + 1,), np.int64)
+        self.nonfinite_params[gsl] += nf
+        for key, v in out["below"].items():
+            v = self._gen_axis_first(v, stacked)[(slice(None),) * len(sl) + (slice(0, width),)]
+            if key not in self.below:
+                self.below[key] = np.zeros(
+                    ((self.n_sweep,) if self.n_sweep else ()) + (self.G + 1,) + v.shape[len(sl) + 1 :], np.int64
+                )
+            self.below[key][gsl] += v
+
+    def finish(self) -> dict:
+        return {"groups": self.data, "nonfinite_params": self.nonfinite_params, "below": self.below}
+
+
+class Result:
+    """What :func:`collapse_jax.simulate` returns.
+
+    Attributes:
+        metrics: ``{name: array}`` of shape ``(chains, generations + 1, *extra)``
+            (a leading ``sweep`` axis when a sweep ran). In summary mode only the
+            kept chains 0..keep_chains-1 are here; the streamed moments over all
+            chains are used by :meth:`summary`.
+        diagnostics: fit diagnostics, same layout.
+        events: first-passage generations, ``(chains, *extra)``, -1 = not reached.
+        nonfinite: ``(chains, generations + 1)`` bool: the fitted parameters were
+            NaN/inf (a genuine numerical failure). None in summary mode (counts are
+            in the summary).
+        config: the run's configuration (family, regime, sizes, seed, ...).
+        sweep: ``{hyperparameter: values}`` along the sweep axis (empty if none).
+        info: versions and platform.
+    """
+
+    def __init__(
+        self,
+        *,
+        config,
+        metrics,
+        diagnostics,
+        events,
+        nonfinite,
+        summary_stats,
+        metric_dims,
+        diagnostic_dims,
+        event_dims,
+        sweep,
+        info,
+    ):
+        self.config = config
+        self.metrics = metrics
+        self.diagnostics = diagnostics
+        self.events = events
+        self.nonfinite = nonfinite
+        self.summary_stats = summary_stats
+        self.metric_dims = metric_dims
+        self.diagnostic_dims = diagnostic_dims
+        self.event_dims = event_dims
+        self.sweep = {k: np.asarray(v) for k, v in sweep.items()}
+        self.info = info
+
+    # ---------------------------------------------------------------- basics
+    @property
+    def generations(self) -> int:
+        return int(self.config["generations"])
+
+    @property
+    def chains(self) -> int:
+        return int(self.config["chains"])
+
+    @property
+    def seed(self) -> int:
+        return int(self.config["seed"])
+
+    @property
+    def is_summary(self) -> bool:
+        return self.config["keep"] == "summary"
+
+    @property
+    def n_sweep(self) -> int | None:
+        return len(next(iter(self.sweep.values()))) if self.sweep else None
+
+    def __repr__(self) -> str:
+        fam = self.config["family"].get("family")
+        reg = self.config["regime"].get("regime")
+        sw = f", sweep={list(self.sweep)}" if self.sweep else ""
+        return (
+            f"Result({fam}, {reg}, n={self.config['n']}, generations={self.generations}, chains={self.chains}, "
+            f"keep={self.config['keep']!r}{sw})"
+        )
+
+    def sel(self, sweep: int) -> Result:
+        """The result of one sweep point, as if it had been run alone."""
+        if not self.sweep:
+            raise ValueError("Result.sel: this result has no sweep axis")
+        if not 0 <= sweep < self.n_sweep:
+            raise ValueError(f"Result.sel: sweep must be in [0, {self.n_sweep}), got {sweep}")
+        pick = lambda d: {k: v[sweep] for k, v in d.items()}  # noqa: E731
+        stats = None
+        if self.summary_stats is not None:
+            st = self.summary_stats
+            stats = {
+                "groups": {g: {k: pick(v) for k, v in grp.items()} for g, grp in st["groups"].items()},
+                "nonfinite_params": st["nonfinite_params"][sweep],
+                "below": pick(st["below"]),
+            }
+        config = dict(self.config)
+        config["sweep"] = {}
+        config["sweep_point"] = {k: float(v[sweep]) for k, v in self.sweep.items()}
+        return Result(
+            config=config,
+            metrics=pick(self.metrics),
+            diagnostics=pick(self.diagnostics),
+            events=pick(self.events),
+            nonfinite=None if self.nonfinite is None else self.nonfinite[sweep],
+            summary_stats=stats,
+            metric_dims=self.metric_dims,
+            diagnostic_dims=self.diagnostic_dims,
+            event_dims=self.event_dims,
+            sweep={},
+            info=self.info,
+        )
+
+    def _points(self):
+        return [(None, self)] if not self.sweep else [(i, self.sel(i)) for i in range(self.n_sweep)]
+
+    def _finite_chains(self) -> np.ndarray:
+        if self.nonfinite is None:
+            raise ValueError("finite_only needs per-chain arrays (keep='chains')")
+        return ~self.nonfinite.any(axis=-1)
+
+    # ---------------------------------------------------------------- summaries
+    def summary(self, metrics=None, *, finite_only: bool = False, diagnostics: bool = False):
+        """Per generation and metric: mean, standard error, quantiles (5, 25, 50, 75,
+        95 %), finite and non-finite counts, and ``heavy_tail`` where the standard
+        error is unreliable (the estimated kurtosis says a few chains carry the
+        variance; see :func:`collapse_jax.metrics.heavy_tail`). Non-finite metric
+        values (+inf KL of a collapsed fit, say) are counted, not averaged.
+
+        In summary mode means and standard errors cover every chain and quantiles
+        come from the kept chains (``quantile_chains`` says how many).
+
+        Returns a tidy ``pandas.DataFrame`` (one row per metric and generation, plus
+        sweep coordinates and extra dims).
+        """
+        import pandas as pd
+
+        frames = []
+        for idx, res in self._points():
+            df = pd.DataFrame(res._summary_rows(metrics, finite_only, diagnostics))
+            if idx is not None:
+                for k, v in self.sweep.items():
+                    df.insert(0, k, float(v[idx]))
+            frames.append(df)
+        return pd.concat(frames, ignore_index=True)
+
+    def _summary_rows(self, metrics, finite_only, diagnostics) -> list[dict]:
+        group = self.diagnostics if diagnostics else self.metrics
+        dims = self.diagnostic_dims if diagnostics else self.metric_dims
+        names = list(group) if metrics is None else ([metrics] if isinstance(metrics, str) else list(metrics))
+        for nm in names:
+            if nm not in group:
+                raise ValueError(
+                    f"summary: unknown {'diagnostic' if diagnostics else 'metric'} {nm!r}; have {list(group)}"
+                )
+        rows = []
+        for name in names:
+            kept = group[name]
+            extra_names = dims.get(name, ())
+            if self.is_summary:
+                if finite_only:
+                    raise ValueError("summary(finite_only=True) needs keep='chains'")
+                st = self.summary_stats["groups"]["diagnostics" if diagnostics else "metrics"][name]
+                mom = st
+            else:
+                arr = kept
+                if finite_only:
+                    arr = arr[self._finite_chains()]
+                mom = moments_from_array(arr)
+            qs, qsrc = self._quantiles(
+                kept if not (finite_only and not self.is_summary) else kept[self._finite_chains()]
+            )
+            shape_tail = mom["mean"].shape[1:]
+            for g in range(self.generations + 1):
+                for ex in np.ndindex(*shape_tail) if shape_tail else [()]:
+                    key = (g,) + ex
+                    cnt = int(mom["count"][key])
+                    var = mom["m2"][key] / (cnt - 1) if cnt > 1 else math.nan
+                    row = {"metric": name, "generation": g}
+                    for dn, i in zip(extra_names or [f"dim_{j}" for j in range(len(ex))], ex):
+                        row[dn] = i
+                    row.update(
+                        mean=float(mom["mean"][key]) if cnt else math.nan,
+                        se=math.sqrt(var / cnt) if cnt > 1 else math.nan,
+                        sd=math.sqrt(var) if cnt > 1 else math.nan,
+                    )
+                    for q, col in zip(QUANTILES, qs):
+                        row[f"q{int(round(q * 100)):02d}"] = float(col[key])
+                    row.update(
+                        n_finite=cnt,
+                        n_nonfinite=int(mom["nonfinite"][key]),
+                        heavy_tail=bool(heavy_tail(cnt, mom["m2"][key], mom["m4"][key])),
+                        quantile_chains=qsrc,
+                    )
+                    rows.append(row)
+        return rows
+
+    def _quantiles(self, arr):
+        a = np.where(np.isfinite(arr), arr, np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            qs = (
+                np.nanquantile(a.astype(np.float64), QUANTILES, axis=0)
+                if a.shape[0]
+                else np.full((len(QUANTILES),) + a.shape[1:], np.nan)
+            )
+        return qs, int(a.shape[0])
+
+    def quantile(self, metric: str, q: float, *, level: float = 0.95):
+        """Quantile ``q`` per generation with a distribution-free confidence interval
+        from order statistics (binomial, normal approximation to its ranks), from
+        all chains (or the kept chains in summary mode). Returns (estimate, lo, hi),
+        each of shape (generations + 1, *extra)."""
+        self._no_sweep("quantile")
+        arr = self._metric(metric)
+        return quantile_ci(arr, q, level)
+
+    def prob_below(self, metric: str, threshold: float):
+        """P(metric < threshold) per generation with its binomial standard error.
+
+        Chains mode: from the arrays. Summary mode: from the counts streamed over
+        all chains, which needs ``thresholds={metric: threshold}`` in simulate.
+        Non-finite values count as not below (NaN) or per their sign (+-inf).
+        Returns a DataFrame (generation, p, se, chains[, sweep coords]).
+        """
+        import pandas as pd
+
+        frames = []
+        for idx, res in self._points():
+            if res.is_summary:
+                key = f"{metric}<{float(threshold)!r}"
+                below = res.summary_stats["below"]
+                if key not in below:
+                    raise ValueError(
+                        f"prob_below: summary-mode results need thresholds={{{metric!r}: {threshold}}} passed to simulate; "
+                        f"streamed: {sorted(below)}"
+                    )
+                counts = below[key].astype(np.float64)
+                total = float(res.chains)
+            else:
+                arr = res._metric(metric)
+                counts = np.sum(arr < threshold, axis=0).astype(np.float64)
+                total = float(arr.shape[0])
+            p = counts / total
+            df = pd.DataFrame(
+                {
+                    "generation": np.arange(res.generations + 1),
+                    "p": p,
+                    "se": np.sqrt(p * (1 - p) / total),
+                    "chains": int(total),
+                }
+            )
+            if idx is not None:
+                for k, v in self.sweep.items():
+                    df.insert(0, k, float(v[idx]))
+            frames.append(df)
+        return pd.concat(frames, ignore_index=True)
+
+    def steady_state(self, metric: str, burn_in: int) -> dict:
+        """Per-chain time average over generations ``burn_in..G``, then the mean and
+        standard error across chains (chains are independent, so this standard error
+        is honest even though generations within a chain are correlated). Summary
+        mode uses the kept chains. With a sweep, arrays over the sweep axis."""
+        if not 0 <= burn_in <= self.generations:
+            raise ValueError(f"steady_state: burn_in must be in [0, {self.generations}], got {burn_in}")
+        out = {"mean": [], "se": [], "chains": []}
+        for _, res in self._points():
+            arr = res._metric(metric)[:, burn_in:]
+            avg = arr.mean(axis=1)
+            avg = avg[np.isfinite(avg)] if avg.ndim == 1 else avg
+            out["mean"].append(float(np.mean(avg)))
+            out["se"].append(float(np.std(avg, ddof=1) / math.sqrt(len(avg))) if len(avg) > 1 else math.nan)
+            out["chains"].append(int(len(avg)))
+        if not self.sweep:
+            return {k: v[0] for k, v in out.items()}
+        return {k: np.asarray(v) for k, v in out.items()} | {"sweep": self.sweep}
+
+    def paired_difference(self, other: Result, metric: str):
+        """Mean and standard error of (self - other) per generation over chains
+        paired by global id. Runs sharing a seed share their original samples and
+        real data (common random numbers), so this standard error is usually far
+        smaller than that of two independent means. Summary mode uses kept chains."""
+        import pandas as pd
+
+        if self.seed != other.seed:
+            warnings.warn("paired_difference: the runs have different seeds; chains are not paired", stacklevel=2)
+        a, b = self._metric(metric), other._metric(metric)
+        k = min(a.shape[0], b.shape[0])
+        if a.shape[1:] != b.shape[1:]:
+            raise ValueError(f"paired_difference: shapes differ: {a.shape[1:]} vs {b.shape[1:]}")
+        d = (a[:k] - b[:k]).astype(np.float64)
+        ok = np.isfinite(d)
+        cnt = ok.sum(axis=0)
+        mean = np.where(ok, d, 0).sum(axis=0) / np.maximum(cnt, 1)
+        var = np.where(ok, (d - mean) ** 2, 0).sum(axis=0) / np.maximum(cnt - 1, 1)
+        return pd.DataFrame(
+            {"generation": np.arange(d.shape[1]), "mean": mean, "se": np.sqrt(var / np.maximum(cnt, 1)), "pairs": cnt}
+        )
+
+    def _metric(self, metric: str) -> np.ndarray:
+        self._no_sweep(f"metric {metric!r}")
+        if metric in self.metrics:
+            return self.metrics[metric]
+        if metric in self.diagnostics:
+            return self.diagnostics[metric]
+        raise ValueError(f"unknown metric {metric!r}; have {list(self.metrics)}")
+
+    def _no_sweep(self, what: str):
+        if self.sweep:
+            raise ValueError(f"{what}: select a sweep point first with result.sel(i)")
+
+    # ---------------------------------------------------------------- storage
+    def to_xarray(self):
+        """The result as an ``xarray.Dataset`` (what :meth:`save` writes)."""
+        from ._store import to_dataset
+
+        return to_dataset(self)
+
+    def save(self, path) -> Path:
+        """Write one netCDF file (``xarray.open_dataset`` opens it; config, seed and
+        versions as attributes) and a tidy CSV summary beside it, both atomically
+        (a temporary file renamed into place: never a partial file)."""
+        path = Path(path)
+        if path.suffix != ".nc":
+            path = path.with_suffix(".nc")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ds = self.to_xarray()
+        atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"))
+        csv = path.with_suffix(".csv")
+        table = self.summary()
+        atomic_write(csv, lambda tmp: table.to_csv(tmp, index=False))
+        return path
+
+
+def atomic_write(path: Path, writer) -> None:
+    """Run ``writer(tmp_path)`` and rename the file onto ``path`` only on success."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        writer(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def load(path) -> Result:
+    """Read a result written by :meth:`Result.save`."""
+    from ._store import from_dataset
+
+    return from_dataset(path)
+
+
+def _json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))

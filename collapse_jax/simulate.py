@@ -1,0 +1,563 @@
+"""THE recursion kernel, written once for every family and regime.
+
+``simulate`` runs ``chains`` independent recursive-fitting chains as one compiled
+program per chunk shape: a ``lax.scan`` over a block of generations whose body is
+the generation step ``vmap``-ed over chains (and over a sweep axis). Chains are
+split on the host into chunks of one fixed, padded shape chosen under a memory
+budget, and generations into blocks, so progress is reported while a long run
+works and nothing recompiles between chunks or blocks. Summary-only runs reduce
+over chains inside the compiled step: memory is O(chunk), whatever the length.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import warnings
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _rng
+from ._progress import Progress
+from ._validate import check_int, parse_memory
+from .families._base import AbstractFamily, all_finite
+from .regimes import AbstractRegime, Context, Replace, generation_zero
+from .results import Result, SummaryAccumulator, run_info
+
+KEEP_MODES = ("chains", "summary", "auto")
+DTYPES = ("float32", "float64")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Static:
+    n: int
+    generations: int
+    exact: bool
+    metrics: tuple[str, ...]
+    diagnostics: tuple[str, ...]
+    events: tuple[str, ...]
+    summary: bool
+    kept: int
+    thresholds: tuple[tuple[str, float], ...]
+    sweep_fields: tuple[tuple[str, str], ...]
+    block: int
+
+
+# --------------------------------------------------------------------------- one chain
+def _apply_sweep(family, regime, values, cfg: _Static):
+    for (target, name), v in zip(cfg.sweep_fields, values):
+        if target == "family":
+            family = eqx.tree_at(lambda f, name=name: getattr(f, name), family, v.astype(getattr(family, name).dtype))
+        else:
+            regime = eqx.tree_at(lambda r, name=name: getattr(r, name), regime, v.astype(getattr(regime, name).dtype))
+    return family, regime
+
+
+def _observe(family: AbstractFamily, ck, params, g, cfg: _Static):
+    stream = _rng.Stream(ck, jnp.asarray(g, jnp.int32), _rng.STREAM_METRICS)
+    allm = family.metrics(stream, params)
+    met = {k: allm[k] for k in cfg.metrics}
+    diag = {k: v for k, v in family.diagnostics(params).items() if k in cfg.diagnostics}
+    ev = family.events(params)
+    return met, diag, ev, ~all_finite(params)
+
+
+def _sweep_vmap(fn, cfg: _Static, n_sweep_args: int):
+    """vmap ``fn(family, regime, sweep_values, *args)`` over chains, then sweep."""
+
+    def over_chains(family, regime, values, ck, *args):
+        family, regime = _apply_sweep(family, regime, values, cfg)
+        return jax.vmap(lambda c, *a: fn(family, regime, c, *a))(ck, *args)
+
+    if not cfg.sweep_fields:
+        return lambda family, regime, values, ck, *args: over_chains(family, regime, values, ck, *args)
+    in_axes = (None, None, 0, None) + (0,) * n_sweep_args
+    return jax.vmap(over_chains, in_axes=in_axes)
+
+
+def _init_one(family, regime, ck, cfg: _Static):
+    ctx = Context(ck, cfg.n, cfg.generations, cfg.exact)
+    p0 = generation_zero(family, ctx)
+    state = regime.init(family, ctx, p0)
+    met, diag, ev, nf = _observe(family, ck, p0, 0, cfg)
+    events = {k: jnp.where(ev[k], 0, -1).astype(jnp.int32) for k in cfg.events}
+    return (state, p0, events), (met, diag, nf)
+
+
+def _step_one(family, regime, ck, carry, g, cfg: _Static):
+    state, prev, events = carry
+    ctx = Context(ck, cfg.n, cfg.generations, cfg.exact)
+    state, params = regime.step(family, ctx, state, prev, g)
+    met, diag, ev, nf = _observe(family, ck, params, g, cfg)
+    live = g <= cfg.generations
+    events = {k: jnp.where((events[k] < 0) & ev[k] & live, g, events[k]).astype(jnp.int32) for k in cfg.events}
+    return (state, params, events), (met, diag, nf)
+
+
+# --------------------------------------------------------------------------- reductions
+def _reduce(out, valid, cfg: _Static):
+    """Per-generation output of a batch (.., chains, *extra): full arrays in chains
+    mode; moments, counts and the kept chains in summary mode."""
+    met, diag, nf = out
+    if not cfg.summary:
+        return out
+    chain_axis = nf.ndim - 1
+
+    def moments(x):
+        v = valid.reshape(valid.shape + (1,) * (x.ndim - chain_axis - 1))
+        fin = jnp.isfinite(x) & v
+        cnt = jnp.sum(fin, axis=chain_axis)
+        mean = jnp.sum(jnp.where(fin, x, 0), axis=chain_axis) / jnp.maximum(cnt, 1)
+        dev = jnp.where(fin, x - jnp.expand_dims(mean, chain_axis), 0)
+        d2 = dev * dev
+        return {
+            "count": cnt.astype(jnp.int32),
+            "nonfinite": jnp.sum(v & ~jnp.isfinite(x), axis=chain_axis).astype(jnp.int32),
+            "mean": mean,
+            "m2": jnp.sum(d2, axis=chain_axis),
+            "m3": jnp.sum(d2 * dev, axis=chain_axis),
+            "m4": jnp.sum(d2 * d2, axis=chain_axis),
+            "kept": jax.lax.slice_in_dim(x, 0, cfg.kept, axis=chain_axis),
+        }
+
+    res = {
+        "metrics": {
+            k: moments(v.astype(v.dtype if jnp.issubdtype(v.dtype, jnp.floating) else jnp.float32))
+            for k, v in met.items()
+        }
+    }
+    res["diagnostics"] = {
+        k: moments(v.astype(jnp.float32) if not jnp.issubdtype(v.dtype, jnp.floating) else v) for k, v in diag.items()
+    }
+    res["nonfinite"] = jnp.sum(nf & valid, axis=chain_axis).astype(jnp.int32)
+    res["below"] = {
+        f"{name}<{c!r}": jnp.sum(
+            (met[name] < c) & valid.reshape(valid.shape + (1,) * (met[name].ndim - chain_axis - 1)), axis=chain_axis
+        ).astype(jnp.int32)
+        for name, c in cfg.thresholds
+    }
+    return res
+
+
+# --------------------------------------------------------------------------- compiled pieces
+@eqx.filter_jit
+def _init_chunk(family, regime, values, ck, valid, cfg: _Static):
+    carry, out = _sweep_vmap(lambda f, r, c: _init_one(f, r, c, cfg), cfg, 0)(family, regime, values, ck)
+    return carry, _reduce(out, valid, cfg)
+
+
+@eqx.filter_jit
+def _run_block(family, regime, values, ck, valid, carry, g0, cfg: _Static):
+    def body(carry, g):
+        step = _sweep_vmap(lambda f, r, c, cr: _step_one(f, r, c, cr, g, cfg), cfg, 1)
+        carry, out = step(family, regime, values, ck, carry)
+        return carry, _reduce(out, valid, cfg)
+
+    gens = g0 + jnp.arange(cfg.block, dtype=jnp.int32)
+    return jax.lax.scan(body, carry, gens)
+
+
+# --------------------------------------------------------------------------- sweeps
+def _resolve_sweep(family, regime, sweep) -> tuple[tuple[tuple[str, str], ...], tuple[np.ndarray, ...], dict]:
+    """Grid over traced hyperparameters -> (fields, flattened values, coords)."""
+    if not sweep:
+        return (), (), {}
+    if not isinstance(sweep, dict):
+        raise TypeError(f"simulate: sweep must be a dict {{name: values}}, got {type(sweep).__name__}")
+    fields, grids = [], []
+    for key, vals in sweep.items():
+        target, _, name = key.rpartition(".")
+        candidates = []
+        for tname, obj in (("regime", regime), ("family", family)):
+            if target in ("", tname) and name in {f.name for f in dataclasses.fields(obj)}:
+                candidates.append((tname, obj))
+        if not candidates:
+            raise ValueError(
+                f"simulate: sweep key {key!r} names no field of {type(regime).__name__} or {type(family).__name__}"
+            )
+        if len(candidates) > 1:
+            raise ValueError(f"simulate: sweep key {key!r} is ambiguous; write 'regime.{name}' or 'family.{name}'")
+        tname, obj = candidates[0]
+        field = next(f for f in dataclasses.fields(obj) if f.name == name)
+        if field.metadata.get("static", False) or not isinstance(getattr(obj, name), jax.Array):
+            raise ValueError(
+                f"simulate: sweep key {key!r} is a static field (it sets shapes or code paths); only traced "
+                "hyperparameters can be swept in one program"
+            )
+        arr = np.asarray(vals, dtype=np.float64).reshape(-1)
+        if arr.size == 0:
+            raise ValueError(f"simulate: sweep values for {key!r} are empty")
+        current = getattr(obj, name)
+        if current.ndim != 0:
+            raise ValueError(f"simulate: sweep key {key!r} is not a scalar field")
+        # validate each value through the class's own checks
+        for v in arr:
+            try:
+                eqx.tree_at(lambda o, name=name: getattr(o, name), obj, jnp.asarray(v))
+                if tname == "regime" and hasattr(type(obj), "__init__"):
+                    _revalidate(obj, name, float(v))
+            except (ValueError, TypeError) as e:
+                raise ValueError(f"simulate: sweep value {v!r} for {key!r} is invalid: {e}") from None
+        fields.append((tname, name))
+        grids.append(arr)
+    mesh = np.meshgrid(*grids, indexing="ij")
+    flat = tuple(m.reshape(-1) for m in mesh)
+    coords = {f"{t}.{n}" if sum(1 for _, nn in fields if nn == n) > 1 else n: v for (t, n), v in zip(fields, flat)}
+    return tuple(fields), flat, coords
+
+
+def _revalidate(regime, name, value):
+    if name in ("real_fraction", "fraction", "real_weight") and not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must lie in [0, 1], got {value}")
+
+
+# --------------------------------------------------------------------------- public
+def simulate(
+    family: AbstractFamily,
+    regime: AbstractRegime | None = None,
+    *,
+    n: int,
+    generations: int,
+    chains: int,
+    seed: int = 0,
+    keep: str = "auto",
+    keep_chains: int = 1000,
+    max_memory: int | str = "4GB",
+    dtype: str = "float32",
+    progress: bool | None = None,
+    metrics: list[str] | tuple[str, ...] | None = None,
+    thresholds: dict[str, Any] | None = None,
+    sweep: dict[str, Any] | None = None,
+    chunk_size: int | None = None,
+) -> Result:
+    """Run independent recursive-fitting chains of ``family`` under ``regime``.
+
+    Args:
+        family: a model family, e.g. ``cj.Gaussian(dim=1, estimator="mle")``.
+        regime: how each generation's training set is built (default ``Replace()``).
+        n: points per generation (see each regime for what n counts); static.
+        generations: G >= 0; the result has G + 1 columns, generation 0 being the
+            fit to the original real sample (paper fit t = g + 1).
+        chains: number of independent chains.
+        seed: root seed. Chain c's draws depend only on (seed, c): the first c
+            chains of a larger run equal a c-chain run at the same chunk size, and
+            runs sharing a seed share their real data (common random numbers).
+        keep: ``"chains"`` keeps every chain's trajectory; ``"summary"`` streams
+            per-generation moments (float64, fixed chunk order), threshold counts
+            and the trajectories of chains 0..keep_chains-1; ``"auto"`` keeps
+            chains unless they would exceed ``max_memory`` (then warns).
+        keep_chains: chains kept in summary mode (a uniform sample: keys depend
+            only on the global id); quantiles come from them.
+        max_memory: budget in bytes (or "4GB", "512MiB") for chunk sizes and for
+            the kept per-chain arrays.
+        dtype: ``"float32"`` (default) or ``"float64"``.
+        progress: show a progress line (rate, ETA); ``None`` shows it only for
+            runs that take longer than a few seconds.
+        metrics: subset of the family's metrics to compute (default all).
+        thresholds: ``{metric: value or [values]}``: streamed counts of chains
+            with metric < value, for :meth:`Result.prob_below` in summary mode.
+        sweep: ``{hyperparameter: values}`` over traced fields of the regime or the
+            family (e.g. ``{"real_fraction": [0.1, 0.5]}``); several keys form a
+            grid. The whole grid runs as one compiled program with a leading
+            ``sweep`` axis; every sweep point shares the chains' random numbers.
+        chunk_size: chains per compiled chunk (default: chosen from the budget).
+
+    Returns:
+        A :class:`collapse_jax.Result`.
+    """
+    regime = Replace() if regime is None else regime
+    if not isinstance(family, AbstractFamily):
+        raise TypeError(f"simulate: family must be a collapse_jax family (e.g. cj.Gaussian()), got {family!r}")
+    if not isinstance(regime, AbstractRegime):
+        raise TypeError(f"simulate: regime must be a collapse_jax regime (e.g. cj.Replace()), got {regime!r}")
+    n = check_int("n", n, 1)
+    generations = check_int("generations", generations, 0)
+    chains = check_int("chains", chains, 1)
+    seed = check_int("seed", seed, 0)
+    keep_chains = check_int("keep_chains", keep_chains, 0)
+    if generations > _rng.MAX_GENERATIONS:
+        raise ValueError(f"simulate: generations must be <= {_rng.MAX_GENERATIONS}, got {generations}")
+    if keep not in KEEP_MODES:
+        raise ValueError(f"simulate: keep must be one of {KEEP_MODES}, got {keep!r}")
+    if dtype not in DTYPES:
+        raise ValueError(f"simulate: dtype must be one of {DTYPES}, got {dtype!r}")
+    budget = parse_memory(max_memory)
+    if n < family.min_points():
+        raise ValueError(
+            f"simulate: n={n} is too small for {type(family).__name__}(dim={getattr(family, 'dim', '?')}, "
+            f"learn_cov={getattr(family, 'learn_cov', '?')}): each fit needs n >= {family.min_points()}"
+        )
+    exact = getattr(family, "sampler", "samples") == "exact"
+    if exact and not family.has_exact:
+        raise ValueError(f"{type(family).__name__} has no exact path; use sampler='samples'")
+    regime.validate(family, n, generations, exact)
+    if chunk_size is not None:
+        chunk_size = check_int("chunk_size", chunk_size, 1)
+    if progress not in (None, True, False):
+        raise TypeError(f"simulate: progress must be None, True or False, got {progress!r}")
+
+    all_metrics = family.metric_names()
+    if metrics is None:
+        chosen = all_metrics
+    else:
+        if isinstance(metrics, str):
+            metrics = [metrics]
+        unknown = [m for m in metrics if m not in all_metrics]
+        if unknown:
+            raise ValueError(f"simulate: unknown metrics {unknown}; {type(family).__name__} has {list(all_metrics)}")
+        chosen = tuple(metrics)
+    thr = []
+    for name, vals in (thresholds or {}).items():
+        if name not in chosen:
+            raise ValueError(
+                f"simulate: thresholds names metric {name!r}, which is not computed; computed: {list(chosen)}"
+            )
+        for c in np.atleast_1d(np.asarray(vals, dtype=np.float64)):
+            thr.append((name, float(c)))
+
+    fields, values, coords = _resolve_sweep(family, regime, sweep)
+    n_sweep = len(values[0]) if values else None
+
+    ctx_x64 = jax.enable_x64(True) if dtype == "float64" else _nullcontext()
+    with ctx_x64:
+        jdtype = jnp.dtype(dtype)
+        family = _cast(family, jdtype)
+        regime = _cast(regime, jdtype)
+        jvalues = tuple(jnp.asarray(v, jdtype) for v in values)
+        return _run(
+            family,
+            regime,
+            jvalues,
+            coords,
+            fields,
+            n_sweep,
+            chosen,
+            tuple(thr),
+            n,
+            generations,
+            chains,
+            seed,
+            keep,
+            keep_chains,
+            budget,
+            dtype,
+            progress,
+            chunk_size,
+            exact,
+        )
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        return False
+
+
+def _cast(tree, dtype):
+    return jax.tree.map(
+        lambda x: x.astype(dtype) if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jnp.floating) else x, tree
+    )
+
+
+def _nbytes(tree) -> int:
+    return sum(math.prod(x.shape) * jnp.dtype(x.dtype).itemsize for x in jax.tree.leaves(tree))
+
+
+def _run(
+    family,
+    regime,
+    values,
+    coords,
+    fields,
+    n_sweep,
+    chosen,
+    thr,
+    n,
+    G,
+    chains,
+    seed,
+    keep,
+    keep_chains,
+    budget,
+    dtype,
+    progress,
+    chunk_size,
+    exact,
+) -> Result:
+    diag_names = tuple(jax.eval_shape(lambda: family.diagnostics(family.truth())))
+    ev_names = tuple(jax.eval_shape(lambda: family.events(family.truth())))
+    sweep_n = n_sweep or 1
+    block = G if G <= 10 else math.ceil(G / 10)
+    block = max(block, 1)
+
+    # per-chain sizes, from shapes only (no compute)
+    probe = _Static(n, G, exact, chosen, diag_names, ev_names, False, 0, (), fields, block)
+    ck1 = jnp.zeros((1, 2), jnp.uint32)
+    carry_shape, out_shape = jax.eval_shape(
+        lambda: _sweep_vmap(lambda f, r, c: _init_one(f, r, c, probe), probe, 0)(family, regime, values, ck1)
+    )
+    carry_bytes = _nbytes(carry_shape)
+    out_bytes = _nbytes(out_shape)  # one generation's outputs for one chain (x sweep)
+    point_bytes = _nbytes(
+        jax.eval_shape(lambda: family.sample(_rng.Stream(ck1[0], jnp.int32(0), 0), family.truth(), n))
+    )
+    per_chain_run = carry_bytes + 8 * sweep_n * point_bytes + (block + 1) * out_bytes
+    full_arrays = chains * (G + 1) * out_bytes
+
+    if keep == "auto":
+        summary = full_arrays > budget // 2
+        if summary:
+            warnings.warn(
+                f"simulate: per-chain arrays would take {full_arrays / 2**30:.2f} GiB (> half of max_memory); "
+                f"keeping summaries and the first {keep_chains} chains (keep='summary')",
+                stacklevel=3,
+            )
+    else:
+        summary = keep == "summary"
+        if not summary and full_arrays > budget:
+            raise ValueError(
+                f"simulate: keep='chains' needs {full_arrays / 2**30:.2f} GiB of per-chain arrays, more than "
+                f"max_memory={budget / 2**30:.2f} GiB; use keep='summary' or raise max_memory"
+            )
+    if chunk_size is None:
+        cap = 2**17 if jax.default_backend() == "cpu" else 2**20
+        fit = max(64, (budget // 2) // max(per_chain_run, 1) // 64 * 64)
+        chunk_size = int(min(cap, fit, -(-chains // 64) * 64))
+    kept = min(keep_chains, chunk_size, chains) if summary else 0
+    cfg = _Static(n, G, exact, chosen, diag_names, ev_names, summary, kept, thr, fields, block)
+
+    root = _rng.root_key(seed)
+    n_chunks = -(-chains // chunk_size)
+    n_blocks = -(-G // block) if G > 0 else 0
+    acc = SummaryAccumulator(chosen, diag_names, cfg.thresholds, G, n_sweep) if summary else None
+    host = _HostArrays(chains, G, n_sweep, summary, keep_chains)
+    prog = Progress(total=chains * (G + 1) * sweep_n, enabled=progress, unit="chain-generations")
+
+    for ci in range(n_chunks):
+        start = ci * chunk_size
+        ids = start + jnp.arange(chunk_size, dtype=jnp.uint32)
+        valid = jnp.arange(chunk_size) < (chains - start)
+        if n_sweep:
+            valid_b = jnp.broadcast_to(valid, (n_sweep, chunk_size))
+        else:
+            valid_b = valid
+        ck = _rng.chain_keys(root, ids)
+        carry, out0 = _init_chunk(family, regime, values, ck, valid_b, cfg)
+        host.add(out0, start, 0, 1, cfg, acc)
+        done_chains = min(chunk_size, chains - start)
+        prog.update(done_chains * sweep_n)
+        for bi in range(n_blocks):
+            g0 = 1 + bi * block
+            carry, outs = _run_block(family, regime, values, ck, valid_b, carry, jnp.int32(g0), cfg)
+            width = min(block, G - g0 + 1)
+            host.add(outs, start, g0, width, cfg, acc, stacked=True)
+            prog.update(done_chains * width * sweep_n)
+        events = carry[2]
+        host.add_events(events, start, cfg)
+    prog.close()
+
+    config = {
+        "family": family.describe(),
+        "regime": regime.describe(),
+        "n": n,
+        "generations": G,
+        "chains": chains,
+        "seed": seed,
+        "dtype": dtype,
+        "keep": "summary" if summary else "chains",
+        "keep_chains": keep_chains if summary else chains,
+        "chunk_size": chunk_size,
+        "sampler": "exact" if exact else "samples",
+        "metrics": list(chosen),
+        "thresholds": [list(t) for t in thr],
+        "sweep": {k: v.tolist() for k, v in coords.items()},
+    }
+    return host.result(config, family, acc, coords, run_info())
+
+
+class _HostArrays:
+    """Collects chunk outputs on the host into the result's arrays."""
+
+    def __init__(self, chains, G, n_sweep, summary, keep_chains):
+        self.chains, self.G, self.n_sweep, self.summary = chains, G, n_sweep, summary
+        self.keep_chains = min(keep_chains, chains) if summary else chains
+        self.metrics: dict[str, np.ndarray] = {}
+        self.diagnostics: dict[str, np.ndarray] = {}
+        self.events: dict[str, np.ndarray] = {}
+        self.nonfinite: np.ndarray | None = None
+
+    def _store(self, dest: dict, name, arr, start, g0, width, stacked, limit):
+        # arr: (width, [S,] C, *extra) if stacked else ([S,] C, *extra)
+        a = np.asarray(arr)
+        if not stacked:
+            a = a[None]
+        a = a[:width]
+        s_ax = 1 if self.n_sweep else None
+        c_ax = 2 if self.n_sweep else 1
+        count = max(0, min(a.shape[c_ax], limit - start))
+        if count == 0:
+            return
+        a = np.take(a, np.arange(count), axis=c_ax)
+        if self.n_sweep:
+            a = np.moveaxis(a, 0, 2)  # (S, C, width, *extra)
+        else:
+            a = np.moveaxis(a, 0, 1)  # (C, width, *extra)
+        if name not in dest:
+            shape = ((self.n_sweep,) if s_ax else ()) + (limit, self.G + 1) + a.shape[(3 if s_ax else 2) :]
+            dest[name] = np.zeros(shape, a.dtype)
+        if self.n_sweep:
+            dest[name][:, start : start + count, g0 : g0 + width] = a
+        else:
+            dest[name][start : start + count, g0 : g0 + width] = a
+
+    def add(self, out, start, g0, width, cfg, acc, stacked=False):
+        if not self.summary:
+            met, diag, nf = out
+            for k, v in met.items():
+                self._store(self.metrics, k, v, start, g0, width, stacked, self.chains)
+            for k, v in diag.items():
+                self._store(self.diagnostics, k, v, start, g0, width, stacked, self.chains)
+            tmp = {} if self.nonfinite is None else {"nf": self.nonfinite}
+            self._store(tmp, "nf", nf, start, g0, width, stacked, self.chains)
+            self.nonfinite = tmp["nf"]
+            return
+        out = jax.tree.map(np.asarray, out)
+        acc.add(out, g0, width, stacked)
+        for k, m in out["metrics"].items():
+            self._store(self.metrics, k, m["kept"], start, g0, width, stacked, self.keep_chains)
+        for k, m in out["diagnostics"].items():
+            self._store(self.diagnostics, k, m["kept"], start, g0, width, stacked, self.keep_chains)
+
+    def add_events(self, events, start, cfg):
+        for k, v in events.items():
+            a = np.asarray(v)
+            c_ax = a.ndim - 1 if not self.n_sweep else 1
+            count = min(a.shape[c_ax], self.chains - start)
+            if k not in self.events:
+                shape = ((self.n_sweep,) if self.n_sweep else ()) + (self.chains,) + a.shape[c_ax + 1 :]
+                self.events[k] = np.full(shape, -1, np.int32)
+            if self.n_sweep:
+                self.events[k][:, start : start + count] = a[:, :count]
+            else:
+                self.events[k][start : start + count] = a[:count]
+
+    def result(self, config, family, acc, coords, info) -> Result:
+        return Result(
+            config=config,
+            metrics=self.metrics,
+            diagnostics=self.diagnostics,
+            events=self.events,
+            nonfinite=self.nonfinite,
+            summary_stats=acc.finish() if acc is not None else None,
+            metric_dims={**getattr(family, "metric_dims", {})},
+            diagnostic_dims={**getattr(family, "diagnostic_dims", {})},
+            event_dims={**getattr(family, "event_dims", {})},
+            sweep=coords,
+            info=info,
+        )
