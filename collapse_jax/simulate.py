@@ -144,14 +144,19 @@ def _reduce(out, valid, cfg: _Static):
 
 
 # --------------------------------------------------------------------------- compiled pieces
+TRACE_COUNTS = {"init": 0, "block": 0}  # incremented when (re)traced: tests assert no retrace
+
+
 @eqx.filter_jit
 def _init_chunk(family, regime, values, ck, valid, cfg: _Static):
+    TRACE_COUNTS["init"] += 1
     carry, out = _sweep_vmap(lambda f, r, c: _init_one(f, r, c, cfg), cfg, 0)(family, regime, values, ck)
     return carry, _reduce(out, valid, cfg)
 
 
 @eqx.filter_jit
 def _run_block(family, regime, values, ck, valid, carry, g0, cfg: _Static):
+    TRACE_COUNTS["block"] += 1
     def body(carry, g):
         step = _sweep_vmap(lambda f, r, c, cr: _step_one(f, r, c, cr, g, cfg), cfg, 1)
         carry, out = step(family, regime, values, ck, carry)

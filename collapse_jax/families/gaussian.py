@@ -228,8 +228,8 @@ class Gaussian(AbstractFamily):
         z = as_stream(key).normal((n, self.dim), params.mean.dtype)
         offset, m = self._affine(params, frame)
         if self.dim == 1:
-            return offset + z * m[0, 0]
-        return offset + z @ m.T
+            return offset[None, :] + z * m[0, 0]
+        return offset[None, :] + z @ m.T
 
     def data_stats(self, data, weights) -> GaussianStats:
         w = weights.astype(data.dtype)
@@ -238,7 +238,7 @@ class Gaussian(AbstractFamily):
         total = jnp.sum(w)
         safe = jnp.where(total > 0, total, 1.0)
         mean = jnp.sum(w[:, None] * x, axis=0) / safe
-        dev = jnp.where(pos, x - mean, 0.0)
+        dev = jnp.where(pos, x - mean[None, :], 0.0)
         if self.dim == 1:
             scatter = jnp.sum(w[:, None] * dev * dev, axis=0).reshape(1, 1)
         else:

@@ -1,0 +1,59 @@
+"""Shared test configuration: strict numerics, the Monte Carlo tolerance helper."""
+
+from __future__ import annotations
+
+import math
+import os
+from statistics import NormalDist
+
+import jax
+import numpy as np
+import pytest
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
+_cache = os.environ.get("COLLAPSE_JAX_TEST_CACHE")
+if _cache:
+    jax.config.update("jax_compilation_cache_dir", _cache)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+SEED = 20261121
+FAMILY_WISE_RATE = 1e-4
+
+
+def z_for(n_checks: int, rate: float = FAMILY_WISE_RATE) -> float:
+    """Two-sided z for a family-wise false-alarm rate ``rate`` over ``n_checks``
+    checks (Bonferroni)."""
+    return NormalDist().inv_cdf(1 - rate / (2 * max(n_checks, 1)))
+
+
+def assert_mc_close(mean, se, expected, *, label: str = "", rate: float = FAMILY_WISE_RATE):
+    """|mean - expected| <= z * se for every entry, z Bonferroni-corrected over the
+    entries checked (STYLE.md section 6). ``se`` is the Monte Carlo standard error."""
+    mean, se, expected = (np.asarray(a, dtype=np.float64) for a in (mean, se, expected))
+    mean, se, expected = np.broadcast_arrays(mean, se, expected)
+    assert np.all(np.isfinite(se)) and np.all(se > 0), f"{label}: bad standard errors {se}"
+    z = z_for(mean.size, rate)
+    dev = np.abs(mean - expected) / se
+    worst = int(np.argmax(dev))
+    assert np.all(dev <= z), (
+        f"{label}: |mc - theory| / se = {dev.ravel()[worst]:.2f} > z = {z:.2f} at entry {worst}: "
+        f"mc {mean.ravel()[worst]:.6g} +- {se.ravel()[worst]:.2g}, theory {expected.ravel()[worst]:.6g}"
+    )
+
+
+def summary_at(res, metric: str, gens):
+    """(mean, se) of a metric at the given generations from a Result."""
+    s = res.summary(metric).set_index("generation").loc[list(gens)]
+    return s["mean"].to_numpy(), s["se"].to_numpy()
+
+
+@pytest.fixture(scope="session")
+def rng():
+    return np.random.default_rng(SEED)
+
+
+def pytest_report_header(config):
+    return f"jax {jax.__version__}, backend {jax.default_backend()}, x64 {jax.config.jax_enable_x64}"
+
+
+__all__ = ["SEED", "assert_mc_close", "summary_at", "z_for", "math"]

@@ -1,0 +1,112 @@
+"""The reproducibility contract of DESIGN.md, no-retrace of traced
+hyperparameters, and sweeps equal to separate runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import SEED
+
+import collapse_jax as cj
+from collapse_jax.simulate import TRACE_COUNTS
+
+
+def run(fam=None, regime=None, **kw):
+    base = dict(n=20, generations=12, chains=300, seed=SEED, progress=False, keep="chains")
+    base.update(kw)
+    return cj.simulate(fam or cj.Gaussian(), regime or cj.Replace(), **base)
+
+
+@pytest.mark.parametrize("sampler", ["samples", "exact"])
+def test_same_seed_is_bitwise_equal(sampler):
+    a = run(cj.Gaussian(sampler=sampler))
+    b = run(cj.Gaussian(sampler=sampler))
+    for k in a.metrics:
+        np.testing.assert_array_equal(a.metrics[k], b.metrics[k])
+    np.testing.assert_array_equal(a.events["collapse"], b.events["collapse"])
+
+
+def test_different_seed_differs():
+    a, b = run(), run(seed=SEED + 1)
+    assert not np.array_equal(a.metrics["log_variance"], b.metrics["log_variance"])
+
+
+def test_prefix_of_chains_equals_smaller_run_at_same_chunk_size():
+    big = run(chains=500, chunk_size=128)
+    small = run(chains=130, chunk_size=128)
+    for k in big.metrics:
+        np.testing.assert_array_equal(big.metrics[k][:130], small.metrics[k])
+
+
+def test_other_chunk_sizes_agree_to_float_tolerance():
+    a = run(chains=400, chunk_size=64)
+    b = run(chains=400, chunk_size=400)
+    for k in ("log_variance", "mean_sq_error", "tail_mass"):
+        np.testing.assert_allclose(a.metrics[k], b.metrics[k], rtol=2e-5, atol=1e-6)
+    np.testing.assert_array_equal(a.events["collapse"], b.events["collapse"])
+
+
+def test_keep_summary_matches_chains():
+    a = run(chains=700, chunk_size=256)
+    s = run(chains=700, chunk_size=256, keep="summary", keep_chains=50)
+    np.testing.assert_array_equal(a.metrics["sd"][:50], s.metrics["sd"])
+    ta, ts = a.summary("log_variance"), s.summary("log_variance")
+    np.testing.assert_allclose(ta["mean"], ts["mean"], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ta["se"], ts["se"], rtol=1e-4)
+    assert (ta["n_finite"] == ts["n_finite"]).all()
+
+
+def test_common_random_numbers_across_regimes():
+    # generation 0 (the original sample) is shared by every regime with the same seed
+    a = run(regime=cj.Replace())
+    b = run(regime=cj.FreshMix(0.4))
+    c = run(regime=cj.Accumulate())
+    for other in (b, c):
+        np.testing.assert_allclose(a.metrics["mean_sq_error"][:, 0], other.metrics["mean_sq_error"][:, 0], rtol=1e-5)
+
+
+def test_traced_hyperparameter_does_not_retrace():
+    run(regime=cj.FreshMix(0.2))
+    mid = dict(TRACE_COUNTS)
+    run(regime=cj.FreshMix(0.7))
+    run(regime=cj.FreshMix(0.45))
+    run(cj.Gaussian(collapse_below=0.3), regime=cj.FreshMix(0.45))
+    assert TRACE_COUNTS == mid, "a new traced hyperparameter retraced the kernel"
+
+
+def test_static_size_does_retrace():
+    run(n=20)
+    before = TRACE_COUNTS["block"]
+    run(n=21)
+    assert TRACE_COUNTS["block"] == before + 1
+
+
+@pytest.mark.parametrize("sampler", ["samples", "exact"])
+def test_sweep_equals_separate_runs(sampler):
+    lams = [0.0, 0.3, 0.8]
+    fam = cj.Gaussian(sampler=sampler)
+    sw = run(fam, cj.FreshMix(0.5), sweep={"real_fraction": lams})
+    assert sw.metrics["log_variance"].shape == (3, 300, 13)
+    for i, lam in enumerate(lams):
+        one = run(fam, cj.FreshMix(lam))
+        for k in ("log_variance", "mean_sq_error"):
+            np.testing.assert_allclose(sw.metrics[k][i], one.metrics[k], rtol=2e-5, atol=1e-6)
+    table = sw.summary("log_variance")
+    assert set(table["real_fraction"]) == set(lams)
+
+
+def test_sweep_grid_and_weighted():
+    sw = run(cj.Gaussian(), cj.Weighted(0.5, ratio=2.0), sweep={"real_weight": [0.2, 0.9]}, keep="summary",
+             keep_chains=10)
+    assert sw.n_sweep == 2
+    one = run(cj.Gaussian(), cj.Weighted(0.9, ratio=2.0), keep="summary", keep_chains=10)
+    np.testing.assert_allclose(sw.sel(1).summary("sd")["mean"], one.summary("sd")["mean"], rtol=1e-5)
+
+
+def test_sweep_rejects_static_and_unknown_fields():
+    with pytest.raises(ValueError, match="static"):
+        run(regime=cj.Weighted(0.5), sweep={"ratio": [1.0, 2.0]})
+    with pytest.raises(ValueError, match="names no field"):
+        run(regime=cj.FreshMix(0.5), sweep={"bandwidth": [1.0]})
+    with pytest.raises(ValueError, match="invalid"):
+        run(regime=cj.FreshMix(0.5), sweep={"real_fraction": [0.5, 1.5]})
