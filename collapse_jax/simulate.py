@@ -157,6 +157,7 @@ def _init_chunk(family, regime, values, ck, valid, cfg: _Static):
 @eqx.filter_jit
 def _run_block(family, regime, values, ck, valid, carry, g0, cfg: _Static):
     TRACE_COUNTS["block"] += 1
+
     def body(carry, g):
         step = _sweep_vmap(lambda f, r, c, cr: _step_one(f, r, c, cr, g, cfg), cfg, 1)
         carry, out = step(family, regime, values, ck, carry)

@@ -15,8 +15,14 @@ ALPHA = 1e-4
 
 @pytest.mark.parametrize(
     "regime,dim,estimator",
-    [(cj.Replace(), 1, "mle"), (cj.Replace(), 1, "unbiased"), (cj.Accumulate(), 1, "mle"), (cj.FreshMix(0.3), 1, "unbiased"),
-     (cj.Weighted(0.6, ratio=2.0), 1, "unbiased"), (cj.Replace(), 3, "mle")],
+    [
+        (cj.Replace(), 1, "mle"),
+        (cj.Replace(), 1, "unbiased"),
+        (cj.Accumulate(), 1, "mle"),
+        (cj.FreshMix(0.3), 1, "unbiased"),
+        (cj.Weighted(0.6, ratio=2.0), 1, "unbiased"),
+        (cj.Replace(), 3, "mle"),
+    ],
     ids=["replace-mle", "replace-unbiased", "accumulate", "freshmix", "weighted", "replace-3d"],
 )
 def test_exact_matches_samples_in_distribution(regime, dim, estimator):
@@ -32,8 +38,9 @@ def test_exact_matches_samples_in_distribution(regime, dim, estimator):
 def test_exact_law_of_one_generation():
     # 1-D exact path: n * var / var0 ~ chi2(n-1) at generation 0 (MLE), mean ~ N(0, 1/n)
     n = 7
-    res = cj.simulate(cj.Gaussian(sampler="exact"), cj.Replace(), n=n, generations=0, chains=20_000, seed=SEED,
-                      progress=False)
+    res = cj.simulate(
+        cj.Gaussian(sampler="exact"), cj.Replace(), n=n, generations=0, chains=20_000, seed=SEED, progress=False
+    )
     v = res.metrics["variance"][:, 0].astype(np.float64)
     assert stats.kstest(n * v, stats.chi2(n - 1).cdf).pvalue > ALPHA
     msq = res.metrics["mean_sq_error"][:, 0].astype(np.float64)

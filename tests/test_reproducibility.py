@@ -96,8 +96,9 @@ def test_sweep_equals_separate_runs(sampler):
 
 
 def test_sweep_grid_and_weighted():
-    sw = run(cj.Gaussian(), cj.Weighted(0.5, ratio=2.0), sweep={"real_weight": [0.2, 0.9]}, keep="summary",
-             keep_chains=10)
+    sw = run(
+        cj.Gaussian(), cj.Weighted(0.5, ratio=2.0), sweep={"real_weight": [0.2, 0.9]}, keep="summary", keep_chains=10
+    )
     assert sw.n_sweep == 2
     one = run(cj.Gaussian(), cj.Weighted(0.9, ratio=2.0), keep="summary", keep_chains=10)
     np.testing.assert_allclose(sw.sel(1).summary("sd")["mean"], one.summary("sd")["mean"], rtol=1e-5)

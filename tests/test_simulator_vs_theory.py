@@ -137,8 +137,14 @@ def test_multivariate_trace_and_logdet():
     cov = np.array([[2.0, 0.5, 0.0], [0.5, 1.0, 0.3], [0.0, 0.3, 0.5]])
     for est in ("mle", "unbiased"):
         for sampler in ("samples", "exact"):
-            res = run(cj.Gaussian(dim=d, estimator=est, cov=cov, sampler=sampler), cj.Replace(), n=n, generations=10,
-                      chains=10_000, metrics=["logdet_ratio", "trace_ratio", "mean_sq_error"])
+            res = run(
+                cj.Gaussian(dim=d, estimator=est, cov=cov, sampler=sampler),
+                cj.Replace(),
+                n=n,
+                generations=10,
+                chains=10_000,
+                metrics=["logdet_ratio", "trace_ratio", "mean_sq_error"],
+            )
             g = np.array([0, 3, 10])
             mean, se = summary_at(res, "logdet_ratio", g)
             assert_mc_close(mean, se, T.logdet_ratio_mean(g, n, d, est), label=f"logdet {est} {sampler}", rate=3e-5)

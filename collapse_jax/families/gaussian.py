@@ -199,12 +199,16 @@ class Gaussian(AbstractFamily):
         """(offset, M): coordinates in ``frame`` of x = mean + L z are offset + M z."""
         if frame is None:
             return params.mean, jnp.exp(params.log_scale) * params.chol
-        inv_f = jnp.exp(-frame.log_scale)
+        if frame is params:
+            # a model in its own frame: exactly the identity map. Computing K^-1 K
+            # instead loses all precision once a d-D fit is very anisotropic (the
+            # scales of different directions collapse at different rates).
+            return jnp.zeros_like(params.mean), jnp.eye(self.dim, dtype=params.mean.dtype)
         if self.dim == 1:
-            offset = (params.mean - frame.mean) * inv_f
+            offset = _scale_down(params.mean - frame.mean, frame.log_scale)
             m = jnp.exp(params.log_scale - frame.log_scale).reshape(1, 1)
             return offset, m
-        offset = solve_triangular(frame.chol, params.mean - frame.mean, lower=True) * inv_f
+        offset = _scale_down(solve_triangular(frame.chol, params.mean - frame.mean, lower=True), frame.log_scale)
         m = solve_triangular(frame.chol, params.chol, lower=True) * jnp.exp(params.log_scale - frame.log_scale)
         return offset, m
 
@@ -407,6 +411,12 @@ class Gaussian(AbstractFamily):
 
 
 _NORMAL_Q995 = statistics.NormalDist().inv_cdf(0.5 + TAIL_LEVEL / 2)
+
+
+def _scale_down(v: jax.Array, log_scale: jax.Array) -> jax.Array:
+    """v * exp(-log_scale) computed as sign(v) exp(log|v| - log_scale): exactly 0
+    for v = 0 even when exp(-log_scale) overflows (0 * inf would be NaN)."""
+    return jnp.sign(v) * jnp.exp(jnp.log(jnp.abs(v)) - log_scale)
 
 
 def _wpn(dtype) -> int:
