@@ -339,7 +339,8 @@ class Result:
                 below = res.summary_stats["below"]
                 if key not in below:
                     raise ValueError(
-                        f"prob_below: summary-mode results need thresholds={{{metric!r}: {threshold}}} passed to simulate; "
+                        f"prob_below: summary-mode results need thresholds={{{metric!r}: {threshold}}} "
+                        "passed to simulate; "
                         f"streamed: {sorted(below)}"
                     )
                 counts = below[key].astype(np.float64)

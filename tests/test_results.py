@@ -1,0 +1,109 @@
+"""Result: summaries, probabilities, steady state, paired differences, storage."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+from conftest import SEED
+
+import collapse_jax as cj
+
+
+@pytest.fixture(scope="module")
+def res():
+    return cj.simulate(cj.Gaussian(), cj.Replace(), n=10, generations=15, chains=3000, seed=SEED, progress=False,
+                       keep="chains")
+
+
+def test_shapes_and_summary_columns(res):
+    assert res.metrics["variance"].shape == (3000, 16)
+    assert res.nonfinite.shape == (3000, 16)
+    assert res.events["collapse"].shape == (3000,)
+    table = res.summary()
+    cols = {"metric", "generation", "mean", "se", "sd", "q05", "q25", "q50", "q75", "q95", "n_finite", "n_nonfinite",
+            "heavy_tail", "quantile_chains"}
+    assert cols <= set(table.columns)
+    assert len(table) == 16 * len(res.metrics)
+    row = table[(table.metric == "sd") & (table.generation == 3)].iloc[0]
+    x = res.metrics["sd"][:, 3].astype(np.float64)
+    assert row["mean"] == pytest.approx(x.mean(), rel=1e-9)
+    assert row["se"] == pytest.approx(x.std(ddof=1) / np.sqrt(len(x)), rel=1e-9)
+    assert row["q50"] == pytest.approx(np.median(x), rel=1e-6)
+
+
+def test_heavy_tail_flag():
+    # E[variance] of a long unbiased chain at small n is carried by rare chains
+    r = cj.simulate(cj.Gaussian(estimator="unbiased", sampler="exact"), cj.Replace(), n=4, generations=60,
+                    chains=4000, seed=SEED, progress=False, metrics=["variance", "log_variance"])
+    t = r.summary().set_index(["metric", "generation"])
+    assert t.loc[("variance", 60), "heavy_tail"]
+    assert not t.loc[("log_variance", 60), "heavy_tail"]
+    assert not t.loc[("variance", 0), "heavy_tail"]
+
+
+def test_prob_below_chains_and_summary_agree(res):
+    p = res.prob_below("sd", 0.5)
+    assert np.allclose(p["p"], np.mean(res.metrics["sd"] < 0.5, axis=0))
+    s = cj.simulate(cj.Gaussian(), cj.Replace(), n=10, generations=15, chains=3000, seed=SEED, progress=False,
+                    keep="summary", keep_chains=10, thresholds={"sd": [0.5, 0.8]})
+    ps = s.prob_below("sd", 0.5)
+    np.testing.assert_allclose(ps["p"], p["p"], atol=1e-12)
+    with pytest.raises(ValueError, match="thresholds"):
+        s.prob_below("sd", 0.3)
+
+
+def test_steady_state_and_quantile(res):
+    ss = res.steady_state("mean_sq_error", burn_in=5)
+    avg = res.metrics["mean_sq_error"][:, 5:].mean(axis=1)
+    assert ss["mean"] == pytest.approx(avg.mean(), rel=1e-6)
+    assert ss["se"] == pytest.approx(avg.std(ddof=1) / np.sqrt(len(avg)), rel=1e-6)
+    est, lo, hi = res.quantile("log_variance", 0.5)
+    assert np.all(lo <= est) and np.all(est <= hi)
+    with pytest.raises(ValueError, match="burn_in"):
+        res.steady_state("sd", burn_in=99)
+
+
+def test_paired_difference_uses_common_random_numbers():
+    kw = dict(n=10, generations=10, chains=4000, seed=SEED, progress=False, metrics=["mean_sq_error"])
+    a = cj.simulate(cj.Gaussian(learn_cov=False), cj.FreshMix(0.2), **kw)
+    b = cj.simulate(cj.Gaussian(learn_cov=False), cj.FreshMix(0.3), **kw)
+    d = a.paired_difference(b, "mean_sq_error").set_index("generation")
+    assert d.loc[0, "mean"] == 0.0 and d.loc[0, "se"] == 0.0  # same original sample
+    ind = np.sqrt(a.summary("mean_sq_error")["se"].to_numpy() ** 2 + b.summary("mean_sq_error")["se"].to_numpy() ** 2)
+    assert np.all(d["se"].to_numpy()[1:] < ind[1:])  # pairing removes shared noise
+
+
+@pytest.mark.parametrize("keep", ["chains", "summary"])
+def test_save_load_roundtrip(tmp_path, keep):
+    r = cj.simulate(cj.Gaussian(), cj.FreshMix(0.5), n=10, generations=6, chains=200, seed=SEED, progress=False,
+                    keep=keep, keep_chains=20, thresholds={"sd": 0.9}, sweep={"real_fraction": [0.2, 0.6]})
+    path = r.save(tmp_path / "run")
+    assert path.suffix == ".nc" and path.with_suffix(".csv").exists()
+    ds = xr.open_dataset(path)
+    assert "config" in ds.attrs and ds.attrs["seed"] == SEED and "jax" in ds.attrs["info"]
+    ds.close()
+    back = cj.load(path)
+    assert back.config == r.config
+    for k in r.metrics:
+        np.testing.assert_array_equal(back.metrics[k], r.metrics[k])
+    np.testing.assert_array_equal(back.events["collapse"], r.events["collapse"])
+    t1, t2 = r.summary(), back.summary()
+    np.testing.assert_allclose(t1["mean"].to_numpy(), t2["mean"].to_numpy())
+    np.testing.assert_allclose(r.prob_below("sd", 0.9)["p"], back.prob_below("sd", 0.9)["p"])
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path):
+    from collapse_jax.results import atomic_write
+
+    target = tmp_path / "x.nc"
+
+    def boom(tmp):
+        with open(tmp, "w") as f:
+            f.write("partial")
+        raise RuntimeError("interrupted")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(target, boom)
+    assert not target.exists() and not list(tmp_path.iterdir())
