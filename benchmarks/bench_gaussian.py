@@ -346,9 +346,10 @@ def timed(fn: Callable[[], Any]) -> float:
         gc.enable()
 
 
-def measure(contenders: list[Contender]) -> None:
+def measure(contenders: list[Contender]) -> list[float]:
     """Warm every contender up (compiles; its result feeds the sanity check), then time them in interleaved
-    rounds. A contender with fewer repeats is spread evenly over the rounds; the order rotates every round."""
+    rounds. A contender with fewer repeats is spread evenly over the rounds; the order rotates every round.
+    Returns the 1-minute load average after each round (other processes competing for the cores show up there)."""
     for c in contenders:
         log(f"warm-up  {c.name}")
         t0 = time.perf_counter()
@@ -357,12 +358,15 @@ def measure(contenders: list[Contender]) -> None:
         if c.check is not None:
             c.sanity = c.check(result)
     rounds = max(c.repeats for c in contenders)
+    loads = []
     for r in range(rounds):
         due = [c for c in contenders if len(c.measured) < math.ceil((r + 1) * c.repeats / rounds)]
         k = r % len(due)
         for c in due[k:] + due[:k]:
             c.measured.append(timed(c.run))
+        loads.append(os.getloadavg()[0])
         log(f"round {r + 1}/{rounds}: timed {', '.join(c.name for c in due)}")
+    return loads
 
 
 # --------------------------------------------------------------------------- report
@@ -436,9 +440,11 @@ def ratio_specs(cfg: Config) -> list[Ratio]:
 def compute_ratios(cfg: Config, by_name: dict[str, Contender]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for spec in ratio_specs(cfg):
-        value = by_name[spec.numerator].median / by_name[spec.denominator].median
+        num, den = by_name[spec.numerator], by_name[spec.denominator]
+        value = num.median / den.median
         entry: dict[str, Any] = {
             "value": value,
+            "value_of_minima": min(num.times) / min(den.times),
             "numerator": spec.numerator,
             "denominator": spec.denominator,
             "description": spec.description,
@@ -497,7 +503,6 @@ def machine_info() -> dict[str, Any]:
         "backend": jax.default_backend(),
         "devices": [str(d) for d in jax.devices()],
         "xla_flags": os.environ.get("XLA_FLAGS"),
-        "git": git_info(),
     }
 
 
@@ -525,7 +530,7 @@ def notes(cfg: Config) -> list[str]:
     ]
 
 
-def build_report(cfg: Config, contenders: list[Contender], started: float, loads: dict[str, Any]) -> dict[str, Any]:
+def build_report(cfg: Config, contenders: list[Contender], started: float, run_info: dict[str, Any]) -> dict[str, Any]:
     by_name = {c.name: c for c in contenders}
     results: dict[str, Any] = {}
     for c in contenders:
@@ -549,7 +554,7 @@ def build_report(cfg: Config, contenders: list[Contender], started: float, loads
         "benchmark": "gaussian_d1_replace_mle",
         "created_unix": started,
         "wall_s": time.time() - started,
-        "machine": {**machine_info(), **loads},
+        "machine": {**machine_info(), **run_info},
         "config": {
             **dataclasses.asdict(cfg),
             "fits_per_chain": cfg.fits,
@@ -617,11 +622,14 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or REPO / "benchmarks" / "results" / ("gaussian_quick.json" if cfg.quick else "gaussian.json")
 
     started = time.time()
-    load_before = os.getloadavg()
+    run_info: dict[str, Any] = {"git_at_start": git_info(), "loadavg_before": os.getloadavg()}
     contenders = build_contenders(cfg)
-    measure(contenders)
-    loads = {"loadavg_before": load_before, "loadavg_after": os.getloadavg()}
-    report = build_report(cfg, contenders, started, loads)
+    run_info["loadavg_1min_per_round"] = measure(contenders)
+    run_info["loadavg_after"] = os.getloadavg()
+    run_info["git_at_end"] = git_info()
+    if run_info["git_at_end"] != run_info["git_at_start"]:
+        log("warning: the repository changed during the run; the library measured is the one imported at the start")
+    report = build_report(cfg, contenders, started, run_info)
     write_json_atomic(out, report)
     print(markdown(report))
     print(f"\nwrote {out} ({report['wall_s']:.0f} s; sanity {'ok' if report['sanity_ok'] else 'FAILED'})")

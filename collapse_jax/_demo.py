@@ -25,8 +25,16 @@ def _theory(regime: str, g: np.ndarray, n: int, estimator: str) -> np.ndarray:
     return T.freshmix_moments(g, n, REAL_FRACTION, estimator)[1]
 
 
-def run_demo(out: str | Path = "runs/demo", *, n: int = 20, generations: int = 100, chains: int = 100_000,
-             seed: int = 0, progress: bool | None = None, quiet: bool = False):
+def run_demo(
+    out: str | Path = "runs/demo",
+    *,
+    n: int = 20,
+    generations: int = 100,
+    chains: int = 100_000,
+    seed: int = 0,
+    progress: bool | None = None,
+    quiet: bool = False,
+):
     """Six studies (2 estimators x 3 regimes), a summary table and a figure.
 
     Returns the summary as a DataFrame; writes ``demo.png``, ``demo.pdf`` and
@@ -40,22 +48,44 @@ def run_demo(out: str | Path = "runs/demo", *, n: int = 20, generations: int = 1
     rows, t0 = [], time.perf_counter()
     for estimator in ("mle", "unbiased"):
         for label, regime in regimes.items():
-            res = simulate(Gaussian(estimator=estimator), regime, n=n, generations=generations, chains=chains,
-                           seed=seed, keep="summary", keep_chains=2000, progress=progress,
-                           metrics=["variance", "log_variance", "sd"], thresholds={"sd": 0.5})
+            res = simulate(
+                Gaussian(estimator=estimator),
+                regime,
+                n=n,
+                generations=generations,
+                chains=chains,
+                seed=seed,
+                keep="summary",
+                keep_chains=2000,
+                progress=progress,
+                metrics=["variance", "log_variance", "sd"],
+                thresholds={"sd": 0.5},
+            )
             table = res.summary(["variance", "log_variance"])
             pb = res.prob_below("sd", 0.5)
             g = np.arange(generations + 1)
             theory = _theory(label.split("(")[0], g, n, estimator)
             var = table[table.metric == "variance"].reset_index(drop=True)
             logv = table[table.metric == "log_variance"].reset_index(drop=True)
-            rows.append(pd.DataFrame({
-                "estimator": estimator, "regime": label, "generation": g,
-                "variance_mean": var["mean"], "variance_se": var["se"], "variance_theory": theory,
-                "variance_median": var["q50"], "variance_q05": var["q05"], "variance_q95": var["q95"],
-                "log_variance_mean": logv["mean"], "log_variance_se": logv["se"],
-                "variance_heavy_tail": var["heavy_tail"], "p_sd_below_0.5": pb["p"],
-            }))
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "estimator": estimator,
+                        "regime": label,
+                        "generation": g,
+                        "variance_mean": var["mean"],
+                        "variance_se": var["se"],
+                        "variance_theory": theory,
+                        "variance_median": var["q50"],
+                        "variance_q05": var["q05"],
+                        "variance_q95": var["q95"],
+                        "log_variance_mean": logv["mean"],
+                        "log_variance_se": logv["se"],
+                        "variance_heavy_tail": var["heavy_tail"],
+                        "p_sd_below_0.5": pb["p"],
+                    }
+                )
+            )
     summary = pd.concat(rows, ignore_index=True)
     elapsed = time.perf_counter() - t0
     atomic_write(out / "demo_summary.csv", lambda tmp: summary.to_csv(tmp, index=False))
@@ -99,17 +129,23 @@ def _figure(summary, out: Path, n: int, generations: int, chains: int) -> None:
 
 def _print_table(summary, n, generations, chains, elapsed, out) -> None:
     last = summary[summary.generation == generations]
-    print(f"\ncollapse_jax demo: Gaussian, n = {n}, {chains:,} chains x {generations} generations per study "
-          f"({elapsed:.1f} s)\n")
-    head = (f"{'estimator':9s} {'regime':14s} {'E[var] MC':>11s} {'+- se':>8s} {'theory':>8s} {'z':>6s} "
-            f"{'median':>9s} {'P(sd<0.5)':>9s}")
+    print(
+        f"\ncollapse_jax demo: Gaussian, n = {n}, {chains:,} chains x {generations} generations per study "
+        f"({elapsed:.1f} s)\n"
+    )
+    head = (
+        f"{'estimator':9s} {'regime':14s} {'E[var] MC':>11s} {'+- se':>8s} {'theory':>8s} {'z':>6s} "
+        f"{'median':>9s} {'P(sd<0.5)':>9s}"
+    )
     print(head)
     print("-" * len(head))
     for _, r in last.iterrows():
         z = (r.variance_mean - r.variance_theory) / r.variance_se
         flag = "  (heavy tail: se unreliable)" if r.variance_heavy_tail else ""
-        print(f"{r.estimator:9s} {r.regime:14s} {r.variance_mean:11.4g} {r.variance_se:8.2g} {r.variance_theory:8.4g} "
-              f"{z:6.2f} {r.variance_median:9.3g} {r['p_sd_below_0.5']:9.3f}{flag}")
+        print(
+            f"{r.estimator:9s} {r.regime:14s} {r.variance_mean:11.4g} {r.variance_se:8.2g} {r.variance_theory:8.4g} "
+            f"{z:6.2f} {r.variance_median:9.3g} {r['p_sd_below_0.5']:9.3f}{flag}"
+        )
     print(f"\nAt generation {generations}. Replace collapses (median -> 0) even where the unbiased mean stays 1;")
     print("Accumulate stays bounded; fresh real data hold the variance near the truth.")
     print(f"Figure: {out / 'demo.png'}   table: {out / 'demo_summary.csv'}")

@@ -36,9 +36,18 @@ def cmd_run(args) -> int:
 
     try:
         fam, reg = _family(args), _regime(args)
-        res = simulate(fam, reg, n=args.n, generations=args.generations, chains=args.chains, seed=args.seed,
-                       keep=args.keep, dtype=args.dtype, progress=False if args.quiet else None,
-                       max_memory=args.max_memory)
+        res = simulate(
+            fam,
+            reg,
+            n=args.n,
+            generations=args.generations,
+            chains=args.chains,
+            seed=args.seed,
+            keep=args.keep,
+            dtype=args.dtype,
+            progress=False if args.quiet else None,
+            max_memory=args.max_memory,
+        )
     except (ValueError, TypeError) as e:
         print(f"collapse-jax run: {e}", file=sys.stderr)
         return 2
@@ -57,8 +66,15 @@ def cmd_run(args) -> int:
 def cmd_demo(args) -> int:
     from ._demo import run_demo
 
-    run_demo(args.out, n=args.n, generations=args.generations, chains=args.chains, seed=args.seed,
-             progress=False if args.quiet else None, quiet=args.quiet)
+    run_demo(
+        args.out,
+        n=args.n,
+        generations=args.generations,
+        chains=args.chains,
+        seed=args.seed,
+        progress=False if args.quiet else None,
+        quiet=args.quiet,
+    )
     return 0
 
 
@@ -84,8 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--estimator", default="mle", choices=["mle", "unbiased"])
     r.add_argument("--sampler", default="samples", choices=["samples", "exact"])
     r.add_argument("--known-cov", action="store_true", help="known covariance: refit only the mean")
-    r.add_argument("--regime", default="replace",
-                   help="replace | accumulate | accumulate_subsample | freshmix | weighted | retain_original")
+    r.add_argument(
+        "--regime",
+        default="replace",
+        help="replace | accumulate | accumulate_subsample | freshmix | weighted | retain_original",
+    )
     r.add_argument("--real-fraction", type=float, default=0.5, help="FreshMix: share of fresh real points")
     r.add_argument("--fraction", type=float, default=0.1, help="RetainOriginal: share of the original sample kept")
     r.add_argument("--real-weight", type=float, default=0.5, help="Weighted: weight w of the real data")

@@ -11,8 +11,25 @@ from collapse_jax.cli import main
 
 
 def test_run_writes_result(tmp_path, capsys):
-    code = main(["run", "--regime", "freshmix", "--real-fraction", "0.3", "--n", "12", "--generations", "5",
-                 "--chains", "300", "--out", str(tmp_path), "--seed", "3"])
+    code = main(
+        [
+            "run",
+            "--regime",
+            "freshmix",
+            "--real-fraction",
+            "0.3",
+            "--n",
+            "12",
+            "--generations",
+            "5",
+            "--chains",
+            "300",
+            "--out",
+            str(tmp_path),
+            "--seed",
+            "3",
+        ]
+    )
     assert code == 0
     res = cj.load(tmp_path / "result.nc")
     assert res.config["regime"]["regime"] == "FreshMix" and res.chains == 300 and res.generations == 5

@@ -12,8 +12,9 @@ import collapse_jax as cj
 
 @pytest.fixture(scope="module")
 def res():
-    return cj.simulate(cj.Gaussian(), cj.Replace(), n=10, generations=15, chains=3000, seed=SEED, progress=False,
-                       keep="chains")
+    return cj.simulate(
+        cj.Gaussian(), cj.Replace(), n=10, generations=15, chains=3000, seed=SEED, progress=False, keep="chains"
+    )
 
 
 def test_shapes_and_summary_columns(res):
@@ -21,8 +22,22 @@ def test_shapes_and_summary_columns(res):
     assert res.nonfinite.shape == (3000, 16)
     assert res.events["collapse"].shape == (3000,)
     table = res.summary()
-    cols = {"metric", "generation", "mean", "se", "sd", "q05", "q25", "q50", "q75", "q95", "n_finite", "n_nonfinite",
-            "heavy_tail", "quantile_chains"}
+    cols = {
+        "metric",
+        "generation",
+        "mean",
+        "se",
+        "sd",
+        "q05",
+        "q25",
+        "q50",
+        "q75",
+        "q95",
+        "n_finite",
+        "n_nonfinite",
+        "heavy_tail",
+        "quantile_chains",
+    }
     assert cols <= set(table.columns)
     assert len(table) == 16 * len(res.metrics)
     row = table[(table.metric == "sd") & (table.generation == 3)].iloc[0]
@@ -34,8 +49,16 @@ def test_shapes_and_summary_columns(res):
 
 def test_heavy_tail_flag():
     # E[variance] of a long unbiased chain at small n is carried by rare chains
-    r = cj.simulate(cj.Gaussian(estimator="unbiased", sampler="exact"), cj.Replace(), n=4, generations=60,
-                    chains=4000, seed=SEED, progress=False, metrics=["variance", "log_variance"])
+    r = cj.simulate(
+        cj.Gaussian(estimator="unbiased", sampler="exact"),
+        cj.Replace(),
+        n=4,
+        generations=60,
+        chains=4000,
+        seed=SEED,
+        progress=False,
+        metrics=["variance", "log_variance"],
+    )
     t = r.summary().set_index(["metric", "generation"])
     assert t.loc[("variance", 60), "heavy_tail"]
     assert not t.loc[("log_variance", 60), "heavy_tail"]
@@ -45,8 +68,18 @@ def test_heavy_tail_flag():
 def test_prob_below_chains_and_summary_agree(res):
     p = res.prob_below("sd", 0.5)
     assert np.allclose(p["p"], np.mean(res.metrics["sd"] < 0.5, axis=0))
-    s = cj.simulate(cj.Gaussian(), cj.Replace(), n=10, generations=15, chains=3000, seed=SEED, progress=False,
-                    keep="summary", keep_chains=10, thresholds={"sd": [0.5, 0.8]})
+    s = cj.simulate(
+        cj.Gaussian(),
+        cj.Replace(),
+        n=10,
+        generations=15,
+        chains=3000,
+        seed=SEED,
+        progress=False,
+        keep="summary",
+        keep_chains=10,
+        thresholds={"sd": [0.5, 0.8]},
+    )
     ps = s.prob_below("sd", 0.5)
     np.testing.assert_allclose(ps["p"], p["p"], atol=1e-12)
     with pytest.raises(ValueError, match="thresholds"):
@@ -76,8 +109,19 @@ def test_paired_difference_uses_common_random_numbers():
 
 @pytest.mark.parametrize("keep", ["chains", "summary"])
 def test_save_load_roundtrip(tmp_path, keep):
-    r = cj.simulate(cj.Gaussian(), cj.FreshMix(0.5), n=10, generations=6, chains=200, seed=SEED, progress=False,
-                    keep=keep, keep_chains=20, thresholds={"sd": 0.9}, sweep={"real_fraction": [0.2, 0.6]})
+    r = cj.simulate(
+        cj.Gaussian(),
+        cj.FreshMix(0.5),
+        n=10,
+        generations=6,
+        chains=200,
+        seed=SEED,
+        progress=False,
+        keep=keep,
+        keep_chains=20,
+        thresholds={"sd": 0.9},
+        sweep={"real_fraction": [0.2, 0.6]},
+    )
     path = r.save(tmp_path / "run")
     assert path.suffix == ".nc" and path.with_suffix(".csv").exists()
     ds = xr.open_dataset(path)
