@@ -527,6 +527,11 @@ def notes(cfg: Config) -> list[str]:
         "simulate() call (tracing, setup, host transfers), independent of chains.",
         "sanity: mean fitted variance after the last fit against theory ((n-1)/n)^(generations+1) for every "
         "contender that fits; ok means |z| < 5.",
+        "value_of_minima (ratio of the fastest repeats) is informational: when another process competes for the "
+        "cores (see loadavg_1min_per_round), the multi-threaded XLA contenders slow down more than the "
+        "single-threaded NumPy ones, and the minima approximate an idle machine. Targets are judged on medians.",
+        "The library measured is the code imported when the run started (machine.git_at_start); git_at_end "
+        "differing from it means the repository changed during the run.",
     ]
 
 

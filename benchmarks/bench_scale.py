@@ -1,0 +1,78 @@
+"""Scale: 10^6 chains x 1,000 generations, Gaussian d=1, Replace, exact path,
+summary results, under a memory budget; reports wall time, throughput and the
+process's peak resident memory.
+
+    python benchmarks/bench_scale.py [--chains 1000000] [--generations 1000] [--out benchmarks/results/scale.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident set size of this process (Linux reports KiB, macOS bytes)."""
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(r if sys.platform == "darwin" else r * 1024)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--chains", type=int, default=1_000_000)
+    p.add_argument("--generations", type=int, default=1000)
+    p.add_argument("--n", type=int, default=100)
+    p.add_argument("--max-memory", default="2GB")
+    p.add_argument("--out", default="benchmarks/results/scale.json")
+    args = p.parse_args(argv)
+
+    import jax
+
+    import collapse_jax as cj
+
+    rss_before = peak_rss_bytes()
+    t0 = time.perf_counter()
+    res = cj.simulate(cj.Gaussian(sampler="exact"), cj.Replace(), n=args.n, generations=args.generations,
+                      chains=args.chains, seed=0, keep="summary", max_memory=args.max_memory, progress=True,
+                      thresholds={"sd": 0.1})
+    wall = time.perf_counter() - t0
+    peak = peak_rss_bytes()
+    row = res.summary("log_variance").iloc[-1]
+    theory = float(cj.theory.log_variance_mean(args.generations, args.n, "mle"))
+    out = {
+        "benchmark": "scale",
+        "config": {"family": "Gaussian(d=1, mle, exact)", "regime": "Replace", "n": args.n,
+                   "chains": args.chains, "generations": args.generations, "keep": "summary",
+                   "max_memory": args.max_memory, "chunk_size": res.config["chunk_size"]},
+        "wall_s": wall,
+        "chain_generations_per_s": args.chains * (args.generations + 1) / wall,
+        "peak_rss_bytes": peak,
+        "peak_rss_gib": peak / 2**30,
+        "rss_before_run_gib": rss_before / 2**30,
+        "target_peak_gib": 4.0,
+        "met": peak < 4 * 2**30,
+        "check": {"log_variance_mean_final": float(row["mean"]), "se": float(row["se"]), "theory": theory,
+                  "z": (float(row["mean"]) - theory) / float(row["se"]),
+                  "p_sd_below_0.1_final": float(res.prob_below("sd", 0.1)["p"].iloc[-1])},
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "jax": jax.__version__,
+                    "backend": jax.default_backend()},
+    }
+    path = Path(args.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(out, f, indent=2)
+    os.replace(tmp, path)
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
