@@ -39,18 +39,34 @@ def main(argv=None) -> int:
 
     rss_before = peak_rss_bytes()
     t0 = time.perf_counter()
-    res = cj.simulate(cj.Gaussian(sampler="exact"), cj.Replace(), n=args.n, generations=args.generations,
-                      chains=args.chains, seed=0, keep="summary", max_memory=args.max_memory, progress=True,
-                      thresholds={"sd": 0.1})
+    res = cj.simulate(
+        cj.Gaussian(sampler="exact"),
+        cj.Replace(),
+        n=args.n,
+        generations=args.generations,
+        chains=args.chains,
+        seed=0,
+        keep="summary",
+        max_memory=args.max_memory,
+        progress=True,
+        thresholds={"sd": 0.1},
+    )
     wall = time.perf_counter() - t0
     peak = peak_rss_bytes()
     row = res.summary("log_variance").iloc[-1]
     theory = float(cj.theory.log_variance_mean(args.generations, args.n, "mle"))
     out = {
         "benchmark": "scale",
-        "config": {"family": "Gaussian(d=1, mle, exact)", "regime": "Replace", "n": args.n,
-                   "chains": args.chains, "generations": args.generations, "keep": "summary",
-                   "max_memory": args.max_memory, "chunk_size": res.config["chunk_size"]},
+        "config": {
+            "family": "Gaussian(d=1, mle, exact)",
+            "regime": "Replace",
+            "n": args.n,
+            "chains": args.chains,
+            "generations": args.generations,
+            "keep": "summary",
+            "max_memory": args.max_memory,
+            "chunk_size": res.config["chunk_size"],
+        },
         "wall_s": wall,
         "chain_generations_per_s": args.chains * (args.generations + 1) / wall,
         "peak_rss_bytes": peak,
@@ -58,11 +74,19 @@ def main(argv=None) -> int:
         "rss_before_run_gib": rss_before / 2**30,
         "target_peak_gib": 4.0,
         "met": peak < 4 * 2**30,
-        "check": {"log_variance_mean_final": float(row["mean"]), "se": float(row["se"]), "theory": theory,
-                  "z": (float(row["mean"]) - theory) / float(row["se"]),
-                  "p_sd_below_0.1_final": float(res.prob_below("sd", 0.1)["p"].iloc[-1])},
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "jax": jax.__version__,
-                    "backend": jax.default_backend()},
+        "check": {
+            "log_variance_mean_final": float(row["mean"]),
+            "se": float(row["se"]),
+            "theory": theory,
+            "z": (float(row["mean"]) - theory) / float(row["se"]),
+            "p_sd_below_0.1_final": float(res.prob_below("sd", 0.1)["p"].iloc[-1]),
+        },
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "jax": jax.__version__,
+            "backend": jax.default_backend(),
+        },
     }
     path = Path(args.out)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,6 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jax import lax
-from jax.extend.random import threefry_2x32
 
 # Named sub-streams. Values are fixed forever: changing one changes every trajectory.
 STREAM_REAL = 1  # original sample (g = 0) and fresh real data (g >= 1)
@@ -67,20 +66,44 @@ def _lo(sub: int, pair) -> jax.Array:
     return jnp.uint32(sub * MAX_PAIRS) + jnp.asarray(pair, jnp.uint32)
 
 
+def threefry2x32(k0: jax.Array, k1: jax.Array, x0: jax.Array, x1: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Threefry-2x32 with 20 rounds (Salmon, Moraes, Dror, Shaw 2011, "Parallel
+    random numbers: as easy as 1, 2, 3", SC11), elementwise on uint32 arrays.
+
+    Bitwise identical to ``jax.extend.random.threefry_2x32`` (a test pins this),
+    but written as plain elementwise operations, so that under ``vmap`` the whole
+    hash fuses into one loop over the chain axis: about 4x faster on CPU than
+    calling the library primitive on a handful of counters per chain.
+    """
+    ks = (k0, k1, k0 ^ k1 ^ jnp.uint32(0x1BD11BDA))
+    x0 = x0 + ks[0]
+    x1 = x1 + ks[1]
+    for i in range(5):
+        for r in _ROTATIONS[i % 2]:
+            x0 = x0 + x1
+            x1 = (x1 << jnp.uint32(r)) | (x1 >> jnp.uint32(32 - r))
+            x1 = x1 ^ x0
+        x0 = x0 + ks[(i + 1) % 3]
+        x1 = x1 + ks[(i + 2) % 3] + jnp.uint32(i + 1)
+    return x0, x1
+
+
+_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+
+
 def bits(chain_key: jax.Array, g, s: int, count: int, sub: int = 0) -> jax.Array:
     """``count`` uint32 words of stream ``s`` (sub-stream ``sub``) in generation ``g``."""
     pairs = (count + 1) // 2
     hi = jnp.broadcast_to(_hi(g, s), (pairs,))
     lo = _lo(sub, jnp.arange(pairs, dtype=jnp.uint32))
-    out = threefry_2x32(chain_key, jnp.concatenate([hi, lo]))
-    return jnp.stack([out[:pairs], out[pairs:]], axis=-1).reshape(-1)[:count]
+    o0, o1 = threefry2x32(chain_key[0], chain_key[1], hi, lo)
+    return jnp.stack([o0, o1], axis=-1).reshape(-1)[:count]
 
 
 def key(chain_key: jax.Array, g, s: int, sub: int = 0) -> jax.Array:
     """A ``jax.random`` key for stream ``s`` (sub-stream ``sub``) of generation ``g``."""
-    hi = _hi(g, STREAM_KEY)
-    data = threefry_2x32(chain_key, jnp.stack([hi, _lo(sub, s)]))
-    return jax.random.wrap_key_data(data, impl="threefry2x32")
+    o0, o1 = threefry2x32(chain_key[0], chain_key[1], _hi(g, STREAM_KEY), _lo(sub, s))
+    return jax.random.wrap_key_data(jnp.stack([o0, o1]), impl="threefry2x32")
 
 
 def _mantissa_uniform(words: jax.Array, dtype) -> jax.Array:
@@ -116,8 +139,8 @@ def words(chain_key: jax.Array, g, s: int, count: int, sub: int = 0) -> list[jax
     hi = _hi(g, s)
     out: list[jax.Array] = []
     for i in range((count + 1) // 2):
-        pair = threefry_2x32(chain_key, jnp.stack([hi, _lo(sub, i)]))
-        out += [pair[0], pair[1]]
+        o0, o1 = threefry2x32(chain_key[0], chain_key[1], hi, _lo(sub, i))
+        out += [o0, o1]
     return out[:count]
 
 
@@ -149,6 +172,7 @@ def standard_gamma(
     min_shape: float | None = None,
     offset: int = 0,
     sub: int = 0,
+    retry: bool = True,
 ) -> jax.Array:
     """One exact Gamma(a, 1) draw for a scalar shape ``a >= 0`` (0 gives 0).
 
@@ -164,6 +188,12 @@ def standard_gamma(
     a >= 4) further rounds follow in a ``while_loop`` whose body runs only in the
     rare batches where some lane needs it. Words ``offset ..`` of stream ``s`` are
     used (``2K + 1`` numbers); retries use a key derived from the same stream.
+
+    ``retry=False`` (the kernel's fast mode) skips the loop and returns NaN where
+    all K proposals were rejected; the kernel detects the NaN and reruns that block
+    of generations in safe mode from the same state and keys, so results are
+    identical to ``retry=True`` (a loop inside the generation scan costs about as
+    much as the draw itself on CPU).
     About 3x faster on CPU than ``jax.random.gamma`` (a per-lane rejection loop).
     """
     k = gamma_proposals(min_shape)
@@ -189,16 +219,24 @@ def standard_gamma(
         ok, val = accept(x, u)
         done, value = done | ok, jnp.where(ok, val, value)
 
+    if not retry:
+        value = jnp.where(done, value, jnp.nan)
+        return _finish_gamma(a, boost, value, u_boost, dtype)
+
     def body(carry):
         _, _, i = carry
-        retry = jax.random.fold_in(jax.random.fold_in(key(chain_key, g, s, sub), offset), i)
-        kx, ku = jax.random.split(retry)
+        k_retry = jax.random.fold_in(jax.random.fold_in(key(chain_key, g, s, sub), offset), i)
+        kx, ku = jax.random.split(k_retry)
         x = jax.random.normal(kx, (), dtype)
         u = jax.random.uniform(ku, (), dtype, minval=jnp.finfo(dtype).tiny)
         ok, val = accept(x, u)
         return ok, val, i + 1
 
     _, value, _ = lax.while_loop(lambda cr: ~cr[0], body, (done, value, jnp.int32(0)))
+    return _finish_gamma(a, boost, value, u_boost, dtype)
+
+
+def _finish_gamma(a, boost, value, u_boost, dtype):
     inv_a = 1.0 / jnp.where(boost, a, 1.0)
     value = jnp.where(boost, value * u_boost**inv_a, value)
     return jnp.where(a > 0, value, jnp.zeros((), dtype))
@@ -222,11 +260,12 @@ class Stream(eqx.Module):
     g: jax.Array  # generation (int32 scalar)
     s: int = eqx.field(static=True)
     sub: int = eqx.field(static=True, default=0)
+    safe: bool = eqx.field(static=True, default=True)  # False: the kernel's fast mode (see standard_gamma)
 
     def child(self, j: int) -> Stream:
         if not 0 <= self.sub * 16 + j < MAX_SUB:
             raise ValueError(f"Stream.child: sub-stream index must be in [0, 16), got {j}")
-        return Stream(self.chain_key, self.g, self.s, self.sub * 16 + j + 1)
+        return Stream(self.chain_key, self.g, self.s, self.sub * 16 + j + 1, self.safe)
 
     def bits(self, count: int) -> jax.Array:
         return bits(self.chain_key, self.g, self.s, count, self.sub)
@@ -257,6 +296,7 @@ class Stream(eqx.Module):
             min_shape=min_shape,
             offset=offset,
             sub=self.sub,
+            retry=self.safe,
         )
 
     def chi2(self, df, dtype, *, min_df: float | None = None, offset: int = 0) -> jax.Array:

@@ -29,9 +29,10 @@ class Context(eqx.Module):
     n: int = eqx.field(static=True)
     generations: int = eqx.field(static=True)
     exact: bool = eqx.field(static=True)
+    safe: bool = eqx.field(static=True, default=True)
 
     def stream(self, g, s: int) -> Stream:
-        return Stream(self.chain_key, jnp.asarray(g, jnp.int32), s)
+        return Stream(self.chain_key, jnp.asarray(g, jnp.int32), s, 0, self.safe)
 
 
 def _slots(fraction, n: int, dtype) -> jax.Array:

@@ -83,7 +83,8 @@ class SummaryAccumulator:
         for group in ("metrics", "diagnostics"):
             for name, m in out[group].items():
                 parts = {
-                    k: self._gen_axis_first(m[k], stacked) for k in ("count", "nonfinite", "mean", "m2", "m3", "m4")
+                    k: self._gen_axis_first(m[k], stacked)
+                    for k in ("count", "nonfinite", "mean", "scale", "m2", "m3", "m4")
                 }
                 parts = {k: v[(slice(None),) * len(sl) + (slice(0, width),)] for k, v in parts.items()}
                 if name not in self.data[group]:
@@ -92,6 +93,9 @@ class SummaryAccumulator:
                 tot = self.data[group][name]
                 a = {k: tot[k][gsl] for k in tot}
                 b = {k: parts[k].astype(np.float64 if k not in ("count", "nonfinite") else np.int64) for k in parts}
+                scale = b.pop("scale")
+                for power, k in ((2, "m2"), (3, "m3"), (4, "m4")):
+                    b[k] = b[k] * scale**power
                 merged = combine_moments(a, b)
                 for k in tot:
                     tot[k][gsl] = merged[k]

@@ -12,6 +12,7 @@ over chains inside the compiled step: memory is O(chunk), whatever the length.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import warnings
 from typing import Any
@@ -45,6 +46,7 @@ class _Static:
     thresholds: tuple[tuple[str, float], ...]
     sweep_fields: tuple[tuple[str, str], ...]
     block: int
+    safe: bool = True  # False: fast mode, rare exact-sampler retries are redone by the host
 
 
 # --------------------------------------------------------------------------- one chain
@@ -80,7 +82,7 @@ def _sweep_vmap(fn, cfg: _Static, n_sweep_args: int):
 
 
 def _init_one(family, regime, ck, cfg: _Static):
-    ctx = Context(ck, cfg.n, cfg.generations, cfg.exact)
+    ctx = Context(ck, cfg.n, cfg.generations, cfg.exact, cfg.safe)
     p0 = generation_zero(family, ctx)
     state = regime.init(family, ctx, p0)
     met, diag, ev, nf = _observe(family, ck, p0, 0, cfg)
@@ -90,7 +92,7 @@ def _init_one(family, regime, ck, cfg: _Static):
 
 def _step_one(family, regime, ck, carry, g, cfg: _Static):
     state, prev, events = carry
-    ctx = Context(ck, cfg.n, cfg.generations, cfg.exact)
+    ctx = Context(ck, cfg.n, cfg.generations, cfg.exact, cfg.safe)
     state, params = regime.step(family, ctx, state, prev, g)
     met, diag, ev, nf = _observe(family, ck, params, g, cfg)
     live = g <= cfg.generations
@@ -113,14 +115,18 @@ def _reduce(out, valid, cfg: _Static):
         cnt = jnp.sum(fin, axis=chain_axis)
         mean = jnp.sum(jnp.where(fin, x, 0), axis=chain_axis) / jnp.maximum(cnt, 1)
         dev = jnp.where(fin, x - jnp.expand_dims(mean, chain_axis), 0)
-        d2 = dev * dev
+        # central sums of dev / scale (|.| <= 1): no float32 overflow in M4 of large metrics
+        scale = jnp.max(jnp.abs(dev), axis=chain_axis)
+        r = dev * jnp.expand_dims(jnp.where(scale > 0, 1.0 / scale, 0.0), chain_axis)
+        r2 = r * r
         return {
             "count": cnt.astype(jnp.int32),
             "nonfinite": jnp.sum(v & ~jnp.isfinite(x), axis=chain_axis).astype(jnp.int32),
             "mean": mean,
-            "m2": jnp.sum(d2, axis=chain_axis),
-            "m3": jnp.sum(d2 * dev, axis=chain_axis),
-            "m4": jnp.sum(d2 * d2, axis=chain_axis),
+            "scale": scale,
+            "m2": jnp.sum(r2, axis=chain_axis),
+            "m3": jnp.sum(r2 * r, axis=chain_axis),
+            "m4": jnp.sum(r2 * r2, axis=chain_axis),
             "kept": jax.lax.slice_in_dim(x, 0, cfg.kept, axis=chain_axis),
         }
 
@@ -145,26 +151,45 @@ def _reduce(out, valid, cfg: _Static):
 
 # --------------------------------------------------------------------------- compiled pieces
 TRACE_COUNTS = {"init": 0, "block": 0}  # incremented when (re)traced: tests assert no retrace
+RERUNS = {"blocks": 0}  # fast-mode blocks redone in safe mode (see _run_block)
+FAST_EXACT = True  # exact path: run blocks in fast mode, redo the rare failures in safe mode
 
 
 @eqx.filter_jit
 def _init_chunk(family, regime, values, ck, valid, cfg: _Static):
     TRACE_COUNTS["init"] += 1
     carry, out = _sweep_vmap(lambda f, r, c: _init_one(f, r, c, cfg), cfg, 0)(family, regime, values, ck)
-    return carry, _reduce(out, valid, cfg)
+    fresh = jnp.any(out[2] & valid)
+    return carry, _reduce(out, valid, cfg), fresh
+
+
+def _chain_nonfinite(params, lead: int) -> jax.Array:
+    flags = [
+        ~jnp.isfinite(x).reshape(x.shape[:lead] + (-1,)).all(axis=-1)
+        for x in jax.tree.leaves(params)
+        if jnp.issubdtype(x.dtype, jnp.inexact)
+    ]
+    return functools.reduce(jnp.logical_or, flags)
 
 
 @eqx.filter_jit
 def _run_block(family, regime, values, ck, valid, carry, g0, cfg: _Static):
+    """Generations g0 .. g0 + block - 1. Also returns whether a chain that was
+    finite at the start became non-finite (in fast mode: possibly a deferred
+    exact-sampler retry, so the host reruns the block in safe mode)."""
     TRACE_COUNTS["block"] += 1
+    start_nf = _chain_nonfinite(carry[1], valid.ndim)
 
-    def body(carry, g):
+    def body(state, g):
+        carry, fresh = state
         step = _sweep_vmap(lambda f, r, c, cr: _step_one(f, r, c, cr, g, cfg), cfg, 1)
         carry, out = step(family, regime, values, ck, carry)
-        return carry, _reduce(out, valid, cfg)
+        fresh = fresh | jnp.any(out[2] & ~start_nf & valid)
+        return (carry, fresh), _reduce(out, valid, cfg)
 
     gens = g0 + jnp.arange(cfg.block, dtype=jnp.int32)
-    return jax.lax.scan(body, carry, gens)
+    (carry, fresh), outs = jax.lax.scan(body, (carry, jnp.bool_(False)), gens)
+    return carry, outs, fresh
 
 
 # --------------------------------------------------------------------------- sweeps
@@ -306,7 +331,7 @@ def simulate(
     if progress not in (None, True, False):
         raise TypeError(f"simulate: progress must be None, True or False, got {progress!r}")
 
-    all_metrics = family.metric_names()
+    all_metrics = _names(family)[0]
     if metrics is None:
         chosen = all_metrics
     else:
@@ -375,6 +400,47 @@ def _nbytes(tree) -> int:
     return sum(math.prod(x.shape) * jnp.dtype(x.dtype).itemsize for x in jax.tree.leaves(tree))
 
 
+_SIZE_CACHE: dict = {}
+
+
+def _signature(*trees) -> tuple:
+    return tuple(
+        (jax.tree.structure(t), tuple((tuple(x.shape), str(x.dtype)) for x in jax.tree.leaves(t))) for t in trees
+    )
+
+
+def _sizes(family, regime, values, n, G, exact, chosen, diag_names, ev_names, fields, block):
+    """(carry, one generation's outputs, one generation's data) bytes per chain."""
+    key = (_signature(family, regime, values), n, G, exact, chosen, fields, block)
+    if key not in _SIZE_CACHE:
+        probe = _Static(n, G, exact, chosen, diag_names, ev_names, False, 0, (), fields, block)
+        ck1 = jnp.zeros((1, 2), jnp.uint32)
+        carry_shape, out_shape = jax.eval_shape(
+            lambda: _sweep_vmap(lambda f, r, c: _init_one(f, r, c, probe), probe, 0)(family, regime, values, ck1)
+        )
+        if exact:
+            point_bytes = 0  # the exact path never materialises the points
+        else:
+            stream = _rng.Stream(ck1[0], jnp.int32(0), 0)
+            point_bytes = _nbytes(jax.eval_shape(lambda: family.sample(stream, family.truth(), n)))
+        _SIZE_CACHE[key] = (_nbytes(carry_shape), _nbytes(out_shape), point_bytes)
+    return _SIZE_CACHE[key]
+
+
+_NAME_CACHE: dict = {}
+
+
+def _names(family) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """Metric, diagnostic and event names of a family (cached by signature)."""
+    key = _signature(family)
+    if key not in _NAME_CACHE:
+        t = family.truth
+        diag = tuple(jax.eval_shape(lambda: family.diagnostics(t())))
+        ev = tuple(jax.eval_shape(lambda: family.events(t())))
+        _NAME_CACHE[key] = (family.metric_names(), diag, ev)
+    return _NAME_CACHE[key]
+
+
 def _run(
     family,
     regime,
@@ -396,22 +462,14 @@ def _run(
     chunk_size,
     exact,
 ) -> Result:
-    diag_names = tuple(jax.eval_shape(lambda: family.diagnostics(family.truth())))
-    ev_names = tuple(jax.eval_shape(lambda: family.events(family.truth())))
+    _, diag_names, ev_names = _names(family)
     sweep_n = n_sweep or 1
     block = G if G <= 10 else math.ceil(G / 10)
     block = max(block, 1)
 
-    # per-chain sizes, from shapes only (no compute)
-    probe = _Static(n, G, exact, chosen, diag_names, ev_names, False, 0, (), fields, block)
-    ck1 = jnp.zeros((1, 2), jnp.uint32)
-    carry_shape, out_shape = jax.eval_shape(
-        lambda: _sweep_vmap(lambda f, r, c: _init_one(f, r, c, probe), probe, 0)(family, regime, values, ck1)
-    )
-    carry_bytes = _nbytes(carry_shape)
-    out_bytes = _nbytes(out_shape)  # one generation's outputs for one chain (x sweep)
-    point_bytes = _nbytes(
-        jax.eval_shape(lambda: family.sample(_rng.Stream(ck1[0], jnp.int32(0), 0), family.truth(), n))
+    # per-chain sizes, from shapes only (no compute), cached by static signature
+    carry_bytes, out_bytes, point_bytes = _sizes(
+        family, regime, values, n, G, exact, chosen, diag_names, ev_names, fields, block
     )
     per_chain_run = carry_bytes + 8 * sweep_n * point_bytes + (block + 1) * out_bytes
     full_arrays = chains * (G + 1) * out_bytes
@@ -435,6 +493,10 @@ def _run(
         cap = 2**17 if jax.default_backend() == "cpu" else 2**20
         fit = max(64, (budget // 2) // max(per_chain_run, 1) // 64 * 64)
         chunk_size = int(min(cap, fit, -(-chains // 64) * 64))
+    if exact and FAST_EXACT:
+        # fast mode redoes a block when one of its draws needs a rejection retry (probability
+        # ~1e-7 to 3e-7 per draw): about 2e5 draws per block keeps reruns to a few percent
+        block = max(1, min(block, round(2e5 / chunk_size)))
     kept = min(keep_chains, chunk_size, chains) if summary else 0
     cfg = _Static(n, G, exact, chosen, diag_names, ev_names, summary, kept, thr, fields, block)
 
@@ -454,15 +516,26 @@ def _run(
         else:
             valid_b = valid
         ck = _rng.chain_keys(root, ids)
-        carry, out0 = _init_chunk(family, regime, values, ck, valid_b, cfg)
+        fast = dataclasses.replace(cfg, safe=False) if (exact and FAST_EXACT) else cfg
+        carry, out0, fresh = _init_chunk(family, regime, values, ck, valid_b, fast)
+        if fast is not cfg and bool(fresh):
+            RERUNS["blocks"] += 1
+            carry, out0, _ = _init_chunk(family, regime, values, ck, valid_b, cfg)
         host.add(out0, start, 0, 1, cfg, acc)
         done_chains = min(chunk_size, chains - start)
         prog.update(done_chains * sweep_n)
         for bi in range(n_blocks):
-            g0 = 1 + bi * block
-            carry, outs = _run_block(family, regime, values, ck, valid_b, carry, jnp.int32(g0), cfg)
-            width = min(block, G - g0 + 1)
-            host.add(outs, start, g0, width, cfg, acc, stacked=True)
+            g0 = jnp.int32(1 + bi * block)
+            new_carry, outs, fresh = _run_block(family, regime, values, ck, valid_b, carry, g0, fast)
+            if fast is not cfg and bool(fresh):
+                RERUNS["blocks"] += 1
+                safe_carry, safe_outs, safe_fresh = _run_block(family, regime, values, ck, valid_b, carry, g0, cfg)
+                new_carry, outs = safe_carry, safe_outs
+                if bool(safe_fresh):
+                    fast = cfg  # genuine numerical failures: stay in safe mode for this chunk
+            carry = new_carry
+            width = min(block, G - int(g0) + 1)
+            host.add(outs, start, int(g0), width, cfg, acc, stacked=True)
             prog.update(done_chains * width * sweep_n)
         events = carry[2]
         host.add_events(events, start, cfg)

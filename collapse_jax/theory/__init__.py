@@ -6,25 +6,25 @@ See THEORY.md for the derivations and sources.
 """
 
 from .gaussian import collapse_probability as collapse_probability
-from .gaussian import freshmix_moments as freshmix_moments
-from .gaussian import freshmix_steady_state as freshmix_steady_state
 from .gaussian import log_variance_drift as log_variance_drift
 from .gaussian import log_variance_mean as log_variance_mean
 from .gaussian import log_variance_var as log_variance_var
 from .gaussian import logdet_drift as logdet_drift
 from .gaussian import logdet_ratio_mean as logdet_ratio_mean
 from .gaussian import logdet_ratio_var as logdet_ratio_var
-from .gaussian import mean_sq_error_accumulate as mean_sq_error_accumulate
 from .gaussian import mean_sq_error_replace as mean_sq_error_replace
-from .gaussian import optimal_real_weight as optimal_real_weight
-from .gaussian import retain_original_mean_sq_error as retain_original_mean_sq_error
-from .gaussian import retain_original_steady_state as retain_original_steady_state
 from .gaussian import sd_factor as sd_factor
 from .gaussian import sd_mean as sd_mean
 from .gaussian import trace_ratio_mean as trace_ratio_mean
 from .gaussian import variance_mean as variance_mean
-from .gaussian import variance_mean_accumulate as variance_mean_accumulate
 from .gaussian import variance_relative_var as variance_relative_var
 from .gaussian import w2_sq_mean as w2_sq_mean
-from .gaussian import weighted_mean_sq_error as weighted_mean_sq_error
-from .gaussian import weighted_steady_state as weighted_steady_state
+from .mixing import freshmix_moments as freshmix_moments
+from .mixing import freshmix_steady_state as freshmix_steady_state
+from .mixing import mean_sq_error_accumulate as mean_sq_error_accumulate
+from .mixing import optimal_real_weight as optimal_real_weight
+from .mixing import retain_original_mean_sq_error as retain_original_mean_sq_error
+from .mixing import retain_original_steady_state as retain_original_steady_state
+from .mixing import variance_mean_accumulate as variance_mean_accumulate
+from .mixing import weighted_mean_sq_error as weighted_mean_sq_error
+from .mixing import weighted_steady_state as weighted_steady_state
