@@ -23,7 +23,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _rng
+from ._host import HostArrays
+from ._plan import names, sizes
 from ._progress import Progress
+from ._sweep import apply_sweep, resolve_sweep
 from ._validate import check_int, parse_memory
 from .families._base import AbstractFamily, all_finite
 from .regimes import AbstractRegime, Context, Replace, generation_zero
@@ -51,12 +54,7 @@ class _Static:
 
 # --------------------------------------------------------------------------- one chain
 def _apply_sweep(family, regime, values, cfg: _Static):
-    for (target, name), v in zip(cfg.sweep_fields, values):
-        if target == "family":
-            family = eqx.tree_at(lambda f, name=name: getattr(f, name), family, v.astype(getattr(family, name).dtype))
-        else:
-            regime = eqx.tree_at(lambda r, name=name: getattr(r, name), regime, v.astype(getattr(regime, name).dtype))
-    return family, regime
+    return apply_sweep(family, regime, values, cfg.sweep_fields)
 
 
 def _observe(family: AbstractFamily, ck, params, g, cfg: _Static):
@@ -192,60 +190,6 @@ def _run_block(family, regime, values, ck, valid, carry, g0, cfg: _Static):
     return carry, outs, fresh
 
 
-# --------------------------------------------------------------------------- sweeps
-def _resolve_sweep(family, regime, sweep) -> tuple[tuple[tuple[str, str], ...], tuple[np.ndarray, ...], dict]:
-    """Grid over traced hyperparameters -> (fields, flattened values, coords)."""
-    if not sweep:
-        return (), (), {}
-    if not isinstance(sweep, dict):
-        raise TypeError(f"simulate: sweep must be a dict {{name: values}}, got {type(sweep).__name__}")
-    fields, grids = [], []
-    for key, vals in sweep.items():
-        target, _, name = key.rpartition(".")
-        candidates = []
-        for tname, obj in (("regime", regime), ("family", family)):
-            if target in ("", tname) and name in {f.name for f in dataclasses.fields(obj)}:
-                candidates.append((tname, obj))
-        if not candidates:
-            raise ValueError(
-                f"simulate: sweep key {key!r} names no field of {type(regime).__name__} or {type(family).__name__}"
-            )
-        if len(candidates) > 1:
-            raise ValueError(f"simulate: sweep key {key!r} is ambiguous; write 'regime.{name}' or 'family.{name}'")
-        tname, obj = candidates[0]
-        field = next(f for f in dataclasses.fields(obj) if f.name == name)
-        if field.metadata.get("static", False) or not isinstance(getattr(obj, name), jax.Array):
-            raise ValueError(
-                f"simulate: sweep key {key!r} is a static field (it sets shapes or code paths); only traced "
-                "hyperparameters can be swept in one program"
-            )
-        arr = np.asarray(vals, dtype=np.float64).reshape(-1)
-        if arr.size == 0:
-            raise ValueError(f"simulate: sweep values for {key!r} are empty")
-        current = getattr(obj, name)
-        if current.ndim != 0:
-            raise ValueError(f"simulate: sweep key {key!r} is not a scalar field")
-        # validate each value through the class's own checks
-        for v in arr:
-            try:
-                eqx.tree_at(lambda o, name=name: getattr(o, name), obj, jnp.asarray(v))
-                if tname == "regime" and hasattr(type(obj), "__init__"):
-                    _revalidate(obj, name, float(v))
-            except (ValueError, TypeError) as e:
-                raise ValueError(f"simulate: sweep value {v!r} for {key!r} is invalid: {e}") from None
-        fields.append((tname, name))
-        grids.append(arr)
-    mesh = np.meshgrid(*grids, indexing="ij")
-    flat = tuple(m.reshape(-1) for m in mesh)
-    coords = {f"{t}.{n}" if sum(1 for _, nn in fields if nn == n) > 1 else n: v for (t, n), v in zip(fields, flat)}
-    return tuple(fields), flat, coords
-
-
-def _revalidate(regime, name, value):
-    if name in ("real_fraction", "fraction", "real_weight") and not 0.0 <= value <= 1.0:
-        raise ValueError(f"{name} must lie in [0, 1], got {value}")
-
-
 # --------------------------------------------------------------------------- public
 def simulate(
     family: AbstractFamily,
@@ -331,7 +275,7 @@ def simulate(
     if progress not in (None, True, False):
         raise TypeError(f"simulate: progress must be None, True or False, got {progress!r}")
 
-    all_metrics = _names(family)[0]
+    all_metrics = names(family)[0]
     if metrics is None:
         chosen = all_metrics
     else:
@@ -350,7 +294,7 @@ def simulate(
         for c in np.atleast_1d(np.asarray(vals, dtype=np.float64)):
             thr.append((name, float(c)))
 
-    fields, values, coords = _resolve_sweep(family, regime, sweep)
+    fields, values, coords = resolve_sweep(family, regime, sweep)
     n_sweep = len(values[0]) if values else None
 
     ctx_x64 = jax.enable_x64(True) if dtype == "float64" else _nullcontext()
@@ -396,51 +340,6 @@ def _cast(tree, dtype):
     )
 
 
-def _nbytes(tree) -> int:
-    return sum(math.prod(x.shape) * jnp.dtype(x.dtype).itemsize for x in jax.tree.leaves(tree))
-
-
-_SIZE_CACHE: dict = {}
-
-
-def _signature(*trees) -> tuple:
-    return tuple(
-        (jax.tree.structure(t), tuple((tuple(x.shape), str(x.dtype)) for x in jax.tree.leaves(t))) for t in trees
-    )
-
-
-def _sizes(family, regime, values, n, G, exact, chosen, diag_names, ev_names, fields, block):
-    """(carry, one generation's outputs, one generation's data) bytes per chain."""
-    key = (_signature(family, regime, values), n, G, exact, chosen, fields, block)
-    if key not in _SIZE_CACHE:
-        probe = _Static(n, G, exact, chosen, diag_names, ev_names, False, 0, (), fields, block)
-        ck1 = jnp.zeros((1, 2), jnp.uint32)
-        carry_shape, out_shape = jax.eval_shape(
-            lambda: _sweep_vmap(lambda f, r, c: _init_one(f, r, c, probe), probe, 0)(family, regime, values, ck1)
-        )
-        if exact:
-            point_bytes = 0  # the exact path never materialises the points
-        else:
-            stream = _rng.Stream(ck1[0], jnp.int32(0), 0)
-            point_bytes = _nbytes(jax.eval_shape(lambda: family.sample(stream, family.truth(), n)))
-        _SIZE_CACHE[key] = (_nbytes(carry_shape), _nbytes(out_shape), point_bytes)
-    return _SIZE_CACHE[key]
-
-
-_NAME_CACHE: dict = {}
-
-
-def _names(family) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-    """Metric, diagnostic and event names of a family (cached by signature)."""
-    key = _signature(family)
-    if key not in _NAME_CACHE:
-        t = family.truth
-        diag = tuple(jax.eval_shape(lambda: family.diagnostics(t())))
-        ev = tuple(jax.eval_shape(lambda: family.events(t())))
-        _NAME_CACHE[key] = (family.metric_names(), diag, ev)
-    return _NAME_CACHE[key]
-
-
 def _run(
     family,
     regime,
@@ -462,13 +361,13 @@ def _run(
     chunk_size,
     exact,
 ) -> Result:
-    _, diag_names, ev_names = _names(family)
+    _, diag_names, ev_names = names(family)
     sweep_n = n_sweep or 1
     block = G if G <= 10 else math.ceil(G / 10)
     block = max(block, 1)
 
     # per-chain sizes, from shapes only (no compute), cached by static signature
-    carry_bytes, out_bytes, point_bytes = _sizes(
+    carry_bytes, out_bytes, point_bytes = sizes(
         family, regime, values, n, G, exact, chosen, diag_names, ev_names, fields, block
     )
     per_chain_run = carry_bytes + 8 * sweep_n * point_bytes + (block + 1) * out_bytes
@@ -504,7 +403,7 @@ def _run(
     n_chunks = -(-chains // chunk_size)
     n_blocks = -(-G // block) if G > 0 else 0
     acc = SummaryAccumulator(chosen, diag_names, cfg.thresholds, G, n_sweep) if summary else None
-    host = _HostArrays(chains, G, n_sweep, summary, keep_chains)
+    host = HostArrays(chains, G, n_sweep, summary, keep_chains)
     prog = Progress(total=chains * (G + 1) * sweep_n, enabled=progress, unit="chain-generations")
 
     for ci in range(n_chunks):
@@ -558,85 +457,3 @@ def _run(
         "sweep": {k: v.tolist() for k, v in coords.items()},
     }
     return host.result(config, family, acc, coords, run_info())
-
-
-class _HostArrays:
-    """Collects chunk outputs on the host into the result's arrays."""
-
-    def __init__(self, chains, G, n_sweep, summary, keep_chains):
-        self.chains, self.G, self.n_sweep, self.summary = chains, G, n_sweep, summary
-        self.keep_chains = min(keep_chains, chains) if summary else chains
-        self.metrics: dict[str, np.ndarray] = {}
-        self.diagnostics: dict[str, np.ndarray] = {}
-        self.events: dict[str, np.ndarray] = {}
-        self.nonfinite: np.ndarray | None = None
-
-    def _store(self, dest: dict, name, arr, start, g0, width, stacked, limit):
-        # arr: (width, [S,] C, *extra) if stacked else ([S,] C, *extra)
-        a = np.asarray(arr)
-        if not stacked:
-            a = a[None]
-        a = a[:width]
-        s_ax = 1 if self.n_sweep else None
-        c_ax = 2 if self.n_sweep else 1
-        count = max(0, min(a.shape[c_ax], limit - start))
-        if count == 0:
-            return
-        a = np.take(a, np.arange(count), axis=c_ax)
-        if self.n_sweep:
-            a = np.moveaxis(a, 0, 2)  # (S, C, width, *extra)
-        else:
-            a = np.moveaxis(a, 0, 1)  # (C, width, *extra)
-        if name not in dest:
-            shape = ((self.n_sweep,) if s_ax else ()) + (limit, self.G + 1) + a.shape[(3 if s_ax else 2) :]
-            dest[name] = np.zeros(shape, a.dtype)
-        if self.n_sweep:
-            dest[name][:, start : start + count, g0 : g0 + width] = a
-        else:
-            dest[name][start : start + count, g0 : g0 + width] = a
-
-    def add(self, out, start, g0, width, cfg, acc, stacked=False):
-        if not self.summary:
-            met, diag, nf = out
-            for k, v in met.items():
-                self._store(self.metrics, k, v, start, g0, width, stacked, self.chains)
-            for k, v in diag.items():
-                self._store(self.diagnostics, k, v, start, g0, width, stacked, self.chains)
-            tmp = {} if self.nonfinite is None else {"nf": self.nonfinite}
-            self._store(tmp, "nf", nf, start, g0, width, stacked, self.chains)
-            self.nonfinite = tmp["nf"]
-            return
-        out = jax.tree.map(np.asarray, out)
-        acc.add(out, g0, width, stacked)
-        for k, m in out["metrics"].items():
-            self._store(self.metrics, k, m["kept"], start, g0, width, stacked, self.keep_chains)
-        for k, m in out["diagnostics"].items():
-            self._store(self.diagnostics, k, m["kept"], start, g0, width, stacked, self.keep_chains)
-
-    def add_events(self, events, start, cfg):
-        for k, v in events.items():
-            a = np.asarray(v)
-            c_ax = a.ndim - 1 if not self.n_sweep else 1
-            count = min(a.shape[c_ax], self.chains - start)
-            if k not in self.events:
-                shape = ((self.n_sweep,) if self.n_sweep else ()) + (self.chains,) + a.shape[c_ax + 1 :]
-                self.events[k] = np.full(shape, -1, np.int32)
-            if self.n_sweep:
-                self.events[k][:, start : start + count] = a[:, :count]
-            else:
-                self.events[k][start : start + count] = a[:count]
-
-    def result(self, config, family, acc, coords, info) -> Result:
-        return Result(
-            config=config,
-            metrics=self.metrics,
-            diagnostics=self.diagnostics,
-            events=self.events,
-            nonfinite=self.nonfinite,
-            summary_stats=acc.finish() if acc is not None else None,
-            metric_dims={**getattr(family, "metric_dims", {})},
-            diagnostic_dims={**getattr(family, "diagnostic_dims", {})},
-            event_dims={**getattr(family, "event_dims", {})},
-            sweep=coords,
-            info=info,
-        )

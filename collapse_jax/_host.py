@@ -1,0 +1,90 @@
+"""Collects chunk outputs on the host into the result's arrays."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+from .results import Result
+
+
+class HostArrays:
+    """Collects chunk outputs on the host into the result's arrays."""
+
+    def __init__(self, chains, G, n_sweep, summary, keep_chains):
+        self.chains, self.G, self.n_sweep, self.summary = chains, G, n_sweep, summary
+        self.keep_chains = min(keep_chains, chains) if summary else chains
+        self.metrics: dict[str, np.ndarray] = {}
+        self.diagnostics: dict[str, np.ndarray] = {}
+        self.events: dict[str, np.ndarray] = {}
+        self.nonfinite: np.ndarray | None = None
+
+    def _store(self, dest: dict, name, arr, start, g0, width, stacked, limit):
+        # arr: (width, [S,] C, *extra) if stacked else ([S,] C, *extra)
+        a = np.asarray(arr)
+        if not stacked:
+            a = a[None]
+        a = a[:width]
+        s_ax = 1 if self.n_sweep else None
+        c_ax = 2 if self.n_sweep else 1
+        count = max(0, min(a.shape[c_ax], limit - start))
+        if count == 0:
+            return
+        a = np.take(a, np.arange(count), axis=c_ax)
+        if self.n_sweep:
+            a = np.moveaxis(a, 0, 2)  # (S, C, width, *extra)
+        else:
+            a = np.moveaxis(a, 0, 1)  # (C, width, *extra)
+        if name not in dest:
+            shape = ((self.n_sweep,) if s_ax else ()) + (limit, self.G + 1) + a.shape[(3 if s_ax else 2) :]
+            dest[name] = np.zeros(shape, a.dtype)
+        if self.n_sweep:
+            dest[name][:, start : start + count, g0 : g0 + width] = a
+        else:
+            dest[name][start : start + count, g0 : g0 + width] = a
+
+    def add(self, out, start, g0, width, cfg, acc, stacked=False):
+        if not self.summary:
+            met, diag, nf = out
+            for k, v in met.items():
+                self._store(self.metrics, k, v, start, g0, width, stacked, self.chains)
+            for k, v in diag.items():
+                self._store(self.diagnostics, k, v, start, g0, width, stacked, self.chains)
+            tmp = {} if self.nonfinite is None else {"nf": self.nonfinite}
+            self._store(tmp, "nf", nf, start, g0, width, stacked, self.chains)
+            self.nonfinite = tmp["nf"]
+            return
+        out = jax.tree.map(np.asarray, out)
+        acc.add(out, g0, width, stacked)
+        for k, m in out["metrics"].items():
+            self._store(self.metrics, k, m["kept"], start, g0, width, stacked, self.keep_chains)
+        for k, m in out["diagnostics"].items():
+            self._store(self.diagnostics, k, m["kept"], start, g0, width, stacked, self.keep_chains)
+
+    def add_events(self, events, start, cfg):
+        for k, v in events.items():
+            a = np.asarray(v)
+            c_ax = a.ndim - 1 if not self.n_sweep else 1
+            count = min(a.shape[c_ax], self.chains - start)
+            if k not in self.events:
+                shape = ((self.n_sweep,) if self.n_sweep else ()) + (self.chains,) + a.shape[c_ax + 1 :]
+                self.events[k] = np.full(shape, -1, np.int32)
+            if self.n_sweep:
+                self.events[k][:, start : start + count] = a[:, :count]
+            else:
+                self.events[k][start : start + count] = a[:count]
+
+    def result(self, config, family, acc, coords, info) -> Result:
+        return Result(
+            config=config,
+            metrics=self.metrics,
+            diagnostics=self.diagnostics,
+            events=self.events,
+            nonfinite=self.nonfinite,
+            summary_stats=acc.finish() if acc is not None else None,
+            metric_dims={**getattr(family, "metric_dims", {})},
+            diagnostic_dims={**getattr(family, "diagnostic_dims", {})},
+            event_dims={**getattr(family, "event_dims", {})},
+            sweep=coords,
+            info=info,
+        )
