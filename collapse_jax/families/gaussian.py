@@ -229,14 +229,18 @@ class Gaussian(AbstractFamily):
     # ------------------------------------------------------------------ sample / fit
     def sample(self, key, params: GaussianParams, n: int, frame: GaussianParams | None = None):
         """``n`` points, shape (n, dim), in ``frame`` coordinates (absolute if None)."""
-        z = as_stream(key).normal((n, self.dim), params.mean.dtype)
         offset, m = self._affine(params, frame)
         if self.dim == 1:
-            return offset[None, :] + z * m[0, 0]
+            # work on (n,) vectors: a size-1 minor axis vectorises badly on CPU
+            z = as_stream(key).normal((n,), params.mean.dtype)
+            return (offset[0] + z * m[0, 0])[:, None]
+        z = as_stream(key).normal((n, self.dim), params.mean.dtype)
         return offset[None, :] + z @ m.T
 
     def data_stats(self, data, weights) -> GaussianStats:
         w = weights.astype(data.dtype)
+        if self.dim == 1:
+            return self._data_stats_1d(data[:, 0], w)
         pos = (w > 0)[:, None]
         x = jnp.where(pos, data, 0.0)  # empty slots may hold anything, even inf
         total = jnp.sum(w)
@@ -248,6 +252,15 @@ class Gaussian(AbstractFamily):
         else:
             scatter = (w[:, None] * dev).T @ dev
         return GaussianStats(total, jnp.sum(w * w), mean, scatter)
+
+    def _data_stats_1d(self, x, w) -> GaussianStats:
+        pos = w > 0
+        x = jnp.where(pos, x, 0.0)  # empty slots may hold anything, even inf
+        total = jnp.sum(w)
+        mean = jnp.sum(w * x) / jnp.where(total > 0, total, 1.0)
+        dev = jnp.where(pos, x - mean, 0.0)
+        scatter = jnp.sum(w * dev * dev)
+        return GaussianStats(total, jnp.sum(w * w), mean.reshape(1), scatter.reshape(1, 1))
 
     def merge_stats(self, a: GaussianStats, b: GaussianStats) -> GaussianStats:
         total = a.count + b.count
