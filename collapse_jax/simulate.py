@@ -153,8 +153,12 @@ RERUNS = {"blocks": 0}  # fast-mode blocks redone in safe mode (see _run_block)
 FAST_EXACT = True  # exact path: run blocks in fast mode, redo the rare failures in safe mode
 
 
-@eqx.filter_jit
-def _init_chunk(family, regime, values, ck, valid, cfg: _Static):
+@functools.partial(jax.jit, static_argnames=("static", "cfg"))
+def _init_chunk(dynamic, static, values, ck, valid, cfg: _Static):
+    """Generation 0 of a chunk. ``(dynamic, static)`` is ``eqx.partition((family,
+    regime), eqx.is_array)``, done once per run: plain ``jax.jit`` with a hashable
+    static part dispatches several times faster than re-partitioning every call."""
+    family, regime = eqx.combine(dynamic, static)
     TRACE_COUNTS["init"] += 1
     carry, out = _sweep_vmap(lambda f, r, c: _init_one(f, r, c, cfg), cfg, 0)(family, regime, values, ck)
     fresh = jnp.any(out[2] & valid)
@@ -170,12 +174,13 @@ def _chain_nonfinite(params, lead: int) -> jax.Array:
     return functools.reduce(jnp.logical_or, flags)
 
 
-@eqx.filter_jit
-def _run_block(family, regime, values, ck, valid, carry, g0, cfg: _Static):
+@functools.partial(jax.jit, static_argnames=("static", "cfg"))
+def _run_block(dynamic, static, values, ck, valid, carry, g0, cfg: _Static):
     """Generations g0 .. g0 + block - 1. Also returns whether a chain that was
     finite at the start became non-finite (in fast mode: possibly a deferred
     exact-sampler retry, so the host reruns the block in safe mode)."""
     TRACE_COUNTS["block"] += 1
+    family, regime = eqx.combine(dynamic, static)
     start_nf = _chain_nonfinite(carry[1], valid.ndim)
 
     def body(state, g):
@@ -406,6 +411,7 @@ def _run(
     host = HostArrays(chains, G, n_sweep, summary, keep_chains)
     prog = Progress(total=chains * (G + 1) * sweep_n, enabled=progress, unit="chain-generations")
 
+    dyn, stat = eqx.partition((family, regime), eqx.is_array)
     for ci in range(n_chunks):
         start = ci * chunk_size
         ids = start + jnp.arange(chunk_size, dtype=jnp.uint32)
@@ -416,19 +422,19 @@ def _run(
             valid_b = valid
         ck = _rng.chain_keys(root, ids)
         fast = dataclasses.replace(cfg, safe=False) if (exact and FAST_EXACT) else cfg
-        carry, out0, fresh = _init_chunk(family, regime, values, ck, valid_b, fast)
+        carry, out0, fresh = _init_chunk(dyn, stat, values, ck, valid_b, fast)
         if fast is not cfg and bool(fresh):
             RERUNS["blocks"] += 1
-            carry, out0, _ = _init_chunk(family, regime, values, ck, valid_b, cfg)
+            carry, out0, _ = _init_chunk(dyn, stat, values, ck, valid_b, cfg)
         host.add(out0, start, 0, 1, cfg, acc)
         done_chains = min(chunk_size, chains - start)
         prog.update(done_chains * sweep_n)
         for bi in range(n_blocks):
             g0 = jnp.int32(1 + bi * block)
-            new_carry, outs, fresh = _run_block(family, regime, values, ck, valid_b, carry, g0, fast)
+            new_carry, outs, fresh = _run_block(dyn, stat, values, ck, valid_b, carry, g0, fast)
             if fast is not cfg and bool(fresh):
                 RERUNS["blocks"] += 1
-                safe_carry, safe_outs, safe_fresh = _run_block(family, regime, values, ck, valid_b, carry, g0, cfg)
+                safe_carry, safe_outs, safe_fresh = _run_block(dyn, stat, values, ck, valid_b, carry, g0, cfg)
                 new_carry, outs = safe_carry, safe_outs
                 if bool(safe_fresh):
                     fast = cfg  # genuine numerical failures: stay in safe mode for this chunk
