@@ -429,19 +429,31 @@ def _run(
         host.add(out0, start, 0, 1, cfg, acc)
         done_chains = min(chunk_size, chains - start)
         prog.update(done_chains * sweep_n)
-        for bi in range(n_blocks):
+        mode = {"fast": fast}
+
+        def launch(bi, carry_in, c=None, ck=ck, valid_b=valid_b, mode=mode):
             g0 = jnp.int32(1 + bi * block)
-            new_carry, outs, fresh = _run_block(dyn, stat, values, ck, valid_b, carry, g0, fast)
-            if fast is not cfg and bool(fresh):
+            return _run_block(dyn, stat, values, ck, valid_b, carry_in, g0, c or mode["fast"])
+
+        # Blocks are pipelined: block b + 1 is launched (asynchronously) from block b's
+        # fast-mode state before b's rerun flag is read, so host bookkeeping overlaps device
+        # work. In the rare case that b needs a safe-mode rerun, b + 1 is launched again.
+        cur = (0, carry, *launch(0, carry)) if n_blocks else None
+        while cur is not None:
+            bi, carry_in, carry_out, outs, fresh = cur
+            nxt = launch(bi + 1, carry_out) if bi + 1 < n_blocks else None
+            if mode["fast"] is not cfg and bool(fresh):
                 RERUNS["blocks"] += 1
-                safe_carry, safe_outs, safe_fresh = _run_block(dyn, stat, values, ck, valid_b, carry, g0, cfg)
-                new_carry, outs = safe_carry, safe_outs
+                carry_out, outs, safe_fresh = launch(bi, carry_in, cfg)
                 if bool(safe_fresh):
-                    fast = cfg  # genuine numerical failures: stay in safe mode for this chunk
-            carry = new_carry
-            width = min(block, G - int(g0) + 1)
-            host.add(outs, start, int(g0), width, cfg, acc, stacked=True)
+                    mode["fast"] = cfg  # genuine numerical failures: stay in safe mode for this chunk
+                nxt = launch(bi + 1, carry_out) if bi + 1 < n_blocks else None
+            g0 = 1 + bi * block
+            width = min(block, G - g0 + 1)
+            host.add(outs, start, g0, width, cfg, acc, stacked=True)
             prog.update(done_chains * width * sweep_n)
+            carry = carry_out
+            cur = (bi + 1, carry_out, *nxt) if nxt is not None else None
         events = carry[2]
         host.add_events(events, start, cfg)
     prog.close()
