@@ -151,3 +151,20 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
     with pytest.raises(RuntimeError):
         atomic_write(target, boom)
     assert not target.exists() and not list(tmp_path.iterdir())
+
+
+def test_auto_switches_to_summary_with_warning():
+    with pytest.warns(UserWarning, match="keeping summaries"):
+        r = cj.simulate(
+            cj.Gaussian(),
+            cj.Replace(),
+            n=10,
+            generations=50,
+            chains=2000,
+            seed=SEED,
+            progress=False,
+            max_memory="1MB",
+            keep_chains=30,
+        )
+    assert r.is_summary and r.metrics["sd"].shape == (30, 51)
+    assert r.summary("sd")["n_finite"].iloc[-1] == 2000
