@@ -148,6 +148,12 @@ def test_multivariate_trace_and_logdet():
             g = np.array([0, 3, 10])
             mean, se = summary_at(res, "logdet_ratio", g)
             assert_mc_close(mean, se, T.logdet_ratio_mean(g, n, d, est), label=f"logdet {est} {sampler}", rate=3e-5)
+            # Var[log det ratio] = (g+1) sum_i trigamma((n-i)/2), checked through the se of a variance
+            x = res.metrics["logdet_ratio"][:, 10].astype(np.float64)
+            se_v = np.sqrt(np.var((x - x.mean()) ** 2, ddof=1) / len(x))
+            assert_mc_close(
+                x.var(ddof=1), se_v, T.logdet_ratio_var(10, n, d), label=f"Var logdet {est} {sampler}", rate=3e-5
+            )
             mean, se = summary_at(res, "trace_ratio", g)
             assert_mc_close(mean, se, T.trace_ratio_mean(g, n, est), label=f"trace {est} {sampler}", rate=3e-5)
             # mean error: sum_k E tr Sigma_k / n with E tr Sigma_k = tr Sigma0 r^k
