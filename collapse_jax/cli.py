@@ -121,7 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--quiet", action="store_true")
     r.set_defaults(func=cmd_run)
 
-    d = sub.add_parser("demo", help="the README main job: variance vs generation beside theory (under a minute on 2 cores)")
+    d = sub.add_parser(
+        "demo", help="the README main job: variance vs generation beside theory (under a minute on 2 cores)"
+    )
     d.add_argument("--out", default="runs/demo")
     d.add_argument("--n", type=int, default=20)
     d.add_argument("--generations", type=int, default=100)
