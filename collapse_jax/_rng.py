@@ -135,17 +135,20 @@ def normals_from_words(words: jax.Array, dtype) -> jax.Array:
     return jnp.sqrt(jnp.asarray(2.0, u.dtype)) * lax.erf_inv(2.0 * u - 1.0)
 
 
-def words(chain_key: jax.Array, g, s: int, count: int, sub: int = 0) -> list[jax.Array]:
-    """``count`` words of a stream as a list of scalars (the same words as
-    :func:`bits`). For a handful of words per chain this keeps every operation
-    elementwise over the chain axis under ``vmap`` (a ``(chains, 4)`` array has a
-    4-long minor axis and vectorises badly on CPU): about 2x faster."""
+def words(chain_key: jax.Array, g, s: int, count: int, sub: int = 0, start: int = 0) -> list[jax.Array]:
+    """Words ``start .. start + count - 1`` of a stream as a list of scalars (the
+    same words as :func:`bits`). For a handful of words per chain this keeps every
+    operation elementwise over the chain axis under ``vmap`` (a ``(chains, 4)``
+    array has a 4-long minor axis and vectorises badly on CPU): about 2x faster.
+    Only the pairs that hold the requested words are hashed."""
     hi = _hi(g, s)
     out: list[jax.Array] = []
-    for i in range((count + 1) // 2):
+    first, last = start // 2, (start + count + 1) // 2
+    for i in range(first, last):
         o0, o1 = threefry2x32(chain_key[0], chain_key[1], hi, _lo(sub, i))
         out += [o0, o1]
-    return out[:count]
+    skip = start - 2 * first
+    return out[skip : skip + count]
 
 
 def uniform_from_words(ws: list[jax.Array], dtype) -> list[jax.Array]:
@@ -202,7 +205,7 @@ def standard_gamma(
     """
     k = gamma_proposals(min_shape)
     wpn = words_per_number(dtype)
-    ws = words(chain_key, g, s, offset + (2 * k + 1) * wpn, sub)[offset:]
+    ws = words(chain_key, g, s, (2 * k + 1) * wpn, sub, start=offset)
     xs = normal_from_words(ws[: k * wpn], dtype)
     us = uniform_from_words(ws[k * wpn : 2 * k * wpn], dtype)
     (u_boost,) = uniform_from_words(ws[2 * k * wpn :], dtype)

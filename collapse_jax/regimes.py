@@ -55,9 +55,9 @@ def _check_unit(name: str, cls: str, value) -> Any:
     return jnp.asarray(v, jnp.float32)
 
 
-def original_sample(family: AbstractFamily, ctx: Context, frame):
+def original_sample(family: AbstractFamily, ctx: Context, frame, prev=None):
     """The chain's original n real points (stream REAL of generation 0)."""
-    return family.sample(ctx.stream(0, STREAM_REAL), family.truth(), ctx.n, frame)
+    return family.sample(ctx.stream(0, STREAM_REAL), family.chain_truth(prev), ctx.n, frame)
 
 
 def generation_zero(family: AbstractFamily, ctx: Context):
@@ -138,7 +138,7 @@ class FreshMix(AbstractRegime):
         r = _slots(self.real_fraction, ctx.n, dtype)
         real_s, synth_s = ctx.stream(g, STREAM_REAL), ctx.stream(g, STREAM_SYNTH)
         if ctx.exact:
-            a = family.sample_stats(real_s, family.truth(), r, prev)
+            a = family.sample_stats(real_s, family.chain_truth(prev), r, prev)
             b = family.sample_stats(synth_s, prev, ctx.n - r, prev)
             return state, family.fit_stats(family.merge_stats(a, b), prev)
         real = family.sample_real(real_s, ctx.n, prev, prev)
@@ -163,7 +163,7 @@ class RetainOriginal(AbstractRegime):
     def step(self, family, ctx, state, prev, g):
         dtype = truth_dtype(family)
         r = _slots(self.fraction, ctx.n, dtype)
-        original = original_sample(family, ctx, prev)
+        original = original_sample(family, ctx, prev, prev)
         synth = family.sample(ctx.stream(g, STREAM_SYNTH), prev, ctx.n, prev)
         data = tree_where(jnp.arange(ctx.n) < r, original, synth)
         return state, family.fit(ctx.stream(g, STREAM_SYNTH_EXTRA), data, jnp.ones((ctx.n,), dtype), prev)
@@ -225,7 +225,7 @@ class Weighted(AbstractRegime):
         n, m = ctx.n, self.synthetic_count(ctx.n)
         w = self.real_weight.astype(dtype)
         if self.mode(family) == "estimates":
-            truth = family.truth()
+            truth = family.chain_truth(prev)
             real_s = ctx.stream(g, STREAM_REAL)
             if ctx.exact:
                 p_real = family.fit_stats(family.sample_stats(real_s, truth, n, truth), truth)
@@ -249,25 +249,27 @@ class Accumulate(AbstractRegime):
     every point (memory grows with ``generations``)."""
 
     def init(self, family, ctx, params0):
+        frame = family.pooled_frame(params0)
         if family.has_stats:
             if ctx.exact:
-                return family.sample_stats(ctx.stream(0, STREAM_REAL), family.truth(), ctx.n, None)
-            data = original_sample(family, ctx, None)
+                return family.sample_stats(ctx.stream(0, STREAM_REAL), family.chain_truth(params0), ctx.n, frame)
+            data = original_sample(family, ctx, frame, params0)
             return family.data_stats(data, jnp.ones((ctx.n,), truth_dtype(family)))
-        return _store_init(family, ctx)
+        return _store_init(family, ctx, params0)
 
     def step(self, family, ctx, state, prev, g):
+        frame = family.pooled_frame(prev)
         if family.has_stats:
             stream = ctx.stream(g, STREAM_SYNTH)
             if ctx.exact:
-                batch = family.sample_stats(stream, prev, ctx.n, None)
+                batch = family.sample_stats(stream, prev, ctx.n, frame)
             else:
-                data = family.sample(stream, prev, ctx.n, None)
+                data = family.sample(stream, prev, ctx.n, frame)
                 batch = family.data_stats(data, jnp.ones((ctx.n,), truth_dtype(family)))
             pooled = family.merge_stats(state, batch)
-            return pooled, family.fit_stats(pooled, None)
+            return pooled, family.fit_stats(pooled, frame)
         buffer, weights = _store_add(family, ctx, state, prev, g)
-        return (buffer, weights), family.fit(ctx.stream(g, STREAM_SYNTH_EXTRA), buffer, weights, None)
+        return (buffer, weights), family.fit(ctx.stream(g, STREAM_SYNTH_EXTRA), buffer, weights, frame)
 
 
 class AccumulateSubsample(AbstractRegime):
@@ -279,7 +281,7 @@ class AccumulateSubsample(AbstractRegime):
     needs_points: ClassVar[bool] = True
 
     def init(self, family, ctx, params0):
-        return _store_init(family, ctx)
+        return _store_init(family, ctx, params0)
 
     def step(self, family, ctx, state, prev, g):
         buffer, weights = _store_add(family, ctx, state, prev, g)
@@ -288,11 +290,11 @@ class AccumulateSubsample(AbstractRegime):
         _, idx = jax.lax.top_k(-score, ctx.n)
         data = tree_take(buffer, idx)
         ones = jnp.ones((ctx.n,), truth_dtype(family))
-        return (buffer, weights), family.fit(ctx.stream(g, STREAM_SYNTH_EXTRA), data, ones, None)
+        return (buffer, weights), family.fit(ctx.stream(g, STREAM_SYNTH_EXTRA), data, ones, family.pooled_frame(prev))
 
 
-def _store_init(family, ctx):
-    data = original_sample(family, ctx, None)
+def _store_init(family, ctx, params0):
+    data = original_sample(family, ctx, family.pooled_frame(params0), params0)
     size = (ctx.generations + 1) * ctx.n
     buffer = jax.tree.map(lambda x: jnp.zeros((size,) + x.shape[1:], x.dtype), data)
     buffer = tree_update(buffer, data, 0)
@@ -302,7 +304,7 @@ def _store_init(family, ctx):
 
 def _store_add(family, ctx, state, prev, g):
     buffer, weights = state
-    batch = family.sample(ctx.stream(g, STREAM_SYNTH), prev, ctx.n, None)
+    batch = family.sample(ctx.stream(g, STREAM_SYNTH), prev, ctx.n, family.pooled_frame(prev))
     start = jnp.asarray(g, jnp.int32) * ctx.n
     buffer = tree_update(buffer, batch, start)
     weights = (jnp.arange(weights.shape[0]) < start + ctx.n).astype(weights.dtype)

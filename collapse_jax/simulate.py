@@ -275,6 +275,7 @@ def simulate(
     if exact and not family.has_exact:
         raise ValueError(f"{type(family).__name__} has no exact path; use sampler='samples'")
     regime.validate(family, n, generations, exact)
+    family.validate_regime(regime, n, exact)
     if chunk_size is not None:
         chunk_size = check_int("chunk_size", chunk_size, 1)
     if progress not in (None, True, False):

@@ -4,3 +4,7 @@ from ._base import AbstractFamily as AbstractFamily
 from .gaussian import Gaussian as Gaussian
 from .gaussian import GaussianParams as GaussianParams
 from .gaussian import GaussianStats as GaussianStats
+from .ridge import Downstream as Downstream
+from .ridge import RegressionData as RegressionData
+from .ridge import Ridge as Ridge
+from .ridge import RidgeParams as RidgeParams

@@ -84,7 +84,22 @@ class AbstractFamily(eqx.Module):
         """``n`` real points (from the truth). ``prev`` is the current model, for
         families whose real data depend on a per-chain context kept in it (e.g. a
         fixed design)."""
-        return self.sample(key, self.truth(), n, frame)
+        return self.sample(key, self.chain_truth(prev), n, frame)
+
+    def validate_regime(self, regime, n: int, exact: bool) -> None:
+        """Raise before compiling if this family cannot run ``regime`` this way."""
+
+    def chain_truth(self, prev: Params | None = None) -> Params:
+        """The truth of the chain whose current model is ``prev`` (default: the
+        family's truth). Families with a per-chain truth (a random w*, a fixed
+        design) read it from ``prev``."""
+        return self.truth()
+
+    def pooled_frame(self, prev: Params):
+        """The frame of fits that pool data across generations (Accumulate,
+        AccumulateSubsample): ``None`` = absolute coordinates. Families whose fits
+        need the chain's context return ``prev``."""
+        return None
 
     def combine(self, p_real: Params, p_synth: Params, w: jax.Array) -> Params:
         """``Weighted(combine="estimates")``: w * theta(real) + (1 - w) * theta(synth)."""

@@ -1,0 +1,371 @@
+"""Recursive linear regression: OLS, ridge and the minimum-norm interpolator,
+on fixed or fresh Gaussian designs (Gerstgrasser et al. 2024, arXiv 2404.01413;
+Dohmatob, Feng, Kempe 2024, arXiv 2402.07712; Garg, Bhattacharya, Sur 2025,
+arXiv 2509.22341; Kazdan et al. 2024, arXiv 2410.16713).
+
+Each generation relabels inputs with the previous fit plus N(0, noise^2) label
+noise and refits. Rows are x ~ N(0, Sigma); the truth is y = x^T w* + noise.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from .._rng import STREAM_REAL, Stream, as_stream
+from ._base import AbstractFamily
+
+DESIGNS = ("fixed", "fresh")
+SAMPLERS = ("samples", "exact")
+
+
+class RegressionData(eqx.Module):
+    """``X`` (points, dim) and labels ``y`` (points,)."""
+
+    X: Float[Array, "m d"]
+    y: Float[Array, " m"]
+
+
+class RidgeParams(eqx.Module):
+    """One chain's fit ``w`` plus its constant context: the chain's truth ``w_star``
+    and, on a fixed design, the design rows ``X`` (sample path) or the Cholesky
+    factor ``gram_chol`` of X^T X (exact path). Unused context has size 0."""
+
+    w: Float[Array, " d"]
+    w_star: Float[Array, " d"]
+    X: Float[Array, "m d"]
+    gram_chol: Float[Array, "k k"]
+    template: bool = eqx.field(static=True, default=False)  # the family's truth, before any chain context
+
+
+class RidgeStats(eqx.Module):
+    """Weighted sufficient statistics: W = sum w_i, X^T W X, X^T W y, and the
+    chain context. ``full_rank``: X^T W X is invertible with probability one."""
+
+    count: Float[Array, ""]
+    xtx: Float[Array, "d d"]
+    xty: Float[Array, " d"]
+    w_star: Float[Array, " d"]
+    gram_chol: Float[Array, "k k"]
+    full_rank: bool = eqx.field(static=True)
+
+
+class Downstream(eqx.Module):
+    """Dohmatob et al.'s downstream model: at every generation, a fresh ``samples``-row
+    design independent of the chain (its own sub-stream), labelled by that
+    generation's fit plus N(0, noise^2), fitted by ridge with penalty ``lam`` (the
+    same convention); reported as ``downstream_test_error`` against w*. It never
+    feeds back into the chain. Generation g is their n = g + 1."""
+
+    samples: int = eqx.field(static=True)
+    noise: Float[Array, ""]
+    lam: Float[Array, ""]
+
+    def __init__(self, samples: int, noise: float = 1.0, lam: float = 0.0):
+        if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)):
+            raise TypeError(f"Downstream: samples must be an int >= 1, got {samples!r}")
+        if samples < 1:
+            raise ValueError(f"Downstream: samples must be >= 1, got {samples}")
+        self.samples = int(samples)
+        self.noise = jnp.asarray(_nonneg("Downstream", "noise", noise), jnp.float32)
+        self.lam = jnp.asarray(_nonneg("Downstream", "lam", lam), jnp.float32)
+
+
+def _nonneg(cls: str, name: str, value) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{cls}: {name} must be a number >= 0, got {value!r}") from None
+    if not (v >= 0 and math.isfinite(v)):
+        raise ValueError(f"{cls}: {name} must be a finite number >= 0, got {value!r}")
+    return v
+
+
+class Ridge(AbstractFamily):
+    """Ridge regression refitted on its own labels.
+
+    The weighted ridge fit minimises sum_i w_i (y_i - x_i^T b)^2 / sum_i w_i
+    + lam ||b||^2, i.e. solves (X^T W X + (sum w) lam I) b = X^T W y: with unit
+    weights this is scikit-learn's ``Ridge(alpha=n * lam)``. Under ``Accumulate``
+    the pooled fit has sum w = (g + 1) n, so the penalty scales with the pooled
+    size (lam stays the per-point penalty). ``lam = 0`` is OLS, and the
+    minimum-norm interpolator when a fit has fewer points than ``dim``.
+
+    Args:
+        dim: number of features d (static).
+        lam: ridge penalty per point (traced), >= 0.
+        noise: label noise sd sigma (traced), >= 0.
+        w_star: the truth, a vector of shape (dim,), or ``"random"``: N(0, I) per
+            chain, drawn from the chain's key (as Kazdan et al.). Default: ones.
+        cov: covariance Sigma of the rows (symmetric positive definite), or
+        spectrum: a power-law exponent a: eigenvalues proportional to i^-a,
+            normalised to trace d, identity eigenvectors. Default: identity.
+        design: ``"fixed"``: the chain's design is drawn once (with its original
+            sample) and every generation relabels the same rows; ``"fresh"``: every
+            point of every generation has new inputs. Designs are drawn per chain.
+        downstream: a :class:`Downstream` model evaluated at every generation.
+        sampler: ``"samples"`` materialises every design and label; ``"exact"``
+            draws X^T X from its Wishart law (fresh design) or keeps it (fixed
+            design) and X^T y = X^T X w + sigma L z exactly, O(d^3) per generation
+            whatever n (Replace and Accumulate on a fixed design; every regime that
+            never needs the points on a fresh design).
+
+    Metrics: ``test_error`` ||w_hat - w*||^2_Sigma (excess risk without label
+    noise), ``param_sq_error`` ||w_hat - w*||^2, and ``downstream_test_error``.
+
+    Regimes on a fixed design: ``FreshMix`` gives rows [0, r) fresh labels
+    X w* + noise each generation; ``RetainOriginal`` keeps rows [0, r) with their
+    generation-0 labels; ``Weighted`` fits real and synthetic labels on the same
+    rows and needs ratio 1. On a fresh design every x is new, real and synthetic.
+    """
+
+    dim: int = eqx.field(static=True)
+    design: str = eqx.field(static=True)
+    sampler: str = eqx.field(static=True)
+    random_w_star: bool = eqx.field(static=True)
+    lam: Float[Array, ""]
+    noise: Float[Array, ""]
+    w_star: Float[Array, " d"]
+    cov: Float[Array, "d d"]
+    downstream: Downstream | None
+    _chol_cov: Float[Array, "d d"]
+
+    combine_modes: ClassVar[tuple[str, ...]] = ("samples", "estimates")
+    default_combine: ClassVar[str] = "samples"
+
+    def __init__(
+        self,
+        dim: int,
+        lam: float = 0.0,
+        noise: float = 1.0,
+        *,
+        w_star=None,
+        cov=None,
+        spectrum: float | None = None,
+        design: str = "fixed",
+        downstream: Downstream | None = None,
+        sampler: str = "samples",
+    ):
+        if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+            raise TypeError(f"Ridge: dim must be an int, got {dim!r}")
+        if dim < 1:
+            raise ValueError(f"Ridge: dim must be >= 1, got {dim}")
+        if design not in DESIGNS:
+            raise ValueError(f"Ridge: design must be one of {DESIGNS}, got {design!r}")
+        if sampler not in SAMPLERS:
+            raise ValueError(f"Ridge: sampler must be one of {SAMPLERS}, got {sampler!r}")
+        if downstream is not None and not isinstance(downstream, Downstream):
+            raise TypeError(f"Ridge: downstream must be a cj.Downstream or None, got {downstream!r}")
+        d = int(dim)
+        if isinstance(w_star, str):
+            if w_star != "random":
+                raise ValueError(f"Ridge: w_star must be a vector of shape ({d},) or 'random', got {w_star!r}")
+            ws, random_ws = np.zeros(d), True
+        else:
+            ws = np.ones(d) if w_star is None else np.asarray(w_star, dtype=np.float64)
+            if ws.shape != (d,) or not np.all(np.isfinite(ws)):
+                raise ValueError(
+                    f"Ridge: w_star must be a finite vector of shape ({d},) or 'random', got shape {ws.shape}"
+                )
+            random_ws = False
+        if cov is not None and spectrum is not None:
+            raise ValueError("Ridge: give cov or spectrum, not both")
+        if spectrum is not None:
+            a = float(spectrum)
+            eig = np.arange(1, d + 1, dtype=np.float64) ** (-a)
+            sig = np.diag(eig * d / eig.sum())
+        else:
+            sig = np.eye(d) if cov is None else np.asarray(cov, dtype=np.float64)
+            if sig.ndim == 0:
+                sig = float(sig) * np.eye(d)
+        if sig.shape != (d, d) or not np.all(np.isfinite(sig)):
+            raise ValueError(f"Ridge: cov must be a finite ({d}, {d}) matrix, got shape {sig.shape}")
+        if not np.allclose(sig, sig.T, rtol=1e-10, atol=1e-12 * np.abs(sig).max()):
+            raise ValueError("Ridge: cov must be symmetric positive definite; it is not symmetric")
+        try:
+            chol = np.linalg.cholesky(sig)
+        except np.linalg.LinAlgError:
+            raise ValueError("Ridge: cov must be symmetric positive definite; it is not positive definite") from None
+        self.dim, self.design, self.sampler, self.random_w_star = d, design, sampler, random_ws
+        self.lam = jnp.asarray(_nonneg("Ridge", "lam", lam), jnp.float32)
+        self.noise = jnp.asarray(_nonneg("Ridge", "noise", noise), jnp.float32)
+        self.w_star = jnp.asarray(ws, jnp.float32)
+        self.cov = jnp.asarray(sig, jnp.float32)
+        self.downstream = downstream
+        self._chol_cov = jnp.asarray(chol, jnp.float32)
+
+    # ------------------------------------------------------------------ context
+    def truth(self) -> RidgeParams:
+        d = self.dim
+        dtype = self.w_star.dtype
+        return RidgeParams(self.w_star, self.w_star, jnp.zeros((0, d), dtype), jnp.zeros((0, 0), dtype), True)
+
+    def min_points(self) -> int:
+        return 1
+
+    def describe(self) -> dict:
+        ds = self.downstream
+        return {
+            "family": "Ridge",
+            "dim": self.dim,
+            "lam": float(self.lam),
+            "noise": float(self.noise),
+            "w_star": "random" if self.random_w_star else np.asarray(self.w_star).tolist(),
+            "cov": np.asarray(self.cov).tolist(),
+            "design": self.design,
+            "sampler": self.sampler,
+            "downstream": None
+            if ds is None
+            else {"samples": ds.samples, "noise": float(ds.noise), "lam": float(ds.lam)},
+        }
+
+    def validate_regime(self, regime, n: int, exact: bool) -> None:
+        from ..regimes import Accumulate, Replace, Weighted
+
+        if self.design == "fixed" and isinstance(regime, Weighted) and regime.ratio != 1.0:
+            raise ValueError(
+                f"Weighted: ratio={regime.ratio} on a fixed design; real and synthetic labels share the design's "
+                "rows, so ratio must be 1 (or use Ridge(design='fresh'))"
+            )
+        if exact and self.design == "fixed" and not isinstance(regime, (Replace, Accumulate)):
+            raise ValueError(
+                f"{type(regime).__name__} on a fixed design needs the data points (it mixes label vectors row by "
+                "row); sampler='exact' supports Replace and Accumulate there. Use sampler='samples' or design='fresh'"
+            )
+
+    def chain_truth(self, prev: RidgeParams | None = None) -> RidgeParams:
+        if prev is None:
+            return self.truth()
+        return RidgeParams(prev.w_star, prev.w_star, prev.X, prev.gram_chol)
+
+    def pooled_frame(self, prev: RidgeParams) -> RidgeParams:
+        return prev  # regression data are absolute; the frame carries the chain's context
+
+    def _chain_w_star(self, stream: Stream, dtype) -> jax.Array:
+        """The chain's random w*, from its generation-0 real stream."""
+        return Stream(stream.chain_key, jnp.int32(0), STREAM_REAL, 15).normal((self.dim,), dtype)
+
+    def _resolve(self, stream: Stream, p: RidgeParams) -> tuple[jax.Array, jax.Array]:
+        """(w of the model, the chain's w*) for params that may be the template."""
+        if self.random_w_star and p.template:
+            ws = self._chain_w_star(stream, p.w.dtype)
+            return ws, ws
+        return p.w, p.w_star
+
+    def _draw_design(self, stream: Stream, m: int, dtype) -> jax.Array:
+        z = stream.normal((m, self.dim), dtype)
+        return z @ self._chol_cov.astype(dtype).T
+
+    # ------------------------------------------------------------------ sample / fit
+    def sample(self, key, params: RidgeParams, n: int, frame=None) -> RegressionData:
+        s = as_stream(key)
+        dtype = params.w.dtype
+        w_gen, _ = self._resolve(s, params)
+        if self.design == "fixed" and params.X.shape[0] > 0:
+            if params.X.shape[0] != n:
+                raise ValueError(f"Ridge: a fixed design has {params.X.shape[0]} rows; cannot draw {n} points from it")
+            X = params.X
+        else:
+            X = self._draw_design(s.child(0), n, dtype)
+        y = X @ w_gen + self.noise.astype(dtype) * s.child(1).normal((n,), dtype)
+        return RegressionData(X, y)
+
+    def data_stats(self, data: RegressionData, weights) -> RidgeStats:
+        w = weights.astype(data.y.dtype)
+        pos = w > 0
+        X = jnp.where(pos[:, None], data.X, 0.0)
+        y = jnp.where(pos, data.y, 0.0)
+        wx = w[:, None] * X
+        d = self.dim
+        return RidgeStats(
+            jnp.sum(w), wx.T @ X, wx.T @ y, jnp.zeros((d,), y.dtype), jnp.zeros((0, 0), y.dtype), data.y.shape[0] >= d
+        )
+
+    def merge_stats(self, a: RidgeStats, b: RidgeStats) -> RidgeStats:
+        return RidgeStats(
+            a.count + b.count, a.xtx + b.xtx, a.xty + b.xty, a.w_star, a.gram_chol, a.full_rank or b.full_rank
+        )
+
+    def _solve(self, stats: RidgeStats) -> jax.Array:
+        dtype = stats.xty.dtype
+        a = stats.xtx + stats.count * self.lam.astype(dtype) * jnp.eye(self.dim, dtype=dtype)
+        if stats.full_rank:
+            chol = jnp.linalg.cholesky(a)
+            return jax.scipy.linalg.cho_solve((chol, True), stats.xty)
+        # rank-deficient (fewer points than features): the minimum-norm solution
+        evals, evecs = jnp.linalg.eigh(a)
+        tol = jnp.max(evals) * self.dim * jnp.finfo(dtype).eps * 10
+        inv = jnp.where(evals > tol, 1.0 / jnp.where(evals > tol, evals, 1.0), 0.0)
+        return evecs @ (inv * (evecs.T @ stats.xty))
+
+    def fit_stats(self, stats: RidgeStats, frame: RidgeParams | None = None) -> RidgeParams:
+        w = self._solve(stats)
+        d, dtype = self.dim, w.dtype
+        if frame is None or frame.template:
+            w_star = stats.w_star if self.random_w_star else self.w_star.astype(dtype)
+            gram = stats.gram_chol if self.design == "fixed" else jnp.zeros((0, 0), dtype)
+            return RidgeParams(w, w_star, jnp.zeros((0, d), dtype), gram)
+        return RidgeParams(w, frame.w_star, frame.X, frame.gram_chol)
+
+    def fit(self, key, data: RegressionData, weights, frame: RidgeParams | None = None) -> RidgeParams:
+        p = self.fit_stats(self.data_stats(data, weights), frame)
+        if frame is None or frame.template:
+            # generation 0: the chain's context comes with its original sample
+            s = as_stream(key)
+            w_star = self._chain_w_star(s, p.w.dtype) if self.random_w_star else p.w_star
+            X = data.X if self.design == "fixed" else jnp.zeros((0, self.dim), p.w.dtype)
+            return RidgeParams(p.w, w_star, X, p.gram_chol)
+        return p
+
+    def sample_stats(self, key, params: RidgeParams, m, frame=None) -> RidgeStats:
+        """Exact law of (X^T X, X^T y) for m points labelled by ``params`` (m may be
+        traced). Fixed design: X^T X is the chain's own; fresh: Wishart_d(m, Sigma)
+        by Bartlett's decomposition. Given X, X^T y ~ N(X^T X w, sigma^2 X^T X)."""
+        s = as_stream(key)
+        dtype = params.w.dtype
+        d = self.dim
+        w_gen, w_star = self._resolve(s, params)
+        if self.design == "fixed" and params.gram_chol.shape[0] == d:
+            lg = params.gram_chol
+        else:
+            lg = self._chol_cov.astype(dtype) @ self._bartlett(s.child(0), m, dtype)
+        gram = lg @ lg.T
+        z = s.child(1).normal((d,), dtype)
+        xty = gram @ w_gen + self.noise.astype(dtype) * (lg @ z)
+        full = isinstance(m, (int, np.integer)) and m >= d
+        keep = lg if self.design == "fixed" else jnp.zeros((0, 0), dtype)
+        return RidgeStats(jnp.asarray(m, dtype), gram, xty, w_star, keep, bool(full))
+
+    def _bartlett(self, stream: Stream, m, dtype) -> jax.Array:
+        """Lower factor B with B B^T ~ Wishart_d(m, I) (m rows, no centring); for
+        m < d the trailing columns vanish (a rank-m Wishart)."""
+        d = self.dim
+        mf = jnp.asarray(m, dtype)
+        cols = jnp.arange(d) < mf
+        off = jnp.tril(stream.child(0).normal((d, d), dtype), -1) * cols[None, :]
+        diag = [jnp.sqrt(stream.child(1).chi2(jnp.maximum(mf - i, 0.0), dtype, offset=i * 64)) for i in range(d)]
+        return off + jnp.diag(jnp.stack(diag))
+
+    # ------------------------------------------------------------------ metrics
+    def metrics(self, key, params: RidgeParams) -> dict[str, jax.Array]:
+        s = as_stream(key)
+        dtype = params.w.dtype
+        _, w_star = self._resolve(s, params)
+        lc = self._chol_cov.astype(dtype)
+        err = params.w - w_star
+        out = {"test_error": jnp.sum((lc.T @ err) ** 2), "param_sq_error": jnp.sum(err**2)}
+        ds = self.downstream
+        if ds is not None:
+            t = ds.samples
+            X = self._draw_design(s.child(0), t, dtype)
+            y = X @ params.w + ds.noise.astype(dtype) * s.child(1).normal((t,), dtype)
+            stats = RidgeStats(jnp.asarray(t, dtype), X.T @ X, X.T @ y, w_star, jnp.zeros((0, 0), dtype), t >= self.dim)
+            b = Ridge._solve(eqx.tree_at(lambda f: f.lam, self, ds.lam.astype(self.lam.dtype)), stats)
+            out["downstream_test_error"] = jnp.sum((lc.T @ (b - w_star)) ** 2)
+        return out
