@@ -19,6 +19,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from .._rng import STREAM_REAL, Stream, as_stream
+from . import _linalg as _la
 from ._base import AbstractFamily
 
 DESIGNS = ("fixed", "fresh")
@@ -284,7 +285,12 @@ class Ridge(AbstractFamily):
         wx = w[:, None] * X
         d = self.dim
         return RidgeStats(
-            jnp.sum(w), wx.T @ X, wx.T @ y, jnp.zeros((d,), y.dtype), jnp.zeros((0, 0), y.dtype), data.y.shape[0] >= d
+            jnp.sum(w),
+            wx.T @ X,
+            wx.T @ y,
+            jnp.zeros((d,), y.dtype),
+            jnp.zeros((0, 0), y.dtype),
+            _well_posed(data.y.shape[0], d),
         )
 
     def merge_stats(self, a: RidgeStats, b: RidgeStats) -> RidgeStats:
@@ -296,8 +302,7 @@ class Ridge(AbstractFamily):
         dtype = stats.xty.dtype
         a = stats.xtx + stats.count * self.lam.astype(dtype) * jnp.eye(self.dim, dtype=dtype)
         if stats.full_rank:
-            chol = jnp.linalg.cholesky(a)
-            return jax.scipy.linalg.cho_solve((chol, True), stats.xty)
+            return _la.cho_solve(_la.cholesky(a), stats.xty)
         # rank-deficient (fewer points than features): the minimum-norm solution
         evals, evecs = jnp.linalg.eigh(a)
         tol = jnp.max(evals) * self.dim * jnp.finfo(dtype).eps * 10
@@ -314,7 +319,18 @@ class Ridge(AbstractFamily):
         return RidgeParams(w, frame.w_star, frame.X, frame.gram_chol)
 
     def fit(self, key, data: RegressionData, weights, frame: RidgeParams | None = None) -> RidgeParams:
-        p = self.fit_stats(self.data_stats(data, weights), frame)
+        stats = self.data_stats(data, weights)
+        if self.design == "fixed" and frame is not None and frame.X.shape[0] > 0:
+            # stacked copies of one fixed design have its rank: decide by its own rows
+            stats = RidgeStats(
+                stats.count,
+                stats.xtx,
+                stats.xty,
+                stats.w_star,
+                stats.gram_chol,
+                _well_posed(frame.X.shape[0], self.dim),
+            )
+        p = self.fit_stats(stats, frame)
         if frame is None or frame.template:
             # generation 0: the chain's context comes with its original sample
             s = as_stream(key)
@@ -338,7 +354,7 @@ class Ridge(AbstractFamily):
         gram = lg @ lg.T
         z = s.child(1).normal((d,), dtype)
         xty = gram @ w_gen + self.noise.astype(dtype) * (lg @ z)
-        full = isinstance(m, (int, np.integer)) and m >= d
+        full = isinstance(m, (int, np.integer)) and _well_posed(m, d)
         keep = lg if self.design == "fixed" else jnp.zeros((0, 0), dtype)
         return RidgeStats(jnp.asarray(m, dtype), gram, xty, w_star, keep, bool(full))
 
@@ -351,6 +367,12 @@ class Ridge(AbstractFamily):
         off = jnp.tril(stream.child(0).normal((d, d), dtype), -1) * cols[None, :]
         diag = [jnp.sqrt(stream.child(1).chi2(jnp.maximum(mf - i, 0.0), dtype, offset=i * 64)) for i in range(d)]
         return off + jnp.diag(jnp.stack(diag))
+
+    def combine(self, p_real: RidgeParams, p_synth: RidgeParams, w) -> RidgeParams:
+        """w * w_hat(real) + (1 - w) * w_hat(synth) (He, Xu, Cheng); on one fixed
+        design and lam = 0 this equals one fit on the mixed label vector."""
+        w = jnp.asarray(w, p_real.w.dtype)
+        return RidgeParams(w * p_real.w + (1 - w) * p_synth.w, p_synth.w_star, p_synth.X, p_synth.gram_chol)
 
     # ------------------------------------------------------------------ metrics
     def metrics(self, key, params: RidgeParams) -> dict[str, jax.Array]:
@@ -365,7 +387,17 @@ class Ridge(AbstractFamily):
             t = ds.samples
             X = self._draw_design(s.child(0), t, dtype)
             y = X @ params.w + ds.noise.astype(dtype) * s.child(1).normal((t,), dtype)
-            stats = RidgeStats(jnp.asarray(t, dtype), X.T @ X, X.T @ y, w_star, jnp.zeros((0, 0), dtype), t >= self.dim)
+            stats = RidgeStats(
+                jnp.asarray(t, dtype), X.T @ X, X.T @ y, w_star, jnp.zeros((0, 0), dtype), _well_posed(t, self.dim)
+            )
             b = Ridge._solve(eqx.tree_at(lambda f: f.lam, self, ds.lam.astype(self.lam.dtype)), stats)
             out["downstream_test_error"] = jnp.sum((lc.T @ (b - w_star)) ** 2)
         return out
+
+
+def _well_posed(rows: int, d: int) -> bool:
+    """Cholesky is used when a fit has at least d + 2 rows (X^T X is then
+    comfortably invertible); with fewer, the eigen-decomposition gives OLS, the
+    minimum-norm interpolator or ridge robustly, also in the band d - 1 <= n <= d + 1
+    where E[(X^T X)^-1] is infinite and single fits are badly conditioned."""
+    return rows >= d + 2

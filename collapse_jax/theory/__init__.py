@@ -28,3 +28,13 @@ from .mixing import retain_original_steady_state as retain_original_steady_state
 from .mixing import variance_mean_accumulate as variance_mean_accumulate
 from .mixing import weighted_mean_sq_error as weighted_mean_sq_error
 from .mixing import weighted_steady_state as weighted_steady_state
+from .regression import dohmatob_downstream_test_error as dohmatob_downstream_test_error
+from .regression import label_mixing_factor as label_mixing_factor
+from .regression import minnorm_replace_test_error as minnorm_replace_test_error
+from .regression import minnorm_weighted_test_error as minnorm_weighted_test_error
+from .regression import ols_accumulate_limit as ols_accumulate_limit
+from .regression import ols_accumulate_test_error as ols_accumulate_test_error
+from .regression import ols_replace_test_error as ols_replace_test_error
+from .regression import ols_weighted_test_error as ols_weighted_test_error
+from .regression import optimal_label_mixing_weight as optimal_label_mixing_weight
+from .regression import ridge_downstream_test_error as ridge_downstream_test_error
