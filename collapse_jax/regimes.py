@@ -67,8 +67,7 @@ def generation_zero(family: AbstractFamily, ctx: Context):
         stats = family.sample_stats(ctx.stream(0, STREAM_REAL), truth, ctx.n, truth)
         return family.fit_stats(stats, truth)
     data = original_sample(family, ctx, truth)
-    ones = jnp.ones((ctx.n,), truth_dtype(family))
-    return family.fit(ctx.stream(0, STREAM_SYNTH), data, ones, truth)
+    return family.fit(ctx.stream(0, STREAM_SYNTH), data, None, truth)
 
 
 def truth_dtype(family: AbstractFamily):
@@ -112,7 +111,7 @@ def _fit_synthetic(family, ctx, prev, g, m, s=STREAM_SYNTH, frame="prev"):
     if ctx.exact:
         return family.fit_stats(family.sample_stats(stream, prev, m, frame), frame)
     data = family.sample(stream, prev, m, frame)
-    return family.fit(ctx.stream(g, STREAM_SYNTH_EXTRA), data, jnp.ones((m,), truth_dtype(family)), frame)
+    return family.fit(ctx.stream(g, STREAM_SYNTH_EXTRA), data, None, frame)
 
 
 class Replace(AbstractRegime):
@@ -144,7 +143,7 @@ class FreshMix(AbstractRegime):
         real = family.sample_real(real_s, ctx.n, prev, prev)
         synth = family.sample(synth_s, prev, ctx.n, prev)
         data = tree_where(jnp.arange(ctx.n) < r, real, synth)
-        return state, family.fit(ctx.stream(g, STREAM_SYNTH_EXTRA), data, jnp.ones((ctx.n,), dtype), prev)
+        return state, family.fit(ctx.stream(g, STREAM_SYNTH_EXTRA), data, None, prev)
 
 
 class RetainOriginal(AbstractRegime):
@@ -166,7 +165,7 @@ class RetainOriginal(AbstractRegime):
         original = original_sample(family, ctx, prev, prev)
         synth = family.sample(ctx.stream(g, STREAM_SYNTH), prev, ctx.n, prev)
         data = tree_where(jnp.arange(ctx.n) < r, original, synth)
-        return state, family.fit(ctx.stream(g, STREAM_SYNTH_EXTRA), data, jnp.ones((ctx.n,), dtype), prev)
+        return state, family.fit(ctx.stream(g, STREAM_SYNTH_EXTRA), data, None, prev)
 
 
 class Weighted(AbstractRegime):
@@ -231,7 +230,7 @@ class Weighted(AbstractRegime):
                 p_real = family.fit_stats(family.sample_stats(real_s, truth, n, truth), truth)
             else:
                 real = family.sample_real(real_s, n, prev, truth)
-                p_real = family.fit(ctx.stream(g, STREAM_SYNTH_EXTRA), real, jnp.ones((n,), dtype), truth)
+                p_real = family.fit(ctx.stream(g, STREAM_SYNTH_EXTRA), real, None, truth)
             p_synth = _fit_synthetic(family, ctx, prev, g, m)
             return state, family.combine(p_real, p_synth, w)
         real = family.sample_real(ctx.stream(g, STREAM_REAL), n, prev, prev)
@@ -254,7 +253,7 @@ class Accumulate(AbstractRegime):
             if ctx.exact:
                 return family.sample_stats(ctx.stream(0, STREAM_REAL), family.chain_truth(params0), ctx.n, frame)
             data = original_sample(family, ctx, frame, params0)
-            return family.data_stats(data, jnp.ones((ctx.n,), truth_dtype(family)))
+            return family.data_stats(data, None)
         return _store_init(family, ctx, params0)
 
     def step(self, family, ctx, state, prev, g):
@@ -265,7 +264,7 @@ class Accumulate(AbstractRegime):
                 batch = family.sample_stats(stream, prev, ctx.n, frame)
             else:
                 data = family.sample(stream, prev, ctx.n, frame)
-                batch = family.data_stats(data, jnp.ones((ctx.n,), truth_dtype(family)))
+                batch = family.data_stats(data, None)
             pooled = family.merge_stats(state, batch)
             return pooled, family.fit_stats(pooled, frame)
         buffer, weights = _store_add(family, ctx, state, prev, g)
@@ -289,8 +288,7 @@ class AccumulateSubsample(AbstractRegime):
         score = jnp.where(weights > 0, u, 2.0)
         _, idx = jax.lax.top_k(-score, ctx.n)
         data = tree_take(buffer, idx)
-        ones = jnp.ones((ctx.n,), truth_dtype(family))
-        return (buffer, weights), family.fit(ctx.stream(g, STREAM_SYNTH_EXTRA), data, ones, family.pooled_frame(prev))
+        return (buffer, weights), family.fit(ctx.stream(g, STREAM_SYNTH_EXTRA), data, None, family.pooled_frame(prev))
 
 
 def _store_init(family, ctx, params0):

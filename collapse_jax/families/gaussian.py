@@ -238,7 +238,7 @@ class Gaussian(AbstractFamily):
         return offset[None, :] + z @ m.T
 
     def data_stats(self, data, weights) -> GaussianStats:
-        w = weights.astype(data.dtype)
+        w = jnp.ones(data.shape[:1], data.dtype) if weights is None else weights.astype(data.dtype)
         if self.dim == 1:
             return self._data_stats_1d(data[:, 0], w)
         pos = (w > 0)[:, None]

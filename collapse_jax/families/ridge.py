@@ -35,13 +35,15 @@ class RegressionData(eqx.Module):
 
 class RidgeParams(eqx.Module):
     """One chain's fit ``w`` plus its constant context: the chain's truth ``w_star``
-    and, on a fixed design, the design rows ``X`` (sample path) or the Cholesky
-    factor ``gram_chol`` of X^T X (exact path). Unused context has size 0."""
+    and, on a fixed design, the design rows ``X`` and their ``gram`` X^T X (sample
+    path) or the Cholesky factor ``gram_chol`` of X^T X (exact path). Unused
+    context has size 0."""
 
     w: Float[Array, " d"]
     w_star: Float[Array, " d"]
     X: Float[Array, "m d"]
     gram_chol: Float[Array, "k k"]
+    gram: Float[Array, "j j"]  # fixed design, sample path: the design's X^T X, computed once
     template: bool = eqx.field(static=True, default=False)  # the family's truth, before any chain context
 
 
@@ -205,7 +207,8 @@ class Ridge(AbstractFamily):
     def truth(self) -> RidgeParams:
         d = self.dim
         dtype = self.w_star.dtype
-        return RidgeParams(self.w_star, self.w_star, jnp.zeros((0, d), dtype), jnp.zeros((0, 0), dtype), True)
+        empty = jnp.zeros((0, 0), dtype)
+        return RidgeParams(self.w_star, self.w_star, jnp.zeros((0, d), dtype), empty, empty, True)
 
     def min_points(self) -> int:
         return 1
@@ -243,7 +246,7 @@ class Ridge(AbstractFamily):
     def chain_truth(self, prev: RidgeParams | None = None) -> RidgeParams:
         if prev is None:
             return self.truth()
-        return RidgeParams(prev.w_star, prev.w_star, prev.X, prev.gram_chol)
+        return RidgeParams(prev.w_star, prev.w_star, prev.X, prev.gram_chol, prev.gram)
 
     def pooled_frame(self, prev: RidgeParams) -> RidgeParams:
         return prev  # regression data are absolute; the frame carries the chain's context
@@ -278,7 +281,7 @@ class Ridge(AbstractFamily):
         return RegressionData(X, y)
 
     def data_stats(self, data: RegressionData, weights) -> RidgeStats:
-        w = weights.astype(data.y.dtype)
+        w = jnp.ones(data.y.shape, data.y.dtype) if weights is None else weights.astype(data.y.dtype)
         pos = w > 0
         X = jnp.where(pos[:, None], data.X, 0.0)
         y = jnp.where(pos, data.y, 0.0)
@@ -315,10 +318,23 @@ class Ridge(AbstractFamily):
         if frame is None or frame.template:
             w_star = stats.w_star if self.random_w_star else self.w_star.astype(dtype)
             gram = stats.gram_chol if self.design == "fixed" else jnp.zeros((0, 0), dtype)
-            return RidgeParams(w, w_star, jnp.zeros((0, d), dtype), gram)
-        return RidgeParams(w, frame.w_star, frame.X, frame.gram_chol)
+            return RidgeParams(w, w_star, jnp.zeros((0, d), dtype), gram, jnp.zeros((0, 0), dtype))
+        return RidgeParams(w, frame.w_star, frame.X, frame.gram_chol, frame.gram)
 
     def fit(self, key, data: RegressionData, weights, frame: RidgeParams | None = None) -> RidgeParams:
+        if weights is None and frame is not None and frame.gram.shape[0] > 0 and data.X is frame.X:
+            # unit weights on exactly the chain's fixed design (the same array, rows in order, as
+            # Replace hands it over): X^T X is the cached gram; only X^T y is new
+            y = data.y
+            stats = RidgeStats(
+                jnp.asarray(y.shape[0], y.dtype),
+                frame.gram,
+                frame.X.T @ y,
+                frame.w_star,
+                frame.gram_chol,
+                _well_posed(frame.X.shape[0], self.dim),
+            )
+            return self.fit_stats(stats, frame)
         stats = self.data_stats(data, weights)
         if self.design == "fixed" and frame is not None and frame.X.shape[0] > 0:
             # stacked copies of one fixed design have its rank: decide by its own rows
@@ -335,8 +351,10 @@ class Ridge(AbstractFamily):
             # generation 0: the chain's context comes with its original sample
             s = as_stream(key)
             w_star = self._chain_w_star(s, p.w.dtype) if self.random_w_star else p.w_star
-            X = data.X if self.design == "fixed" else jnp.zeros((0, self.dim), p.w.dtype)
-            return RidgeParams(p.w, w_star, X, p.gram_chol)
+            dtype = p.w.dtype
+            if self.design == "fixed" and self.sampler == "samples":
+                return RidgeParams(p.w, w_star, data.X, p.gram_chol, data.X.T @ data.X)
+            return RidgeParams(p.w, w_star, jnp.zeros((0, self.dim), dtype), p.gram_chol, jnp.zeros((0, 0), dtype))
         return p
 
     def sample_stats(self, key, params: RidgeParams, m, frame=None) -> RidgeStats:
@@ -372,7 +390,9 @@ class Ridge(AbstractFamily):
         """w * w_hat(real) + (1 - w) * w_hat(synth) (He, Xu, Cheng); on one fixed
         design and lam = 0 this equals one fit on the mixed label vector."""
         w = jnp.asarray(w, p_real.w.dtype)
-        return RidgeParams(w * p_real.w + (1 - w) * p_synth.w, p_synth.w_star, p_synth.X, p_synth.gram_chol)
+        return RidgeParams(
+            w * p_real.w + (1 - w) * p_synth.w, p_synth.w_star, p_synth.X, p_synth.gram_chol, p_synth.gram
+        )
 
     # ------------------------------------------------------------------ metrics
     def metrics(self, key, params: RidgeParams) -> dict[str, jax.Array]:
