@@ -19,8 +19,9 @@ CHAINS = 20_000
 
 
 def run(fam, regime=None, n=N, generations=10, chains=CHAINS, **kw):
-    return cj.simulate(fam, regime or cj.Replace(), n=n, generations=generations, chains=chains, seed=SEED,
-                       progress=False, **kw)
+    return cj.simulate(
+        fam, regime or cj.Replace(), n=n, generations=generations, chains=chains, seed=SEED, progress=False, **kw
+    )
 
 
 @pytest.mark.parametrize("design", ["fixed", "fresh"])
@@ -85,8 +86,9 @@ def test_label_mixing_min_norm():
     d, n, w = 30, 12, 0.4
     res = run(cj.Ridge(d), cj.Weighted(w), n=n, chains=10_000)
     mean, se = summary_at(res, "test_error", GENS)
-    assert_mc_close(mean, se, T.minnorm_weighted_test_error(np.array(GENS), n, d, 1.0, w, w_star_sq=d),
-                    label="min-norm mixing")
+    assert_mc_close(
+        mean, se, T.minnorm_weighted_test_error(np.array(GENS), n, d, 1.0, w, w_star_sq=d), label="min-norm mixing"
+    )
 
 
 @pytest.mark.parametrize("n", [4, 5, 6])
@@ -118,7 +120,8 @@ def test_exact_matches_samples(design, lam, regime):
 
 
 @pytest.mark.parametrize(
-    "regime", [cj.FreshMix(0.3), cj.RetainOriginal(0.3), cj.AccumulateSubsample(), cj.Weighted(0.6)],
+    "regime",
+    [cj.FreshMix(0.3), cj.RetainOriginal(0.3), cj.AccumulateSubsample(), cj.Weighted(0.6)],
     ids=["freshmix", "retain", "subsample", "weighted"],
 )
 @pytest.mark.parametrize("design", ["fixed", "fresh"])
