@@ -42,3 +42,21 @@ def parse_memory(value) -> int:
             if out > 0:
                 return out
     raise ValueError(f"max_memory must be a positive number of bytes or a string like '4GB' or '512MiB', got {value!r}")
+
+
+def check_covariance(owner: str, cov, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """``cov`` as a (d, d) symmetric positive definite float64 matrix (None gives I,
+    a scalar c gives c I) and its lower Cholesky factor, else a ValueError naming
+    the owner, the parameter and what is wrong."""
+    sig = np.eye(d) if cov is None else np.asarray(cov, dtype=np.float64)
+    if sig.ndim == 0:
+        sig = float(sig) * np.eye(d)
+    if sig.shape != (d, d) or not np.all(np.isfinite(sig)):
+        raise ValueError(f"{owner}: cov must be a finite ({d}, {d}) matrix, got shape {sig.shape}")
+    if not np.allclose(sig, sig.T, rtol=1e-10, atol=1e-12 * np.abs(sig).max()):
+        raise ValueError(f"{owner}: cov must be symmetric positive definite; it is not symmetric")
+    try:
+        chol = np.linalg.cholesky(sig)
+    except np.linalg.LinAlgError:
+        raise ValueError(f"{owner}: cov must be symmetric positive definite; it is not positive definite") from None
+    return sig, chol

@@ -181,3 +181,14 @@ def test_bad_regime_combinations_raise_before_compiling():
     with pytest.raises(ValueError, match=r"n must be >= 1"):
         run(cj.Ridge(D), n=0, chains=4)
     assert TRACE_COUNTS == before
+
+
+def test_power_law_spectrum():
+    fam = cj.Ridge(6, spectrum=1.0)
+    eig = np.linalg.eigvalsh(np.asarray(fam.cov, np.float64))
+    assert eig.sum() == pytest.approx(6.0, rel=1e-5) and eig.max() / eig.min() == pytest.approx(6.0, rel=1e-4)
+    res = run(fam, n=30, generations=5, chains=10_000)
+    mean, se = summary_at(res, "test_error", [0, 5])
+    assert_mc_close(mean, se, T.ols_replace_test_error(np.array([0, 5]), 30, 6), label="spectrum")
+    with pytest.raises(ValueError, match="give cov or spectrum, not both"):
+        cj.Ridge(3, cov=np.eye(3), spectrum=1.0)

@@ -25,6 +25,7 @@ from jaxtyping import Array, Float
 
 from .._hostmath import chi2_quantile
 from .._rng import Stream, as_stream
+from .._validate import check_covariance
 from ._base import AbstractFamily
 
 ESTIMATORS = ("mle", "unbiased")
@@ -142,17 +143,7 @@ class Gaussian(AbstractFamily):
             mu = np.full(d, float(mu))
         if mu.shape != (d,) or not np.all(np.isfinite(mu)):
             raise ValueError(f"Gaussian: mean must be a finite vector of shape ({d},), got {mean!r}")
-        sig = np.eye(d) if cov is None else np.asarray(cov, dtype=np.float64)
-        if sig.ndim == 0:
-            sig = float(sig) * np.eye(d)
-        if sig.shape != (d, d) or not np.all(np.isfinite(sig)):
-            raise ValueError(f"Gaussian: cov must be a finite ({d}, {d}) matrix, got shape {sig.shape}")
-        if not np.allclose(sig, sig.T, rtol=1e-10, atol=1e-12 * np.abs(sig).max()):
-            raise ValueError("Gaussian: cov must be symmetric positive definite; it is not symmetric")
-        try:
-            l0 = np.linalg.cholesky(sig)
-        except np.linalg.LinAlgError:
-            raise ValueError("Gaussian: cov must be symmetric positive definite; it is not positive definite") from None
+        sig, l0 = check_covariance("Gaussian", cov, d)
         cb = float(collapse_below)
         if not cb > 0:
             raise ValueError(f"Gaussian: collapse_below must be > 0, got {collapse_below!r}")

@@ -19,6 +19,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from .._rng import STREAM_REAL, Stream, as_stream
+from .._validate import check_covariance
 from . import _linalg as _la
 from ._base import AbstractFamily
 
@@ -182,19 +183,8 @@ class Ridge(AbstractFamily):
         if spectrum is not None:
             a = float(spectrum)
             eig = np.arange(1, d + 1, dtype=np.float64) ** (-a)
-            sig = np.diag(eig * d / eig.sum())
-        else:
-            sig = np.eye(d) if cov is None else np.asarray(cov, dtype=np.float64)
-            if sig.ndim == 0:
-                sig = float(sig) * np.eye(d)
-        if sig.shape != (d, d) or not np.all(np.isfinite(sig)):
-            raise ValueError(f"Ridge: cov must be a finite ({d}, {d}) matrix, got shape {sig.shape}")
-        if not np.allclose(sig, sig.T, rtol=1e-10, atol=1e-12 * np.abs(sig).max()):
-            raise ValueError("Ridge: cov must be symmetric positive definite; it is not symmetric")
-        try:
-            chol = np.linalg.cholesky(sig)
-        except np.linalg.LinAlgError:
-            raise ValueError("Ridge: cov must be symmetric positive definite; it is not positive definite") from None
+            cov = np.diag(eig * d / eig.sum())
+        sig, chol = check_covariance("Ridge", cov, d)
         self.dim, self.design, self.sampler, self.random_w_star = d, design, sampler, random_ws
         self.lam = jnp.asarray(_nonneg("Ridge", "lam", lam), jnp.float32)
         self.noise = jnp.asarray(_nonneg("Ridge", "noise", noise), jnp.float32)

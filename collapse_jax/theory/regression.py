@@ -100,8 +100,11 @@ def dohmatob_downstream_test_error(
 
 
 def _wishart_eigenvalues(t: int, d: int, mc: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    x = rng.standard_normal((mc, t, d))
+    """Eigenvalues of ``mc`` draws of Wishart_d(t, I), from a seeded JAX key (the
+    draws are float32; the eigenvalues are computed in float64)."""
+    import jax
+
+    x = np.asarray(jax.random.normal(jax.random.key(seed), (mc, t, d)), dtype=np.float64)
     return np.linalg.eigvalsh(np.einsum("mti,mtj->mij", x, x))
 
 
