@@ -249,11 +249,6 @@ def _finish_gamma(a, boost, value, u_boost, dtype):
     return jnp.where(a > 0, value, jnp.zeros((), dtype))
 
 
-def gamma_words(dtype, min_shape: float | None = None) -> int:
-    """Words consumed by :func:`standard_gamma`."""
-    return (2 * gamma_proposals(min_shape) + 1) * words_per_number(dtype)
-
-
 class Stream(eqx.Module):
     """One named sub-stream of one chain in one generation: what families receive
     where DESIGN.md writes ``key``. Pure and cheap: it holds the chain's key data,

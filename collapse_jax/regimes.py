@@ -82,6 +82,7 @@ class AbstractRegime(eqx.Module):
     exact (sufficient-statistics) path."""
 
     needs_points: ClassVar[bool] = False
+    traced_bounds: ClassVar[dict[str, tuple[float, float]]] = {}  # inclusive bounds of sweepable fields
 
     def validate(self, family: AbstractFamily, n: int, generations: int, exact: bool) -> None:
         """Raise before compiling if this regime cannot run this configuration."""
@@ -128,6 +129,7 @@ class FreshMix(AbstractRegime):
     et al. 2024 "fresh data loop"). ``real_fraction`` is traced."""
 
     real_fraction: jax.Array
+    traced_bounds: ClassVar[dict[str, tuple[float, float]]] = {"real_fraction": (0.0, 1.0)}
 
     def __init__(self, real_fraction=0.5):
         self.real_fraction = _check_unit("real_fraction", "FreshMix", real_fraction)
@@ -155,6 +157,7 @@ class RetainOriginal(AbstractRegime):
 
     needs_points: ClassVar[bool] = True
     fraction: jax.Array
+    traced_bounds: ClassVar[dict[str, tuple[float, float]]] = {"fraction": (0.0, 1.0)}
 
     def __init__(self, fraction=0.1):
         self.fraction = _check_unit("fraction", "RetainOriginal", fraction)
@@ -180,6 +183,7 @@ class Weighted(AbstractRegime):
     """
 
     real_weight: jax.Array
+    traced_bounds: ClassVar[dict[str, tuple[float, float]]] = {"real_weight": (0.0, 1.0)}
     ratio: float = eqx.field(static=True)
     combine: str | None = eqx.field(static=True)
 

@@ -109,5 +109,9 @@ def test_sweep_rejects_static_and_unknown_fields():
         run(regime=cj.Weighted(0.5), sweep={"ratio": [1.0, 2.0]})
     with pytest.raises(ValueError, match="names no field"):
         run(regime=cj.FreshMix(0.5), sweep={"bandwidth": [1.0]})
-    with pytest.raises(ValueError, match="invalid"):
+    with pytest.raises(ValueError, match=r"sweep value 1.5 for 'real_fraction' is invalid.*\[0.0, 1.0\]"):
         run(regime=cj.FreshMix(0.5), sweep={"real_fraction": [0.5, 1.5]})
+    with pytest.raises(ValueError, match=r"sweep value -1.0 for 'lam' is invalid: Ridge.lam must lie in \[0.0, inf\]"):
+        run(cj.Ridge(3), sweep={"lam": [0.1, -1.0]})
+    with pytest.raises(ValueError, match=r"collapse_below"):
+        run(sweep={"collapse_below": [0.0]})

@@ -37,6 +37,7 @@ class AbstractFamily(eqx.Module):
         ("component",)}``; metrics not listed are scalars per chain and generation.
       * ``diagnostic_dims`` / ``event_dims``: the same for diagnostics and events.
       * ``combine_modes``: the ``Weighted`` combine modes the family supports.
+      * ``traced_bounds``: inclusive bounds of traced fields, checked for sweeps.
     """
 
     metric_dims: ClassVar[dict[str, tuple[str, ...]]] = {}
@@ -44,6 +45,7 @@ class AbstractFamily(eqx.Module):
     event_dims: ClassVar[dict[str, tuple[str, ...]]] = {}
     combine_modes: ClassVar[tuple[str, ...]] = ("samples",)
     default_combine: ClassVar[str] = "samples"
+    traced_bounds: ClassVar[dict[str, tuple[float, float]]] = {}  # inclusive bounds of sweepable fields
 
     # ---- required -----------------------------------------------------------
     @abc.abstractmethod

@@ -115,6 +115,7 @@ class Gaussian(AbstractFamily):
 
     combine_modes: ClassVar[tuple[str, ...]] = ("estimates", "samples")
     default_combine: ClassVar[str] = "estimates"
+    traced_bounds: ClassVar[dict[str, tuple[float, float]]] = {"collapse_below": (1e-300, math.inf)}
 
     def __init__(
         self,

@@ -142,6 +142,7 @@ class Ridge(AbstractFamily):
 
     combine_modes: ClassVar[tuple[str, ...]] = ("samples", "estimates")
     default_combine: ClassVar[str] = "samples"
+    traced_bounds: ClassVar[dict[str, tuple[float, float]]] = {"lam": (0.0, math.inf), "noise": (0.0, math.inf)}
 
     def __init__(
         self,
