@@ -30,7 +30,7 @@ class HostArrays:
         count = max(0, min(a.shape[c_ax], limit - start))
         if count == 0:
             return
-        a = np.take(a, np.arange(count), axis=c_ax)
+        a = a[(slice(None),) * c_ax + (slice(0, count),)]  # a view; the assignment below copies once
         if self.n_sweep:
             a = np.moveaxis(a, 0, 2)  # (S, C, width, *extra)
         else:

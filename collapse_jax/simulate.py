@@ -28,7 +28,7 @@ from ._plan import names, sizes
 from ._progress import Progress
 from ._sweep import apply_sweep, resolve_sweep
 from ._validate import check_int, parse_memory
-from .families._base import AbstractFamily, all_finite
+from .families._base import AbstractFamily
 from .regimes import AbstractRegime, Context, Replace, generation_zero
 from .results import Result, SummaryAccumulator, run_info
 
@@ -63,7 +63,7 @@ def _observe(family: AbstractFamily, ck, params, g, cfg: _Static):
     met = {k: allm[k] for k in cfg.metrics}
     diag = {k: v for k, v in family.diagnostics(params).items() if k in cfg.diagnostics}
     ev = family.events(params)
-    return met, diag, ev, ~all_finite(params)
+    return met, diag, ev, ~family.is_finite(params)
 
 
 def _sweep_vmap(fn, cfg: _Static, n_sweep_args: int):
@@ -107,36 +107,46 @@ def _reduce(out, valid, cfg: _Static):
         return out
     chain_axis = nf.ndim - 1
 
-    def moments(x):
-        v = valid.reshape(valid.shape + (1,) * (x.ndim - chain_axis - 1))
+    def moments(x, ax):
+        lead = ax + 1 - valid.ndim  # a stacked metric axis in front
+        v = valid.reshape((1,) * lead + valid.shape + (1,) * (x.ndim - ax - 1))
         fin = jnp.isfinite(x) & v
-        cnt = jnp.sum(fin, axis=chain_axis)
-        mean = jnp.sum(jnp.where(fin, x, 0), axis=chain_axis) / jnp.maximum(cnt, 1)
-        dev = jnp.where(fin, x - jnp.expand_dims(mean, chain_axis), 0)
+        cnt = jnp.sum(fin, axis=ax)
+        mean = jnp.sum(jnp.where(fin, x, 0), axis=ax) / jnp.maximum(cnt, 1)
+        dev = jnp.where(fin, x - jnp.expand_dims(mean, ax), 0)
         # central sums of dev / scale (|.| <= 1): no float32 overflow in M4 of large metrics
-        scale = jnp.max(jnp.abs(dev), axis=chain_axis)
-        r = dev * jnp.expand_dims(jnp.where(scale > 0, 1.0 / scale, 0.0), chain_axis)
+        scale = jnp.max(jnp.abs(dev), axis=ax)
+        r = dev * jnp.expand_dims(jnp.where(scale > 0, 1.0 / scale, 0.0), ax)
         r2 = r * r
         return {
             "count": cnt.astype(jnp.int32),
-            "nonfinite": jnp.sum(v & ~jnp.isfinite(x), axis=chain_axis).astype(jnp.int32),
+            "nonfinite": jnp.sum(v & ~jnp.isfinite(x), axis=ax).astype(jnp.int32),
             "mean": mean,
             "scale": scale,
-            "m2": jnp.sum(r2, axis=chain_axis),
-            "m3": jnp.sum(r2 * r, axis=chain_axis),
-            "m4": jnp.sum(r2 * r2, axis=chain_axis),
-            "kept": jax.lax.slice_in_dim(x, 0, cfg.kept, axis=chain_axis),
+            "m2": jnp.sum(r2, axis=ax),
+            "m3": jnp.sum(r2 * r, axis=ax),
+            "m4": jnp.sum(r2 * r2, axis=ax),
+            "kept": jax.lax.slice_in_dim(x, 0, cfg.kept, axis=ax),
         }
 
-    res = {
-        "metrics": {
-            k: moments(v.astype(v.dtype if jnp.issubdtype(v.dtype, jnp.floating) else jnp.float32))
-            for k, v in met.items()
-        }
-    }
-    res["diagnostics"] = {
-        k: moments(v.astype(jnp.float32) if not jnp.issubdtype(v.dtype, jnp.floating) else v) for k, v in diag.items()
-    }
+    def all_moments(xs: dict) -> dict:
+        # metrics of one shape and dtype are stacked and reduced together: one pass per moment for
+        # all of them instead of one per metric (the exact path's cost is mostly these reductions)
+        xs = {k: v if jnp.issubdtype(v.dtype, jnp.floating) else v.astype(jnp.float32) for k, v in xs.items()}
+        groups: dict = {}
+        for k, v in xs.items():
+            groups.setdefault((v.shape, v.dtype), []).append(k)
+        res = {}
+        for keys in groups.values():
+            if len(keys) == 1:
+                res[keys[0]] = moments(xs[keys[0]], chain_axis)
+                continue
+            stacked = moments(jnp.stack([xs[k] for k in keys]), chain_axis + 1)
+            for i, k in enumerate(keys):
+                res[k] = {name: a[i] for name, a in stacked.items()}
+        return {k: res[k] for k in xs}
+
+    res = {"metrics": all_moments(met), "diagnostics": all_moments(diag)}
     res["nonfinite"] = jnp.sum(nf & valid, axis=chain_axis).astype(jnp.int32)
     res["below"] = {
         f"{name}<{c!r}": jnp.sum(
@@ -149,6 +159,7 @@ def _reduce(out, valid, cfg: _Static):
 
 # --------------------------------------------------------------------------- compiled pieces
 TRACE_COUNTS = {"init": 0, "block": 0}  # incremented when (re)traced: tests assert no retrace
+CPU_CHUNK_BYTES = 8 * 2**20  # default chunk's working set on CPU (carry and points): cache-sized
 RERUNS = {"blocks": 0}  # fast-mode blocks redone in safe mode (see _run_block)
 FAST_EXACT = True  # exact path: run blocks in fast mode, redo the rare failures in safe mode
 
@@ -165,23 +176,20 @@ def _init_chunk(dynamic, static, values, ck, valid, cfg: _Static):
     return carry, _reduce(out, valid, cfg), fresh
 
 
-def _chain_nonfinite(params, lead: int) -> jax.Array:
-    flags = [
-        ~jnp.isfinite(x).reshape(x.shape[:lead] + (-1,)).all(axis=-1)
-        for x in jax.tree.leaves(params)
-        if jnp.issubdtype(x.dtype, jnp.inexact)
-    ]
-    return functools.reduce(jnp.logical_or, flags)
+def _chain_nonfinite(family: AbstractFamily, params, lead: int) -> jax.Array:
+    fn = lambda p: ~family.is_finite(p)
+    for _ in range(lead):
+        fn = jax.vmap(fn)
+    return fn(params)
 
 
-@functools.partial(jax.jit, static_argnames=("static", "cfg"))
-def _run_block(dynamic, static, values, ck, valid, carry, g0, cfg: _Static):
+def _run_block_impl(dynamic, static, values, ck, valid, carry, g0, cfg: _Static):
     """Generations g0 .. g0 + block - 1. Also returns whether a chain that was
     finite at the start became non-finite (in fast mode: possibly a deferred
     exact-sampler retry, so the host reruns the block in safe mode)."""
     TRACE_COUNTS["block"] += 1
     family, regime = eqx.combine(dynamic, static)
-    start_nf = _chain_nonfinite(carry[1], valid.ndim)
+    start_nf = _chain_nonfinite(family, carry[1], valid.ndim)
 
     def body(state, g):
         carry, fresh = state
@@ -193,6 +201,13 @@ def _run_block(dynamic, static, values, ck, valid, carry, g0, cfg: _Static):
     gens = g0 + jnp.arange(cfg.block, dtype=jnp.int32)
     (carry, fresh), outs = jax.lax.scan(body, (carry, jnp.bool_(False)), gens)
     return carry, outs, fresh
+
+
+_run_block = jax.jit(_run_block_impl, static_argnames=("static", "cfg"))
+# The same program with the carry's buffers donated: the carry holds every chain's state (a fixed
+# design is n x d per chain), and without donation each block would copy all of it. Used whenever
+# the host never needs a block's input again (no fast-mode reruns).
+_run_block_donating = jax.jit(_run_block_impl, static_argnames=("static", "cfg"), donate_argnames=("carry",))
 
 
 # --------------------------------------------------------------------------- public
@@ -395,8 +410,15 @@ def _run(
                 f"max_memory={budget / 2**30:.2f} GiB; use keep='summary' or raise max_memory"
             )
     if chunk_size is None:
-        cap = 2**17 if jax.default_backend() == "cpu" else 2**20
+        cpu = jax.default_backend() == "cpu"
+        cap = 2**17 if cpu else 2**20
         fit = max(64, (budget // 2) // max(per_chain_run, 1) // 64 * 64)
+        if cpu:
+            # every generation streams a chunk's carry (a fixed design is n x d per chain) and its
+            # points through every operation: a cache-sized chunk is up to 2x faster on CPU than one
+            # large chunk (benchmarks/README.md)
+            working = carry_bytes + 2 * sweep_n * point_bytes
+            fit = min(fit, max(64, CPU_CHUNK_BYTES // max(working, 1) // 64 * 64))
         chunk_size = int(min(cap, fit, -(-chains // 64) * 64))
     if exact and FAST_EXACT:
         # fast mode redoes a block when one of its draws needs a rejection retry (probability
@@ -434,7 +456,10 @@ def _run(
 
         def launch(bi, carry_in, c=None, ck=ck, valid_b=valid_b, mode=mode):
             g0 = jnp.int32(1 + bi * block)
-            return _run_block(dyn, stat, values, ck, valid_b, carry_in, g0, c or mode["fast"])
+            c = c or mode["fast"]
+            # a fast-mode block may be rerun from its input: keep it; otherwise donate it
+            run = _run_block if c.safe is False else _run_block_donating
+            return run(dyn, stat, values, ck, valid_b, carry_in, g0, c)
 
         # Blocks are pipelined: block b + 1 is launched (asynchronously) from block b's
         # fast-mode state before b's rerun flag is read, so host bookkeeping overlaps device

@@ -82,6 +82,12 @@ class AbstractFamily(eqx.Module):
         """Boolean conditions; the kernel records the first generation each holds."""
         return {}
 
+    def is_finite(self, params: Params) -> jax.Array:
+        """Whether a fit is usable (counted as ``nonfinite`` otherwise): by default
+        every inexact leaf is finite. Families carrying a large constant per-chain
+        context (a fixed design) check only what a generation changes."""
+        return all_finite(params)
+
     def sample_real(self, key: Stream, n: int, prev: Params, frame: Params | None = None) -> Data:
         """``n`` real points (from the truth). ``prev`` is the current model, for
         families whose real data depend on a per-chain context kept in it (e.g. a

@@ -335,23 +335,28 @@ class Gaussian(AbstractFamily):
         return jax.tree.map(lambda x: x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x, self)
 
     def _metrics_1d(self, p: GaussianParams) -> dict[str, jax.Array]:
+        # two exponentials per chain (sd and 1/sd) instead of one per metric: every ratio below
+        # overflows or underflows at the same point as its log-space form
         s, s0 = p.log_scale, self._log_scale0
         diff = p.mean[0] - self.mean[0]
-        sd, sd0 = jnp.exp(s), jnp.exp(s0)
-        log_abs_diff = jnp.log(jnp.abs(diff))
-        kl = 0.5 * (jnp.exp(2 * (s0 - s)) + jnp.exp(2 * (log_abs_diff - s)) + 2 * (s - s0) - 1.0)
+        sd, inv_sd = jnp.exp(s), jnp.exp(-s)
+        sd0 = jnp.exp(s0)
+        ratio0 = sd0 * inv_sd  # sd0 / sd
+        z = jnp.where(diff == 0, 0.0, diff * inv_sd)  # diff / sd (0 also when sd underflows)
+        kl = 0.5 * (ratio0 * ratio0 + z * z + 2 * (s - s0) - 1.0)
         c = sd0 * _NORMAL_Q995
-        inv = jnp.exp(-s) / math.sqrt(2.0)
+        inv = inv_sd / math.sqrt(2.0)
         tail = 0.5 * jax.lax.erfc((diff + c) * inv) + 0.5 * jax.lax.erfc((c - diff) * inv)
+        rel = sd / sd0
         return {
             "mean_sq_error": diff * diff,
-            "trace_ratio": jnp.exp(2 * (s - s0)),
+            "trace_ratio": rel * rel,
             "logdet_ratio": 2 * (s - s0),
             "kl_to_truth": kl,
             "w2_sq_to_truth": diff * diff + (sd - sd0) ** 2,
             "tail_mass": tail,
             "heldout_nll": kl + 0.5 * (1.0 + math.log(2 * math.pi)) + s0,
-            "variance": jnp.exp(2 * s),
+            "variance": sd * sd,
             "log_variance": 2 * s,
             "sd": sd,
         }

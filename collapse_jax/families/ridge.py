@@ -36,13 +36,19 @@ class RegressionData(eqx.Module):
 
 class RidgeParams(eqx.Module):
     """One chain's fit ``w`` plus its constant context: the chain's truth ``w_star``
-    and, on a fixed design, the design rows ``X`` and their ``gram`` X^T X (sample
-    path) or the Cholesky factor ``gram_chol`` of X^T X (exact path). Unused
-    context has size 0."""
+    and, on a fixed design, the design rows ``X``, the same design transposed ``XT``
+    and their ``gram`` X^T X (sample path) or the Cholesky factor ``gram_chol`` of
+    X^T X (exact path). Unused context has size 0.
+
+    ``XT`` duplicates ``X`` on purpose: relabelling (X w) and refitting (X^T y)
+    then both contract the design's contiguous axis, which on CPU is about 1.5x
+    faster per generation than contracting the rows of ``X``; ``X`` itself is what
+    the data carry, so that a fit can recognise the chain's own design by identity."""
 
     w: Float[Array, " d"]
     w_star: Float[Array, " d"]
     X: Float[Array, "m d"]
+    XT: Float[Array, "d m"]
     gram_chol: Float[Array, "k k"]
     gram: Float[Array, "j j"]  # fixed design, sample path: the design's X^T X, computed once
     template: bool = eqx.field(static=True, default=False)  # the family's truth, before any chain context
@@ -199,7 +205,9 @@ class Ridge(AbstractFamily):
         d = self.dim
         dtype = self.w_star.dtype
         empty = jnp.zeros((0, 0), dtype)
-        return RidgeParams(self.w_star, self.w_star, jnp.zeros((0, d), dtype), empty, empty, True)
+        return RidgeParams(
+            self.w_star, self.w_star, jnp.zeros((0, d), dtype), jnp.zeros((d, 0), dtype), empty, empty, True
+        )
 
     def min_points(self) -> int:
         return 1
@@ -234,10 +242,15 @@ class Ridge(AbstractFamily):
                 "row); sampler='exact' supports Replace and Accumulate there. Use sampler='samples' or design='fresh'"
             )
 
+    def is_finite(self, params: RidgeParams) -> jax.Array:
+        # the chain's context (w*, design, its Gram matrix) is fixed at generation 0 and enters every
+        # later fit: checking the fit alone is enough, and skips a pass over the design per generation
+        return jnp.all(jnp.isfinite(params.w))
+
     def chain_truth(self, prev: RidgeParams | None = None) -> RidgeParams:
         if prev is None:
             return self.truth()
-        return RidgeParams(prev.w_star, prev.w_star, prev.X, prev.gram_chol, prev.gram)
+        return RidgeParams(prev.w_star, prev.w_star, prev.X, prev.XT, prev.gram_chol, prev.gram)
 
     def pooled_frame(self, prev: RidgeParams) -> RidgeParams:
         return prev  # regression data are absolute; the frame carries the chain's context
@@ -255,6 +268,8 @@ class Ridge(AbstractFamily):
 
     def _draw_design(self, stream: Stream, m: int, dtype) -> jax.Array:
         z = stream.normal((m, self.dim), dtype)
+        # (z @ L^T even for a diagonal Sigma: an elementwise scaling here is fused into every consumer
+        # of the rows and recomputes the normals in each, about 2x slower on CPU)
         return z @ self._chol_cov.astype(dtype).T
 
     # ------------------------------------------------------------------ sample / fit
@@ -266,25 +281,25 @@ class Ridge(AbstractFamily):
             if params.X.shape[0] != n:
                 raise ValueError(f"Ridge: a fixed design has {params.X.shape[0]} rows; cannot draw {n} points from it")
             X = params.X
+            xw = w_gen @ params.XT  # = X w, contracting XT's contiguous axis
         else:
             X = self._draw_design(s.child(0), n, dtype)
-        y = X @ w_gen + self.noise.astype(dtype) * s.child(1).normal((n,), dtype)
+            xw = X @ w_gen
+        y = xw + self.noise.astype(dtype) * s.child(1).normal((n,), dtype)
         return RegressionData(X, y)
 
     def data_stats(self, data: RegressionData, weights) -> RidgeStats:
-        w = jnp.ones(data.y.shape, data.y.dtype) if weights is None else weights.astype(data.y.dtype)
-        pos = w > 0
-        X = jnp.where(pos[:, None], data.X, 0.0)
-        y = jnp.where(pos, data.y, 0.0)
-        wx = w[:, None] * X
-        d = self.dim
+        d, dtype = self.dim, data.y.dtype
+        if weights is None:  # unit weights
+            count, xtx, xty = jnp.asarray(data.y.shape[0], dtype), data.X.T @ data.X, data.X.T @ data.y
+        else:
+            w = weights.astype(dtype)
+            pos = w > 0
+            X = jnp.where(pos[:, None], data.X, 0.0)
+            wx = w[:, None] * X
+            count, xtx, xty = jnp.sum(w), wx.T @ X, wx.T @ jnp.where(pos, data.y, 0.0)
         return RidgeStats(
-            jnp.sum(w),
-            wx.T @ X,
-            wx.T @ y,
-            jnp.zeros((d,), y.dtype),
-            jnp.zeros((0, 0), y.dtype),
-            _well_posed(data.y.shape[0], d),
+            count, xtx, xty, jnp.zeros((d,), dtype), jnp.zeros((0, 0), dtype), _well_posed(data.y.shape[0], d)
         )
 
     def merge_stats(self, a: RidgeStats, b: RidgeStats) -> RidgeStats:
@@ -309,8 +324,10 @@ class Ridge(AbstractFamily):
         if frame is None or frame.template:
             w_star = stats.w_star if self.random_w_star else self.w_star.astype(dtype)
             gram = stats.gram_chol if self.design == "fixed" else jnp.zeros((0, 0), dtype)
-            return RidgeParams(w, w_star, jnp.zeros((0, d), dtype), gram, jnp.zeros((0, 0), dtype))
-        return RidgeParams(w, frame.w_star, frame.X, frame.gram_chol, frame.gram)
+            return RidgeParams(
+                w, w_star, jnp.zeros((0, d), dtype), jnp.zeros((d, 0), dtype), gram, jnp.zeros((0, 0), dtype)
+            )
+        return RidgeParams(w, frame.w_star, frame.X, frame.XT, frame.gram_chol, frame.gram)
 
     def fit(self, key, data: RegressionData, weights, frame: RidgeParams | None = None) -> RidgeParams:
         if weights is None and frame is not None and frame.gram.shape[0] > 0 and data.X is frame.X:
@@ -320,7 +337,7 @@ class Ridge(AbstractFamily):
             stats = RidgeStats(
                 jnp.asarray(y.shape[0], y.dtype),
                 frame.gram,
-                frame.X.T @ y,
+                frame.XT @ y,
                 frame.w_star,
                 frame.gram_chol,
                 _well_posed(frame.X.shape[0], self.dim),
@@ -344,8 +361,12 @@ class Ridge(AbstractFamily):
             w_star = self._chain_w_star(s, p.w.dtype) if self.random_w_star else p.w_star
             dtype = p.w.dtype
             if self.design == "fixed" and self.sampler == "samples":
-                return RidgeParams(p.w, w_star, data.X, p.gram_chol, data.X.T @ data.X)
-            return RidgeParams(p.w, w_star, jnp.zeros((0, self.dim), dtype), p.gram_chol, jnp.zeros((0, 0), dtype))
+                XT = data.X.T
+                return RidgeParams(p.w, w_star, data.X, XT, p.gram_chol, XT @ data.X)
+            d = self.dim
+            return RidgeParams(
+                p.w, w_star, jnp.zeros((0, d), dtype), jnp.zeros((d, 0), dtype), p.gram_chol, jnp.zeros((0, 0), dtype)
+            )
         return p
 
     def sample_stats(self, key, params: RidgeParams, m, frame=None) -> RidgeStats:
@@ -382,7 +403,7 @@ class Ridge(AbstractFamily):
         design and lam = 0 this equals one fit on the mixed label vector."""
         w = jnp.asarray(w, p_real.w.dtype)
         return RidgeParams(
-            w * p_real.w + (1 - w) * p_synth.w, p_synth.w_star, p_synth.X, p_synth.gram_chol, p_synth.gram
+            w * p_real.w + (1 - w) * p_synth.w, p_synth.w_star, p_synth.X, p_synth.XT, p_synth.gram_chol, p_synth.gram
         )
 
     # ------------------------------------------------------------------ metrics
