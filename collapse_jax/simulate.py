@@ -282,9 +282,10 @@ def simulate(
         raise ValueError(f"simulate: dtype must be one of {DTYPES}, got {dtype!r}")
     budget = parse_memory(max_memory)
     if n < family.min_points():
+        args = ", ".join(f"{a}={getattr(family, a)}" for a in ("components", "dim", "learn_cov") if hasattr(family, a))
         raise ValueError(
-            f"simulate: n={n} is too small for {type(family).__name__}(dim={getattr(family, 'dim', '?')}, "
-            f"learn_cov={getattr(family, 'learn_cov', '?')}): each fit needs n >= {family.min_points()}"
+            f"simulate: n={n} is too small for {type(family).__name__}({args}): "
+            f"each fit needs n >= {family.min_points()}"
         )
     exact = getattr(family, "sampler", "samples") == "exact"
     if exact and not family.has_exact:

@@ -4,6 +4,8 @@ from ._base import AbstractFamily as AbstractFamily
 from .gaussian import Gaussian as Gaussian
 from .gaussian import GaussianParams as GaussianParams
 from .gaussian import GaussianStats as GaussianStats
+from .gmm import GMM as GMM
+from .gmm import GMMParams as GMMParams
 from .ridge import Downstream as Downstream
 from .ridge import RegressionData as RegressionData
 from .ridge import Ridge as Ridge

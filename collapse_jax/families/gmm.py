@@ -1,0 +1,411 @@
+"""Gaussian mixtures refitted by EM, vmapped over chains (Shumailov et al., "AI
+models collapse when trained on recursively generated data", Nature 2024: their
+released experiment refits a 2-component mixture on 1000 of its own samples per
+generation for 2000 generations).
+
+EM follows Dempster, Laird and Rubin (1977) with weighted points, log-sum-exp
+responsibilities and Cholesky densities. Conventions shared with scikit-learn's
+``GaussianMixture`` so that its runs can be reproduced: an absolute covariance floor
+``reg_covar`` added to every fitted covariance, convergence when the mean per-point
+log-likelihood changes by less than ``tol`` between iterations, and k-means++
+initialisation (Arthur and Vassilvitskii 2007) followed by Lloyd steps.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import ClassVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import logsumexp
+from jaxtyping import Array, Bool, Float, Int
+
+from .._rng import Stream, as_stream
+from .._validate import check_covariance
+from . import _linalg as _la
+from ._base import AbstractFamily
+
+COVARIANCES = ("full", "diag", "spherical")
+INITS = ("warm", "refit")
+HELDOUT_POINTS = 256  # fresh real points per chain and generation for ``heldout_nll``
+DEAD_BELOW = 1e-3  # a component whose effective number of points falls below this is dead
+LLOYD_STEPS = 10  # Lloyd iterations after k-means++ seeding
+
+
+class GMMParams(eqx.Module):
+    """Mixture weights (K,), means (K, d), covariances (K, d, d) (full matrices for
+    every covariance type), and the EM diagnostics of the fit that produced them.
+    A component with weight exactly 0 is dead (absorbing)."""
+
+    weights: Float[Array, " k"]
+    means: Float[Array, "k d"]
+    covs: Float[Array, "k d d"]
+    iters: Int[Array, ""]
+    converged: Bool[Array, ""]
+    template: bool = eqx.field(static=True, default=False)  # the family's truth, not a fit
+
+
+def _component_logpdf(x: Float[Array, "m d"], means, chols) -> Float[Array, "m k"]:
+    """log N(x_i; mu_k, L_k L_k^T) for every point and component."""
+    d = x.shape[-1]
+
+    def one(mu, lk):
+        z = jax.vmap(lambda xi: _la.solve_lower(lk, xi - mu))(x)
+        logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(lk)))
+        return -0.5 * (jnp.sum(z * z, axis=-1) + logdet + d * math.log(2 * math.pi))
+
+    return jax.vmap(one, out_axes=1)(means, chols)
+
+
+def _log_joint(x, p: GMMParams) -> Float[Array, "m k"]:
+    chols = jax.vmap(_la.cholesky)(p.covs)
+    logw = jnp.where(p.weights > 0, jnp.log(jnp.where(p.weights > 0, p.weights, 1.0)), -jnp.inf)
+    return _component_logpdf(x, p.means, chols) + logw[None, :]
+
+
+def mixture_logpdf(x: Float[Array, "m d"], p: GMMParams) -> Float[Array, " m"]:
+    """log density of the mixture at every point."""
+    return logsumexp(_log_joint(x, p), axis=1)
+
+
+def _gauss_overlap(m1, c1, m2, c2) -> jax.Array:
+    """Integral of N(x; m1, c1) N(x; m2, c2) dx = N(m1; m2, c1 + c2)."""
+    d = m1.shape[-1]
+    lo = _la.cholesky(c1 + c2)
+    z = _la.solve_lower(lo, m1 - m2)
+    logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(lo)))
+    return jnp.exp(-0.5 * (jnp.sum(z * z) + logdet + d * math.log(2 * math.pi)))
+
+
+def _cross(a: GMMParams, b: GMMParams) -> jax.Array:
+    f = jax.vmap(jax.vmap(_gauss_overlap, in_axes=(None, None, 0, 0)), in_axes=(0, 0, None, None))
+    return jnp.sum(a.weights[:, None] * b.weights[None, :] * f(a.means, a.covs, b.means, b.covs))
+
+
+def l2_distance_sq(a: GMMParams, b: GMMParams) -> jax.Array:
+    """Closed-form squared L2 distance between two mixture densities,
+    sum_ij a_i a_j N(mu_i; mu_j, S_i + S_j) over the three cross terms."""
+    return _cross(a, a) - 2.0 * _cross(a, b) + _cross(b, b)
+
+
+class GMM(AbstractFamily):
+    """A K-component Gaussian mixture in d dimensions, refitted by EM.
+
+    Args:
+        components: K >= 1, the number of fitted components (static).
+        dim: d >= 1 (static).
+        covariance: ``"full"``, ``"diag"`` or ``"spherical"`` fitted covariances.
+        truth: the data-generating mixture ``(weights, means, covs)`` with any number
+            of components (shapes (K0,), (K0, d), (K0, d, d)); default: one standard
+            normal blob, fitted with K components (Shumailov et al.'s released run).
+        init: ``"warm"``: EM starts from the previous generation's fit;
+            ``"refit"``: every fit starts from k-means++ seeding and Lloyd steps drawn
+            from the chain's key (what scikit-learn does every generation). Generation 0
+            always uses k-means++.
+        em_max_iters: EM iteration cap (static); ``diagnostics`` report per-chain
+            iterations and whether the fit converged within it.
+        tol: convergence threshold on the change of the mean per-point log-likelihood
+            (scikit-learn's ``tol``).
+        reg_covar: absolute floor added to every fitted covariance's diagonal
+            (scikit-learn's default 1e-6): fitted variances cannot fall below it, so the
+            floor shows only near variance 1e-6.
+
+    Dead components: a component whose effective number of points drops below
+    ``DEAD_BELOW`` (1e-3) gets weight exactly 0 and keeps its parameters for ever
+    (absorbing); ``diagnostics["dead_components"]`` counts them. scikit-learn keeps such
+    a component alive with a tiny weight and covariance ``reg_covar``.
+
+    Metrics: ``l2_to_truth`` (closed-form squared L2 distance between the densities),
+    ``component_weight`` and ``component_sd`` (sqrt(tr S_k / d)), both sorted by
+    descending weight (dim ``component``), ``minority_weight`` (the weight of the fitted
+    component matched to the truth's lightest one by the permutation minimising the
+    summed squared distance between means; NaN when the truth has one component or
+    more components than the fit), ``heldout_nll`` (mean negative log density on
+    ``HELDOUT_POINTS`` fresh real points per chain) and ``total_variance`` (trace of the
+    mixture's covariance).
+    """
+
+    components: int = eqx.field(static=True)
+    dim: int = eqx.field(static=True)
+    covariance: str = eqx.field(static=True)
+    init: str = eqx.field(static=True)
+    em_max_iters: int = eqx.field(static=True)
+    tol: Float[Array, ""]
+    reg_covar: Float[Array, ""]
+    truth_weights: Float[Array, " k0"]
+    truth_means: Float[Array, "k0 d"]
+    truth_covs: Float[Array, "k0 d d"]
+
+    metric_dims: ClassVar[dict[str, tuple[str, ...]]] = {
+        "component_weight": ("component",),
+        "component_sd": ("component",),
+    }
+    traced_bounds: ClassVar[dict[str, tuple[float, float]]] = {"tol": (0.0, math.inf), "reg_covar": (0.0, math.inf)}
+
+    def __init__(
+        self,
+        components: int = 2,
+        dim: int = 1,
+        covariance: str = "full",
+        *,
+        truth=None,
+        init: str = "refit",
+        em_max_iters: int = 100,
+        tol: float = 1e-3,
+        reg_covar: float = 1e-6,
+    ):
+        for name, v in (("components", components), ("dim", dim), ("em_max_iters", em_max_iters)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                raise TypeError(f"GMM: {name} must be an int >= 1, got {v!r}")
+            if v < 1:
+                raise ValueError(f"GMM: {name} must be >= 1, got {v}")
+        if covariance not in COVARIANCES:
+            raise ValueError(f"GMM: covariance must be one of {COVARIANCES}, got {covariance!r}")
+        if init not in INITS:
+            raise ValueError(f"GMM: init must be one of {INITS}, got {init!r}")
+        for name, v in (("tol", tol), ("reg_covar", reg_covar)):
+            if not (isinstance(v, (int, float, np.floating)) and math.isfinite(v) and v >= 0):
+                raise ValueError(f"GMM: {name} must be a finite number >= 0, got {v!r}")
+        d = int(dim)
+        if truth is None:
+            tw, tm, tc = np.ones(1), np.zeros((1, d)), np.eye(d)[None]
+        else:
+            if isinstance(truth, dict):
+                truth = (truth.get("weights"), truth.get("means"), truth.get("covs"))
+            if not (isinstance(truth, (tuple, list)) and len(truth) == 3):
+                raise TypeError("GMM: truth must be (weights, means, covs) or a dict with those keys")
+            tw = np.asarray(truth[0], np.float64).reshape(-1)
+            k0 = tw.shape[0]
+            if k0 < 1 or np.any(~np.isfinite(tw)) or np.any(tw < 0) or abs(tw.sum() - 1) > 1e-6:
+                raise ValueError(f"GMM: truth weights must be >= 0 and sum to 1, got {tw.tolist()}")
+            tm = np.asarray(truth[1], np.float64)
+            if tm.shape != (k0, d) or not np.all(np.isfinite(tm)):
+                raise ValueError(f"GMM: truth means must be a finite ({k0}, {d}) array, got shape {tm.shape}")
+            tc = np.asarray(truth[2], np.float64)
+            if tc.shape != (k0, d, d):
+                raise ValueError(f"GMM: truth covs must have shape ({k0}, {d}, {d}), got {tc.shape}")
+            for k in range(k0):
+                check_covariance(f"GMM (truth component {k})", tc[k], d)
+        self.components, self.dim, self.covariance, self.init = int(components), d, covariance, init
+        self.em_max_iters = int(em_max_iters)
+        self.tol = jnp.asarray(float(tol), jnp.float32)
+        self.reg_covar = jnp.asarray(float(reg_covar), jnp.float32)
+        self.truth_weights = jnp.asarray(tw, jnp.float32)
+        self.truth_means = jnp.asarray(tm, jnp.float32)
+        self.truth_covs = jnp.asarray(tc, jnp.float32)
+
+    # ------------------------------------------------------------------ basics
+    def truth(self) -> GMMParams:
+        return GMMParams(
+            self.truth_weights, self.truth_means, self.truth_covs, jnp.int32(0), jnp.bool_(True), template=True
+        )
+
+    def min_points(self) -> int:
+        return self.components
+
+    def describe(self) -> dict:
+        return {
+            "family": "GMM",
+            "components": self.components,
+            "dim": self.dim,
+            "covariance": self.covariance,
+            "init": self.init,
+            "em_max_iters": self.em_max_iters,
+            "tol": float(self.tol),
+            "reg_covar": float(self.reg_covar),
+            "truth": {
+                "weights": np.asarray(self.truth_weights).tolist(),
+                "means": np.asarray(self.truth_means).tolist(),
+                "covs": np.asarray(self.truth_covs).tolist(),
+            },
+        }
+
+    def validate_regime(self, regime, n: int, exact: bool) -> None:
+        if n < self.components:
+            raise ValueError(f"GMM: n={n} points cannot fit components={self.components}; n must be >= components")
+
+    def pooled_frame(self, prev: GMMParams) -> GMMParams:
+        return prev  # warm starts of pooled fits start from the previous generation
+
+    # ------------------------------------------------------------------ sampling
+    def sample(self, key, params: GMMParams, n: int, frame=None) -> Float[Array, "n d"]:
+        s = as_stream(key)
+        dtype = params.means.dtype
+        cdf = jnp.cumsum(params.weights)
+        u = s.child(0).uniform((n,), dtype) * cdf[-1]
+        comp = jnp.minimum(jnp.sum(u[:, None] >= cdf[None, :], axis=1), params.weights.shape[0] - 1)
+        comp = _live_component(comp, params.weights)
+        chols = jax.vmap(_la.cholesky)(params.covs)
+        z = s.child(1).normal((n, self.dim), dtype)
+        return params.means[comp] + jnp.einsum("nij,nj->ni", chols[comp], z)
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, key, data, weights, frame: GMMParams | None = None) -> GMMParams:
+        s = as_stream(key)
+        x = data
+        dtype = x.dtype
+        w = jnp.ones(x.shape[:1], dtype) if weights is None else weights.astype(dtype)
+        if self.init == "warm" and frame is not None and not frame.template:
+            start = frame
+        else:
+            start = self._kmeans_init(s.child(2), x, w)
+        return self.em(x, w, start)
+
+    def _m_step(self, x, w, resp, prev: GMMParams) -> GMMParams:
+        """Weighted M-step; dead components keep their parameters with weight 0."""
+        d, dtype = self.dim, x.dtype
+        wr = w[:, None] * resp  # (m, k)
+        nk = jnp.sum(wr, axis=0)
+        total = jnp.sum(w)
+        alive = (nk >= DEAD_BELOW) & (prev.weights > 0)
+        safe_nk = jnp.where(alive, nk, 1.0)
+        means = (wr.T @ x) / safe_nk[:, None]
+        diff = x[None, :, :] - means[:, None, :]  # (k, m, d)
+        scatter = jnp.einsum("mk,kmi,kmj->kij", wr, diff, diff) / safe_nk[:, None, None]
+        eye = jnp.eye(d, dtype=dtype)
+        if self.covariance == "diag":
+            scatter = jnp.diagonal(scatter, axis1=1, axis2=2)[:, :, None] * eye[None]
+        elif self.covariance == "spherical":
+            scatter = (jnp.trace(scatter, axis1=1, axis2=2) / d)[:, None, None] * eye[None]
+        covs = scatter + self.reg_covar.astype(dtype) * eye[None]
+        weights = jnp.where(alive, nk / total, 0.0)
+        return GMMParams(
+            weights / jnp.sum(weights),
+            jnp.where(alive[:, None], means, prev.means),
+            jnp.where(alive[:, None, None], covs, prev.covs),
+            prev.iters,
+            prev.converged,
+        )
+
+    def _from_labels(self, x, w, labels, k) -> GMMParams:
+        resp = jax.nn.one_hot(labels, k, dtype=x.dtype)
+        d = self.dim
+        # a seed with no point would be dead at once: start it at the data's mean and covariance
+        mean = jnp.sum(w[:, None] * x, axis=0) / jnp.sum(w)
+        dev = x - mean[None, :]
+        cov = jnp.einsum("m,mi,mj->ij", w, dev, dev) / jnp.sum(w) + self.reg_covar.astype(x.dtype) * jnp.eye(d)
+        base = GMMParams(
+            jnp.ones((k,), x.dtype) / k,
+            jnp.broadcast_to(mean, (k, d)),
+            jnp.broadcast_to(cov, (k, d, d)),
+            jnp.int32(0),
+            jnp.bool_(False),
+        )
+        return self._m_step(x, w, resp, base)
+
+    def _kmeans_init(self, s: Stream, x, w) -> GMMParams:
+        """k-means++ seeding (Arthur and Vassilvitskii 2007) with point weights, then
+        ``LLOYD_STEPS`` Lloyd iterations; the initial fit is the M-step of the hard
+        assignment (as scikit-learn initialises from k-means labels)."""
+        k, dtype = self.components, x.dtype
+        u = s.uniform((k,), dtype)
+        centers = []
+        d2 = None
+        for j in range(k):
+            p = w if d2 is None else w * d2
+            cdf = jnp.cumsum(p)
+            idx = jnp.minimum(jnp.sum(u[j] * cdf[-1] >= cdf), x.shape[0] - 1)
+            c = x[idx]
+            centers.append(c)
+            dj = jnp.sum((x - c[None, :]) ** 2, axis=1)
+            d2 = dj if d2 is None else jnp.minimum(d2, dj)
+        centers = jnp.stack(centers)
+
+        def lloyd(c, _):
+            dist = jnp.sum((x[:, None, :] - c[None, :, :]) ** 2, axis=-1)
+            lab = jnp.argmin(dist, axis=1)
+            oh = jax.nn.one_hot(lab, k, dtype=dtype) * w[:, None]
+            cnt = jnp.sum(oh, axis=0)
+            new = (oh.T @ x) / jnp.where(cnt > 0, cnt, 1.0)[:, None]
+            return jnp.where((cnt > 0)[:, None], new, c), None
+
+        centers, _ = jax.lax.scan(lloyd, centers, None, length=LLOYD_STEPS)
+        labels = jnp.argmin(jnp.sum((x[:, None, :] - centers[None, :, :]) ** 2, axis=-1), axis=1)
+        return self._from_labels(x, w, labels, k)
+
+    def em(self, x, w, start: GMMParams, record: bool = False):
+        """EM from ``start`` on points ``x`` with weights ``w``: at most ``em_max_iters``
+        iterations; stops when the mean per-point log-likelihood (of the parameters
+        before the M-step, as scikit-learn) changes by less than ``tol``. With
+        ``record=True`` also returns the log-likelihood of every iteration (NaN after
+        the stop), for checking monotonicity."""
+        total = jnp.sum(w)
+        tol = self.tol.astype(x.dtype)
+        iters = self.em_max_iters
+
+        def step(p):
+            lj = _log_joint(x, p)
+            lp = logsumexp(lj, axis=1)
+            ll = jnp.sum(w * lp) / total
+            resp = jnp.exp(lj - lp[:, None])
+            return self._m_step(x, w, resp, p), ll
+
+        def body(carry):
+            p, prev_ll, it, done, hist = carry
+            new, ll = step(p)
+            conv = jnp.abs(ll - prev_ll) < tol
+            hist = hist.at[it].set(ll) if record else hist
+            return new, ll, it + 1, conv, hist
+
+        def cond(carry):
+            _, _, it, done, _ = carry
+            return (~done) & (it < iters)
+
+        hist0 = jnp.full((iters if record else 0,), jnp.nan, x.dtype)
+        p0 = GMMParams(start.weights, start.means, start.covs, jnp.int32(0), jnp.bool_(False))
+        p, _, it, done, hist = jax.lax.while_loop(
+            cond, body, (p0, jnp.asarray(-jnp.inf, x.dtype), jnp.int32(0), jnp.bool_(False), hist0)
+        )
+        out = GMMParams(p.weights, p.means, p.covs, jnp.asarray(it, jnp.int32), jnp.asarray(done))
+        return (out, hist) if record else out
+
+    # ------------------------------------------------------------------ outputs
+    def diagnostics(self, params: GMMParams) -> dict[str, jax.Array]:
+        return {
+            "em_iters": params.iters,
+            "converged": params.converged,
+            "dead_components": jnp.sum(params.weights <= 0).astype(jnp.int32),
+        }
+
+    def metrics(self, key, params: GMMParams) -> dict[str, jax.Array]:
+        s = as_stream(key)
+        dtype = params.means.dtype
+        truth = self.truth()
+        truth = GMMParams(
+            *(a.astype(dtype) for a in (truth.weights, truth.means, truth.covs)), truth.iters, truth.converged
+        )
+        order = jnp.argsort(-params.weights)
+        sd = jnp.sqrt(jnp.trace(params.covs, axis1=1, axis2=2) / self.dim)
+        real = self.sample(s.child(0), truth, HELDOUT_POINTS)
+        mu = jnp.sum(params.weights[:, None] * params.means, axis=0)
+        second = jnp.sum(params.weights * (jnp.trace(params.covs, axis1=1, axis2=2) + jnp.sum(params.means**2, axis=1)))
+        return {
+            "l2_to_truth": l2_distance_sq(params, truth),
+            "component_weight": params.weights[order],
+            "component_sd": sd[order],
+            "minority_weight": self._minority_weight(params, truth),
+            "heldout_nll": -jnp.mean(mixture_logpdf(real, params)),
+            "total_variance": second - jnp.sum(mu**2),
+        }
+
+    def _minority_weight(self, p: GMMParams, truth: GMMParams) -> jax.Array:
+        k0, k = truth.weights.shape[0], p.weights.shape[0]
+        if k0 < 2 or k0 > k or k > 8:
+            return jnp.asarray(jnp.nan, p.weights.dtype)
+        minority = jnp.argmin(truth.weights)
+        perms = np.array(list(itertools.permutations(range(k), k0)))  # fitted component for each truth one
+        cost = jnp.sum((p.means[:, None, :] - truth.means[None, :, :]) ** 2, axis=-1)  # (k, k0)
+        total = jnp.sum(cost[perms, np.arange(k0)[None, :]], axis=1)
+        best = jnp.asarray(perms)[jnp.argmin(total), minority]
+        return p.weights[best]
+
+
+def _live_component(comp, weights):
+    """Guard against a draw landing on a dead component through rounding of the CDF."""
+    alive = weights > 0
+    first_alive = jnp.argmax(alive)
+    return jnp.where(alive[comp], comp, first_alive)
