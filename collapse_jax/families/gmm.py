@@ -33,7 +33,6 @@ COVARIANCES = ("full", "diag", "spherical")
 INITS = ("warm", "refit")
 HELDOUT_POINTS = 256  # fresh real points per chain and generation for ``heldout_nll``
 DEAD_BELOW = 1e-3  # a component whose effective number of points falls below this is dead
-LLOYD_STEPS = 10  # Lloyd iterations after k-means++ seeding
 
 
 class GMMParams(eqx.Module):
@@ -110,6 +109,9 @@ class GMM(AbstractFamily):
             iterations and whether the fit converged within it.
         tol: convergence threshold on the change of the mean per-point log-likelihood
             (scikit-learn's ``tol``).
+        lloyd_steps: Lloyd iterations after k-means++ seeding (static; 0 = seeding only,
+            scikit-learn's ``init_params="k-means++"``; scikit-learn's default runs k-means
+            to convergence).
         reg_covar: absolute floor added to every fitted covariance's diagonal
             (scikit-learn's default 1e-6): fitted variances cannot fall below it, so the
             floor shows only near variance 1e-6.
@@ -134,6 +136,7 @@ class GMM(AbstractFamily):
     covariance: str = eqx.field(static=True)
     init: str = eqx.field(static=True)
     em_max_iters: int = eqx.field(static=True)
+    lloyd_steps: int = eqx.field(static=True)
     tol: Float[Array, ""]
     reg_covar: Float[Array, ""]
     truth_weights: Float[Array, " k0"]
@@ -157,12 +160,15 @@ class GMM(AbstractFamily):
         em_max_iters: int = 100,
         tol: float = 1e-3,
         reg_covar: float = 1e-6,
+        lloyd_steps: int = 10,
     ):
         for name, v in (("components", components), ("dim", dim), ("em_max_iters", em_max_iters)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
                 raise TypeError(f"GMM: {name} must be an int >= 1, got {v!r}")
             if v < 1:
                 raise ValueError(f"GMM: {name} must be >= 1, got {v}")
+        if isinstance(lloyd_steps, bool) or not isinstance(lloyd_steps, (int, np.integer)) or lloyd_steps < 0:
+            raise ValueError(f"GMM: lloyd_steps must be an int >= 0, got {lloyd_steps!r}")
         if covariance not in COVARIANCES:
             raise ValueError(f"GMM: covariance must be one of {COVARIANCES}, got {covariance!r}")
         if init not in INITS:
@@ -191,7 +197,7 @@ class GMM(AbstractFamily):
             for k in range(k0):
                 check_covariance(f"GMM (truth component {k})", tc[k], d)
         self.components, self.dim, self.covariance, self.init = int(components), d, covariance, init
-        self.em_max_iters = int(em_max_iters)
+        self.em_max_iters, self.lloyd_steps = int(em_max_iters), int(lloyd_steps)
         self.tol = jnp.asarray(float(tol), jnp.float32)
         self.reg_covar = jnp.asarray(float(reg_covar), jnp.float32)
         self.truth_weights = jnp.asarray(tw, jnp.float32)
@@ -215,6 +221,7 @@ class GMM(AbstractFamily):
             "covariance": self.covariance,
             "init": self.init,
             "em_max_iters": self.em_max_iters,
+            "lloyd_steps": self.lloyd_steps,
             "tol": float(self.tol),
             "reg_covar": float(self.reg_covar),
             "truth": {
@@ -299,7 +306,7 @@ class GMM(AbstractFamily):
 
     def _kmeans_init(self, s: Stream, x, w) -> GMMParams:
         """k-means++ seeding (Arthur and Vassilvitskii 2007) with point weights, then
-        ``LLOYD_STEPS`` Lloyd iterations; the initial fit is the M-step of the hard
+        ``lloyd_steps`` Lloyd iterations; the initial fit is the M-step of the hard
         assignment (as scikit-learn initialises from k-means labels)."""
         k, dtype = self.components, x.dtype
         u = s.uniform((k,), dtype)
@@ -323,7 +330,8 @@ class GMM(AbstractFamily):
             new = (oh.T @ x) / jnp.where(cnt > 0, cnt, 1.0)[:, None]
             return jnp.where((cnt > 0)[:, None], new, c), None
 
-        centers, _ = jax.lax.scan(lloyd, centers, None, length=LLOYD_STEPS)
+        if self.lloyd_steps:
+            centers, _ = jax.lax.scan(lloyd, centers, None, length=self.lloyd_steps)
         labels = jnp.argmin(jnp.sum((x[:, None, :] - centers[None, :, :]) ** 2, axis=-1), axis=1)
         return self._from_labels(x, w, labels, k)
 
