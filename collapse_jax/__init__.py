@@ -14,11 +14,13 @@ __version__ = "0.1.0"
 from . import theory as theory
 from ._rng import Stream as Stream
 from .families import GMM as GMM
+from .families import KDE as KDE
 from .families import AbstractFamily as AbstractFamily
 from .families import Downstream as Downstream
 from .families import Gaussian as Gaussian
 from .families import GaussianParams as GaussianParams
 from .families import GMMParams as GMMParams
+from .families import KDEParams as KDEParams
 from .families import RegressionData as RegressionData
 from .families import Ridge as Ridge
 from .families import RidgeParams as RidgeParams

@@ -6,6 +6,8 @@ from .gaussian import GaussianParams as GaussianParams
 from .gaussian import GaussianStats as GaussianStats
 from .gmm import GMM as GMM
 from .gmm import GMMParams as GMMParams
+from .kde import KDE as KDE
+from .kde import KDEParams as KDEParams
 from .ridge import Downstream as Downstream
 from .ridge import RegressionData as RegressionData
 from .ridge import Ridge as Ridge
