@@ -418,7 +418,7 @@ def _run(
             # every generation streams a chunk's carry (a fixed design is n x d per chain) and its
             # points through every operation: a cache-sized chunk is up to 2x faster on CPU than one
             # large chunk (benchmarks/README.md)
-            working = carry_bytes + 2 * sweep_n * point_bytes
+            working = carry_bytes + family.working_set_factor * sweep_n * point_bytes
             fit = min(fit, max(64, CPU_CHUNK_BYTES // max(working, 1) // 64 * 64))
         chunk_size = int(min(cap, fit, -(-chains // 64) * 64))
     if exact and FAST_EXACT:

@@ -46,6 +46,9 @@ class AbstractFamily(eqx.Module):
     combine_modes: ClassVar[tuple[str, ...]] = ("samples",)
     default_combine: ClassVar[str] = "samples"
     traced_bounds: ClassVar[dict[str, tuple[float, float]]] = {}  # inclusive bounds of sweepable fields
+    # temporaries of one generation (sampling and fitting), in units of one generation's data: sizes the
+    # default CPU chunk so that a chunk's working set stays cache-sized
+    working_set_factor: ClassVar[int] = 2
 
     # ---- required -----------------------------------------------------------
     @abc.abstractmethod

@@ -48,27 +48,45 @@ class GMMParams(eqx.Module):
     template: bool = eqx.field(static=True, default=False)  # the family's truth, not a fit
 
 
-def _component_logpdf(x: Float[Array, "m d"], means, chols) -> Float[Array, "m k"]:
-    """log N(x_i; mu_k, L_k L_k^T) for every point and component."""
+def _component_logpdf(x: Float[Array, "m d"], means, chols) -> Float[Array, "k m"]:
+    """log N(x_i; mu_k, L_k L_k^T) for every point and component.
+
+    For d <= UNROLL_MAX the forward substitution runs on whole coordinate columns
+    (m-vectors): under ``vmap`` on CPU this is over 10x faster than solving per point,
+    whose (m, d) intermediates have a short minor axis."""
     d = x.shape[-1]
+    const = d * math.log(2 * math.pi)
 
     def one(mu, lk):
-        z = jax.vmap(lambda xi: _la.solve_lower(lk, xi - mu))(x)
         logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(lk)))
-        return -0.5 * (jnp.sum(z * z, axis=-1) + logdet + d * math.log(2 * math.pi))
+        if d > _la.UNROLL_MAX:
+            z = jax.vmap(lambda xi: _la.solve_lower(lk, xi - mu))(x)
+            return -0.5 * (jnp.sum(z * z, axis=-1) + logdet + const)
+        cols = [x[:, j] - mu[j] for j in range(d)]
+        zs: list[jax.Array] = []
+        maha = jnp.zeros(x.shape[:1], x.dtype)
+        for i in range(d):
+            acc = cols[i]
+            for j in range(i):
+                acc = acc - lk[i, j] * zs[j]
+            zi = acc / lk[i, i]
+            zs.append(zi)
+            maha = maha + zi * zi
+        return -0.5 * (maha + logdet + const)
 
-    return jax.vmap(one, out_axes=1)(means, chols)
+    return jax.vmap(one)(means, chols)
 
 
-def _log_joint(x, p: GMMParams) -> Float[Array, "m k"]:
+def _log_joint(x, p: GMMParams) -> Float[Array, "k m"]:
+    """log w_k + log N(x_i; mu_k, S_k), component-major: (K, m) keeps the long axis minor."""
     chols = jax.vmap(_la.cholesky)(p.covs)
     logw = jnp.where(p.weights > 0, jnp.log(jnp.where(p.weights > 0, p.weights, 1.0)), -jnp.inf)
-    return _component_logpdf(x, p.means, chols) + logw[None, :]
+    return _component_logpdf(x, p.means, chols) + logw[:, None]
 
 
 def mixture_logpdf(x: Float[Array, "m d"], p: GMMParams) -> Float[Array, " m"]:
     """log density of the mixture at every point."""
-    return logsumexp(_log_joint(x, p), axis=1)
+    return logsumexp(_log_joint(x, p), axis=0)
 
 
 def _gauss_overlap(m1, c1, m2, c2) -> jax.Array:
@@ -148,6 +166,9 @@ class GMM(AbstractFamily):
         "component_sd": ("component",),
     }
     traced_bounds: ClassVar[dict[str, tuple[float, float]]] = {"tol": (0.0, math.inf), "reg_covar": (0.0, math.inf)}
+    # EM keeps log-densities, responsibilities and centred columns per point and component: a vmapped
+    # EM runs as many iterations as the slowest chain of its chunk, so smaller chunks also waste less
+    working_set_factor: ClassVar[int] = 8
 
     def __init__(
         self,
@@ -263,16 +284,16 @@ class GMM(AbstractFamily):
         return self.em(x, w, start)
 
     def _m_step(self, x, w, resp, prev: GMMParams) -> GMMParams:
-        """Weighted M-step; dead components keep their parameters with weight 0."""
+        """Weighted M-step from responsibilities ``resp`` (K, m); dead components keep
+        their parameters with weight 0."""
         d, dtype = self.dim, x.dtype
-        wr = w[:, None] * resp  # (m, k)
-        nk = jnp.sum(wr, axis=0)
+        wr = resp * w[None, :]  # (k, m)
+        nk = jnp.sum(wr, axis=1)
         total = jnp.sum(w)
         alive = (nk >= DEAD_BELOW) & (prev.weights > 0)
         safe_nk = jnp.where(alive, nk, 1.0)
-        means = (wr.T @ x) / safe_nk[:, None]
-        diff = x[None, :, :] - means[:, None, :]  # (k, m, d)
-        scatter = jnp.einsum("mk,kmi,kmj->kij", wr, diff, diff) / safe_nk[:, None, None]
+        means = (wr @ x) / safe_nk[:, None]
+        scatter = _weighted_scatter(x, wr, means) / safe_nk[:, None, None]
         eye = jnp.eye(d, dtype=dtype)
         if self.covariance == "diag":
             scatter = jnp.diagonal(scatter, axis1=1, axis2=2)[:, :, None] * eye[None]
@@ -289,7 +310,7 @@ class GMM(AbstractFamily):
         )
 
     def _from_labels(self, x, w, labels, k) -> GMMParams:
-        resp = jax.nn.one_hot(labels, k, dtype=x.dtype)
+        resp = jax.nn.one_hot(labels, k, dtype=x.dtype).T
         d = self.dim
         # a seed with no point would be dead at once: start it at the data's mean and covariance
         mean = jnp.sum(w[:, None] * x, axis=0) / jnp.sum(w)
@@ -347,9 +368,9 @@ class GMM(AbstractFamily):
 
         def step(p):
             lj = _log_joint(x, p)
-            lp = logsumexp(lj, axis=1)
+            lp = logsumexp(lj, axis=0)
             ll = jnp.sum(w * lp) / total
-            resp = jnp.exp(lj - lp[:, None])
+            resp = jnp.exp(lj - lp[None, :])
             return self._m_step(x, w, resp, p), ll
 
         def body(carry):
@@ -410,6 +431,26 @@ class GMM(AbstractFamily):
         total = jnp.sum(cost[perms, np.arange(k0)[None, :]], axis=1)
         best = jnp.asarray(perms)[jnp.argmin(total), minority]
         return p.weights[best]
+
+
+def _weighted_scatter(x, wr, means) -> Float[Array, "k d d"]:
+    """sum_i wr_ik (x_i - mu_k)(x_i - mu_k)^T per component (two-pass: centred first),
+    column by column for small d (see :func:`_component_logpdf`)."""
+    d = x.shape[-1]
+    if d > _la.UNROLL_MAX:
+        diff = x[None, :, :] - means[:, None, :]
+        return jnp.einsum("km,kmi,kmj->kij", wr, diff, diff)
+
+    def one(w_k, mu):
+        dev = [x[:, j] - mu[j] for j in range(d)]
+        wd = [w_k * c for c in dev]
+        rows = [[None] * d for _ in range(d)]
+        for i in range(d):
+            for j in range(i + 1):
+                rows[i][j] = rows[j][i] = jnp.sum(wd[i] * dev[j])
+        return jnp.stack([jnp.stack(r) for r in rows])
+
+    return jax.vmap(one)(wr, means)
 
 
 def _live_component(comp, weights):
