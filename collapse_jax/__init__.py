@@ -16,6 +16,7 @@ from ._rng import Stream as Stream
 from .families import GMM as GMM
 from .families import KDE as KDE
 from .families import AbstractFamily as AbstractFamily
+from .families import Categorical as Categorical
 from .families import Downstream as Downstream
 from .families import Gaussian as Gaussian
 from .families import GaussianParams as GaussianParams

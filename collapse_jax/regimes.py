@@ -278,21 +278,42 @@ class Accumulate(AbstractRegime):
 class AccumulateSubsample(AbstractRegime):
     """A uniform n-subset, without replacement, of everything ever generated
     (original sample + every synthetic batch, batch g included) (Kazdan et al.
-    2024, "accumulate-subsample"). Cannot be reduced to sufficient statistics: every
-    point is stored, (generations + 1) * n per chain."""
+    2024, "accumulate-subsample"). In general this cannot be reduced to sufficient
+    statistics: every point is stored, (generations + 1) * n per chain.
+
+    Optional family hook ``subsample_stats(key, stats, n)``: the exact law of the
+    statistics of a uniform n-subset of the points behind ``stats`` (Categorical:
+    a multivariate hypergeometric draw from the pooled counts). Families that
+    provide it pool statistics as ``Accumulate`` does (exact, constant memory, and
+    ``sampler="exact"`` is allowed); the others use the point buffer."""
 
     needs_points: ClassVar[bool] = True
 
+    def validate(self, family, n, generations, exact):
+        if not _subsamples_stats(family):
+            super().validate(family, n, generations, exact)
+
     def init(self, family, ctx, params0):
+        if _subsamples_stats(family):
+            return Accumulate().init(family, ctx, params0)
         return _store_init(family, ctx, params0)
 
     def step(self, family, ctx, state, prev, g):
+        if _subsamples_stats(family):
+            pooled, _ = Accumulate().step(family, ctx, state, prev, g)  # the pooled fit is dead code
+            subset = family.subsample_stats(ctx.stream(g, STREAM_SUBSAMPLE), pooled, ctx.n)
+            return pooled, family.fit_stats(subset, family.pooled_frame(prev))
         buffer, weights = _store_add(family, ctx, state, prev, g)
         u = ctx.stream(g, STREAM_SUBSAMPLE).uniform((weights.shape[0],), truth_dtype(family))
         score = jnp.where(weights > 0, u, 2.0)
         _, idx = jax.lax.top_k(-score, ctx.n)
         data = tree_take(buffer, idx)
         return (buffer, weights), family.fit(ctx.stream(g, STREAM_SYNTH_EXTRA), data, None, family.pooled_frame(prev))
+
+
+def _subsamples_stats(family) -> bool:
+    """Whether ``family`` has the optional ``subsample_stats`` hook (see AccumulateSubsample)."""
+    return family.has_stats and callable(getattr(family, "subsample_stats", None))
 
 
 def _store_init(family, ctx, params0):

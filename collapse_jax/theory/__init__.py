@@ -5,6 +5,7 @@ Generation g is fit t = g + 1.
 See THEORY.md for the derivations and sources.
 """
 
+from . import categorical as categorical  # cj.theory.categorical.collision_replace, ...
 from . import kde as kde  # KDE chains: cj.theory.kde.variance_replace, ...
 from .gaussian import collapse_probability as collapse_probability
 from .gaussian import log_variance_drift as log_variance_drift
