@@ -285,6 +285,8 @@ class Stream(eqx.Module):
     def uniform(self, shape: tuple[int, ...], dtype) -> jax.Array:
         """Uniform(0, 1) on the open interval, prefix-consistent."""
         size = math.prod(shape)
+        if size * words_per_number(dtype) > 2 * MAX_PAIRS:
+            raise ValueError(f"Stream.uniform: at most {MAX_PAIRS} numbers per draw, got shape {shape}")
         return _mantissa_uniform(self.bits(size * words_per_number(dtype)), dtype).reshape(shape)
 
     def gamma(self, a, dtype, *, min_shape: float | None = None, offset: int = 0) -> jax.Array:

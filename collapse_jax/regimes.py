@@ -89,7 +89,8 @@ class AbstractRegime(eqx.Module):
         if exact and self.needs_points:
             raise ValueError(
                 f"{type(self).__name__} needs the data points; sampler='exact' works only with regimes that "
-                "never need them (Replace, Accumulate, FreshMix, Weighted with combine='estimates')"
+                "never need them (Replace, Accumulate, FreshMix, Weighted with combine='estimates'; "
+                "AccumulateSubsample for families with subsample_stats, such as Categorical)"
             )
 
     def init(self, family: AbstractFamily, ctx: Context, params0) -> Any:

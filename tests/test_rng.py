@@ -78,3 +78,9 @@ def test_fast_and_safe_gamma_agree_where_fast_accepts():
 def test_chi2_zero_df_is_zero():
     x = _many(lambda c: _rng.Stream(c, jnp.int32(0), 2).chi2(0.0, jnp.float32), 100)
     assert np.all(x == 0)
+
+
+def test_uniform_refuses_to_overrun_its_sub_stream():
+    s = _rng.Stream(jnp.zeros((2,), jnp.uint32), jnp.int32(0), 1)
+    with pytest.raises(ValueError, match="Stream.uniform: at most"):
+        s.uniform((2 * _rng.MAX_PAIRS + 1,), jnp.float32)
