@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from _common import write_json_atomic
 
 
 def sklearn_loop(chains: int, n: int, generations: int, tol: float, cap: int, seed: int = 0) -> dict:
@@ -134,11 +133,7 @@ def main(argv=None) -> int:
         },
     }
     out = Path(args.out or ("benchmarks/results/gmm_quick.json" if args.quick else "benchmarks/results/gmm.json"))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(result, f, indent=2)
-    os.replace(tmp, out)
+    write_json_atomic(out, result)
     print("| contender | chain-generations / s | mean EM iterations | converged |\n|---|---:|---:|---:|")
     for k in contenders:
         print(f"| {k} | {rate[k]:.4g} | {em[k]['mean_iters']:.3g} | {em[k]['converged_fraction']:.3f} |")

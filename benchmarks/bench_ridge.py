@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from _common import write_json_atomic
 
 
 def numpy_loop(chains: int, n: int, d: int, generations: int, accumulate: bool, seed: int = 0) -> float:
@@ -143,11 +142,7 @@ def main(argv=None) -> int:
         },
     }
     out = Path(args.out or ("benchmarks/results/ridge_quick.json" if args.quick else "benchmarks/results/ridge.json"))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(result, f, indent=2)
-    os.replace(tmp, out)
+    write_json_atomic(out, result)
     print("| contender | s per chain |\n|---|---:|")
     for k, v in per_chain.items():
         print(f"| {k} | {v:.3g} |")

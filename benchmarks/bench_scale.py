@@ -13,9 +13,10 @@ import os
 import platform
 import resource
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from _common import write_json_atomic
 
 
 def peak_rss_bytes() -> int:
@@ -89,11 +90,7 @@ def main(argv=None) -> int:
         },
     }
     path = Path(args.out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(out, f, indent=2)
-    os.replace(tmp, path)
+    write_json_atomic(path, out)
     print(json.dumps(out, indent=2))
     return 0
 
