@@ -25,7 +25,7 @@ from jax.scipy.special import logsumexp
 from jaxtyping import Array, Bool, Float, Int
 
 from .._rng import Stream, as_stream
-from .._validate import check_covariance
+from .._validate import check_covariance, check_int
 from . import _linalg as _la
 from ._base import AbstractFamily
 
@@ -184,12 +184,8 @@ class GMM(AbstractFamily):
         lloyd_steps: int = 10,
     ):
         for name, v in (("components", components), ("dim", dim), ("em_max_iters", em_max_iters)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-                raise TypeError(f"GMM: {name} must be an int >= 1, got {v!r}")
-            if v < 1:
-                raise ValueError(f"GMM: {name} must be >= 1, got {v}")
-        if isinstance(lloyd_steps, bool) or not isinstance(lloyd_steps, (int, np.integer)) or lloyd_steps < 0:
-            raise ValueError(f"GMM: lloyd_steps must be an int >= 0, got {lloyd_steps!r}")
+            check_int(f"GMM: {name}", v, 1)
+        check_int("GMM: lloyd_steps", lloyd_steps, 0)
         if covariance not in COVARIANCES:
             raise ValueError(f"GMM: covariance must be one of {COVARIANCES}, got {covariance!r}")
         if init not in INITS:

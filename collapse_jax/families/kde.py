@@ -26,7 +26,7 @@ from jax.scipy.special import logsumexp
 from jaxtyping import Array, Float
 
 from .._rng import Stream, as_stream
-from .._validate import check_covariance
+from .._validate import check_covariance, check_int
 from ._base import AbstractFamily
 
 KERNELS = ("gaussian",)
@@ -134,9 +134,9 @@ class KDE(AbstractFamily):
         h = _check_bandwidth(bandwidth)
         if not isinstance(kernel, str) or kernel not in KERNELS:
             raise ValueError(f"KDE: kernel must be one of {KERNELS}, got {kernel!r}")
-        d = _check_int("dim", dim, 1)
-        k_held = _check_int("heldout_size", heldout_size, 1)
-        cap = None if capacity is None else _check_int("capacity", capacity, 1)
+        d = check_int("KDE: dim", dim, 1)
+        k_held = check_int("KDE: heldout_size", heldout_size, 1)
+        cap = None if capacity is None else check_int("KDE: capacity", capacity, 1)
         means, covs, weights = _parse_truth(truth, d)
         self.dim = d
         self.kernel = kernel
@@ -344,14 +344,6 @@ def _categorical(u: Float[Array, " n"], weights: Float[Array, " m"]) -> jax.Arra
     # u * total can round up to the total: fall back on the last nonempty slot
     last = jnp.max(jnp.where(weights > 0, jnp.arange(weights.shape[0]), 0))
     return jnp.minimum(idx, last)
-
-
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"KDE: {name} must be an int >= {minimum}, got {value!r}")
-    if value < minimum:
-        raise ValueError(f"KDE: {name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 def _check_bandwidth(value) -> float:
