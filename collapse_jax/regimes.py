@@ -96,6 +96,11 @@ class AbstractRegime(eqx.Module):
     def init(self, family: AbstractFamily, ctx: Context, params0) -> Any:
         return ()
 
+    def fit_size(self, family: AbstractFamily, n: int, generations: int) -> int:
+        """The largest number of points (buffer slots included) one fit of this
+        regime receives: sizes fits that store their data (KDE) and the memory plan."""
+        return n
+
     @abc.abstractmethod
     def step(self, family: AbstractFamily, ctx: Context, state, prev, g) -> tuple[Any, Any]: ...
 
@@ -204,6 +209,10 @@ class Weighted(AbstractRegime):
     def synthetic_count(self, n: int) -> int:
         return int(math.floor(n / self.ratio + 0.5))
 
+    def fit_size(self, family, n, generations):
+        m = self.synthetic_count(n)
+        return n + m if self.mode(family) == "samples" else max(n, m)
+
     def mode(self, family: AbstractFamily) -> str:
         return self.combine or family.default_combine
 
@@ -250,7 +259,12 @@ class Accumulate(AbstractRegime):
     on n * (g + 1) points, batch j drawn from model j - 1 (Gerstgrasser et al.
     2024; Kazdan et al. 2024). Families with sufficient statistics (the Gaussian)
     pool them: exact, constant memory, any number of generations. Others store
-    every point (memory grows with ``generations``)."""
+    every point (memory grows with ``generations``): (generations + 1) n points per
+    chain, each fitted every generation, so a run costs O(generations^2 n) per chain
+    (README, "Memory of the data-storing regimes")."""
+
+    def fit_size(self, family, n, generations):
+        return n if family.has_stats else (generations + 1) * n
 
     def init(self, family, ctx, params0):
         frame = family.pooled_frame(params0)

@@ -29,7 +29,7 @@ from ._progress import Progress
 from ._sweep import apply_sweep, resolve_sweep
 from ._validate import check_int, parse_memory
 from .families._base import AbstractFamily
-from .regimes import AbstractRegime, Context, Replace, generation_zero
+from .regimes import AbstractRegime, Accumulate, AccumulateSubsample, Context, Replace, _subsamples_stats, generation_zero
 from .results import Result, SummaryAccumulator, run_info
 
 KEEP_MODES = ("chains", "summary", "auto")
@@ -292,6 +292,7 @@ def simulate(
         raise ValueError(f"{type(family).__name__} has no exact path; use sampler='samples'")
     regime.validate(family, n, generations, exact)
     family.validate_regime(regime, n, exact)
+    family = family.for_run(regime, n, generations)
     if chunk_size is not None:
         chunk_size = check_int("chunk_size", chunk_size, 1)
     if progress not in (None, True, False):
@@ -348,6 +349,19 @@ def simulate(
         )
 
 
+def _memory_cause(regime, family) -> str:
+    """What makes one chain large, for the over-budget message."""
+    stores = (isinstance(regime, Accumulate) and not family.has_stats) or (
+        isinstance(regime, AccumulateSubsample) and not _subsamples_stats(family)
+    )
+    if stores:
+        return (
+            f"{type(regime).__name__} stores every generation's points for {type(family).__name__}: "
+            "(generations + 1) * n per chain"
+        )
+    return "its state, one generation's data and the outputs of one block of generations"
+
+
 class _nullcontext:
     def __enter__(self):
         return self
@@ -392,7 +406,10 @@ def _run(
     carry_bytes, out_bytes, point_bytes = sizes(
         family, regime, values, n, G, exact, chosen, diag_names, ev_names, fields, block
     )
-    per_chain_run = carry_bytes + 8 * sweep_n * point_bytes + (block + 1) * out_bytes
+    # one fit's data: a data-storing regime fits up to (G + 1) n points (Accumulate on a point family)
+    fit_bytes = point_bytes * regime.fit_size(family, n, G) // n
+    factor = family.working_set_factor
+    per_chain_run = carry_bytes + max(8, factor) * sweep_n * fit_bytes + (block + 1) * out_bytes
     full_arrays = chains * (G + 1) * out_bytes
 
     if keep == "auto":
@@ -413,13 +430,21 @@ def _run(
     if chunk_size is None:
         cpu = jax.default_backend() == "cpu"
         cap = 2**17 if cpu else 2**20
-        fit = max(64, (budget // 2) // max(per_chain_run, 1) // 64 * 64)
+        fit = (budget // 2) // max(per_chain_run, 1)
+        if fit < 1:
+            raise ValueError(
+                f"simulate: one chain needs about {per_chain_run / 2**20:.1f} MiB ({_memory_cause(regime, family)}), "
+                f"more than half of max_memory={budget / 2**20:.1f} MiB; raise max_memory or lower "
+                "generations or n"
+            )
         if cpu:
             # every generation streams a chunk's carry (a fixed design is n x d per chain) and its
             # points through every operation: a cache-sized chunk is up to 2x faster on CPU than one
             # large chunk (benchmarks/README.md)
-            working = carry_bytes + family.working_set_factor * sweep_n * point_bytes
-            fit = min(fit, max(64, CPU_CHUNK_BYTES // max(working, 1) // 64 * 64))
+            working = carry_bytes + factor * sweep_n * fit_bytes
+            fit = min(fit, max(64, CPU_CHUNK_BYTES // max(working, 1)))
+        # multiples of 64 where the budget allows (results never depend on the chunk size)
+        fit = fit // 64 * 64 if fit >= 64 else fit
         chunk_size = int(min(cap, fit, -(-chains // 64) * 64))
     if exact and FAST_EXACT:
         # fast mode redoes a block when one of its draws needs a rejection retry (probability

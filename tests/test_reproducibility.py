@@ -47,6 +47,17 @@ def test_other_chunk_sizes_agree_to_float_tolerance():
     np.testing.assert_array_equal(a.events["collapse"], b.events["collapse"])
 
 
+def test_a_small_budget_gives_chunks_below_64_with_the_same_results():
+    # KDE under Accumulate stores (generations + 1) n points per chain: 40 KB fits a few chains
+    kw = dict(n=20, generations=4, chains=40, keep="chains")
+    small = run(cj.KDE(0.5), cj.Accumulate(), max_memory="40KB", **kw)
+    assert 1 <= small.config["chunk_size"] < 40
+    big = run(cj.KDE(0.5), cj.Accumulate(), **kw)
+    assert big.config["chunk_size"] >= 40
+    for k in big.metrics:
+        np.testing.assert_allclose(small.metrics[k], big.metrics[k], rtol=2e-5, atol=1e-6, err_msg=k)
+
+
 def test_keep_summary_matches_chains():
     a = run(chains=700, chunk_size=256)
     s = run(chains=700, chunk_size=256, keep="summary", keep_chains=50)

@@ -112,3 +112,10 @@ def test_wrong_types_for_family_and_regime():
 def test_keep_chains_too_big_for_budget():
     with pytest.raises(ValueError, match=r"keep='chains' needs .* GiB"):
         sim(keep="chains", chains=10_000, generations=1000, max_memory="1MB")
+
+
+def test_one_chain_over_budget_is_refused_naming_the_stored_points():
+    # KDE under Accumulate stores (generations + 1) * n points per chain (twice: buffer and fit)
+    with pytest.raises(ValueError, match=r"one chain needs about .* MiB \(Accumulate stores every generation's "):
+        sim(cj.KDE(0.5), cj.Accumulate(), n=1000, generations=1000, chains=2, max_memory="8MB")
+

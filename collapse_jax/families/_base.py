@@ -100,6 +100,12 @@ class AbstractFamily(eqx.Module):
     def validate_regime(self, regime, n: int, exact: bool) -> None:
         """Raise before compiling if this family cannot run ``regime`` this way."""
 
+    def for_run(self, regime, n: int, generations: int) -> "AbstractFamily":
+        """The family as one run uses it (called by ``simulate`` after validation,
+        before compiling): families whose fits have a size fixed by the regime (KDE's
+        stored sample) fill it in here from ``regime.fit_size``. Default: ``self``."""
+        return self
+
     def chain_truth(self, prev: Params | None = None) -> Params:
         """The truth of the chain whose current model is ``prev`` (default: the
         family's truth). Families with a per-chain truth (a random w*, a fixed

@@ -14,6 +14,7 @@ collapse below that floor (THEORY.md section 12; `collapse_jax.theory.kde`).
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping
 from typing import ClassVar
@@ -79,13 +80,13 @@ class KDE(AbstractFamily):
             default uniform). Kazdan et al.'s "blobs" are such a mixture.
         heldout_size: size of the fresh real sample behind ``heldout_nll`` (static;
             default 500, as Kazdan et al.).
-        capacity: number of slots of the stored sample (static). ``None``: the size of
-            the data each fit receives, which must then be the same in every generation:
-            n under Replace, FreshMix, RetainOriginal and AccumulateSubsample.
-            ``Accumulate`` fits (generations + 1) n slots and ``Weighted(combine=
-            "samples")`` n + m, while generation 0 always fits n: there pass
-            ``capacity`` (at least that size; fits pad with empty slots), because the
-            simulator carries every generation's fit in arrays of one shape.
+        capacity: number of slots of the stored sample (static). ``None`` (default):
+            sized by ``simulate`` from the regime (``for_run``): n under Replace,
+            FreshMix, RetainOriginal and AccumulateSubsample, (generations + 1) n under
+            ``Accumulate``, n + m under ``Weighted(combine="samples")``; generation 0's
+            fit of n points is padded with empty slots, because the simulator carries
+            every generation's fit in arrays of one shape. A given capacity must be
+            at least that size.
 
     Metrics (d-D quantities are traces):
       * ``heldout_nll``: mean of -log p(y) over ``heldout_size`` fresh points y from
@@ -177,24 +178,28 @@ class KDE(AbstractFamily):
         return mu, float(np.sum(weights * np.trace(covs, axis1=1, axis2=2)) + spread)
 
     def validate_regime(self, regime, n: int, exact: bool) -> None:
-        from ..regimes import Accumulate, Weighted
-
         cap = self.capacity
         if cap is not None and cap < n:
             raise ValueError(f"KDE: capacity={cap} is smaller than n={n}, the size of generation 0's fit")
-        if isinstance(regime, Weighted) and regime.mode(self) == "samples":
-            need = n + regime.synthetic_count(n)
-            if cap is None or cap < need:
-                raise ValueError(
-                    f"KDE: Weighted(combine='samples') fits n + m = {need} points while generation 0 fits n = {n}; "
-                    f"the fit's stored sample needs one static size: pass KDE(..., capacity={need}), got "
-                    f"capacity={cap}"
-                )
-        if isinstance(regime, Accumulate) and cap is None:
+
+    def for_run(self, regime, n: int, generations: int) -> "KDE":
+        """Every generation's fit stores ``regime.fit_size(...)`` slots (Accumulate:
+        (generations + 1) n; Weighted(combine="samples"): n + m): generation 0's fit of
+        n points is padded to that size, so every fit has one static shape."""
+        need = regime.fit_size(self, n, generations)
+        if self.capacity is None:
+            if need == n:
+                return self
+            sized = copy.copy(self)
+            object.__setattr__(sized, "capacity", need)  # a static field: eqx.tree_at cannot set it
+            return sized
+        if self.capacity < need:
             raise ValueError(
-                "KDE: Accumulate fits (generations + 1) * n stored points while generation 0 fits n; the fit's "
-                "stored sample needs one static size: pass KDE(..., capacity=(generations + 1) * n)"
+                f"KDE: capacity={self.capacity} is smaller than {need}, the largest fit of "
+                f"{type(regime).__name__} at n={n}, generations={generations}; leave capacity=None to size it "
+                "automatically"
             )
+        return self
 
     # ------------------------------------------------------------------ sample / fit
     def sample(self, key, params: KDEParams, n: int, frame=None) -> jax.Array:
@@ -243,10 +248,7 @@ class KDE(AbstractFamily):
         cap = self.capacity
         if cap is not None:
             if m > cap:
-                raise ValueError(
-                    f"KDE: a fit received {m} points but capacity={cap}; under Accumulate pass "
-                    f"capacity=(generations + 1) * n, under Weighted(combine='samples') capacity=n + m"
-                )
+                raise ValueError(f"KDE: a fit received {m} points but capacity={cap}")
             points = jnp.concatenate([points, jnp.zeros((cap - m, self.dim), dtype)])
             w = jnp.concatenate([w, jnp.zeros((cap - m,), dtype)])
         return KDEParams(points, w)
