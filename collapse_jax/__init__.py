@@ -25,6 +25,9 @@ from .families import KDEParams as KDEParams
 from .families import RegressionData as RegressionData
 from .families import Ridge as Ridge
 from .families import RidgeParams as RidgeParams
+from .graph import CollapseReport as CollapseReport
+from .graph import InteractionGraph as InteractionGraph
+from .graph import simulate_graph as simulate_graph
 from .regimes import AbstractRegime as AbstractRegime
 from .regimes import Accumulate as Accumulate
 from .regimes import AccumulateSubsample as AccumulateSubsample

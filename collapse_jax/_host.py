@@ -64,7 +64,7 @@ class HostArrays:
     def add_events(self, events, start, cfg):
         for k, v in events.items():
             a = np.asarray(v)
-            c_ax = a.ndim - 1 if not self.n_sweep else 1
+            c_ax = 1 if self.n_sweep else 0  # (sweep?, chains, *event dims)
             count = min(a.shape[c_ax], self.chains - start)
             if k not in self.events:
                 shape = ((self.n_sweep,) if self.n_sweep else ()) + (self.chains,) + a.shape[c_ax + 1 :]

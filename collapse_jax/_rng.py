@@ -104,6 +104,20 @@ def bits(chain_key: jax.Array, g, s: int, count: int, sub: int = 0) -> jax.Array
     return jnp.stack([out[:pairs], out[pairs:]], axis=-1).reshape(-1)[:count]
 
 
+MAX_NODE_KEYS = 2**24 - 16
+
+
+def node_key(chain_key: jax.Array, index) -> jax.Array:
+    """Key data of independent key ``index`` (< 2^24 - 16) derived from a chain's key:
+    interaction graphs give node i's draws from source j their own key (so every
+    consumer draws its own sample from every source). Its counter (g = 0, stream
+    STREAM_KEY, low word 16 + index) is one that :func:`key` never uses (its low
+    words are sub * 2^24 + s with s < 16) and that no stream's words use."""
+    lo = jnp.uint32(16) + jnp.asarray(index, jnp.uint32)
+    o0, o1 = threefry2x32(chain_key[0], chain_key[1], _hi(0, STREAM_KEY), lo)
+    return jnp.stack([o0, o1])
+
+
 def key(chain_key: jax.Array, g, s: int, sub: int = 0) -> jax.Array:
     """A ``jax.random`` key for stream ``s`` (sub-stream ``sub``) of generation ``g``."""
     o0, o1 = threefry2x32(chain_key[0], chain_key[1], _hi(g, STREAM_KEY), _lo(sub, s))
@@ -256,6 +270,11 @@ class Stream(eqx.Module):
 
     ``child(j)`` gives independent sub-stream ``j`` (< 256) of the same stream, for
     a family that needs several independent pieces (a design and its noise, say).
+
+    ``context_key``: the key of the chain's shared context (a random truth, a fixed
+    design), when ``chain_key`` is a node's key inside an interaction graph (every
+    node of a chain then shares that context); ``None`` means ``chain_key``. Read it
+    through :attr:`context`.
     """
 
     chain_key: jax.Array  # (2,) uint32: key data of fold_in(root, global chain id)
@@ -263,11 +282,19 @@ class Stream(eqx.Module):
     s: int = eqx.field(static=True)
     sub: int = eqx.field(static=True, default=0)
     safe: bool = eqx.field(static=True, default=True)  # False: the kernel's fast mode (see standard_gamma)
+    context_key: jax.Array | None = None
+
+    @property
+    def context(self) -> Stream:
+        """The same stream on the chain's context key (itself outside graphs)."""
+        if self.context_key is None:
+            return self
+        return Stream(self.context_key, self.g, self.s, self.sub, self.safe)
 
     def child(self, j: int) -> Stream:
         if not 0 <= self.sub * 16 + j < MAX_SUB:
             raise ValueError(f"Stream.child: sub-stream index must be in [0, 16), got {j}")
-        return Stream(self.chain_key, self.g, self.s, self.sub * 16 + j + 1, self.safe)
+        return Stream(self.chain_key, self.g, self.s, self.sub * 16 + j + 1, self.safe, self.context_key)
 
     def bits(self, count: int) -> jax.Array:
         return bits(self.chain_key, self.g, self.s, count, self.sub)

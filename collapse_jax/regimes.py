@@ -93,6 +93,11 @@ class AbstractRegime(eqx.Module):
                 "AccumulateSubsample for families with subsample_stats, such as Categorical)"
             )
 
+    def generation_zero(self, family: AbstractFamily, ctx: Context):
+        """The fit at generation 0 (the same for every regime but graphs'; see
+        :func:`generation_zero`)."""
+        return generation_zero(family, ctx)
+
     def init(self, family: AbstractFamily, ctx: Context, params0) -> Any:
         return ()
 

@@ -29,7 +29,7 @@ from ._progress import Progress
 from ._sweep import apply_sweep, resolve_sweep
 from ._validate import check_int, parse_memory
 from .families._base import AbstractFamily
-from .regimes import AbstractRegime, Accumulate, AccumulateSubsample, Context, Replace, _subsamples_stats, generation_zero
+from .regimes import AbstractRegime, Accumulate, AccumulateSubsample, Context, Replace, _subsamples_stats
 from .results import Result, SummaryAccumulator, run_info
 
 KEEP_MODES = ("chains", "summary", "auto")
@@ -81,7 +81,7 @@ def _sweep_vmap(fn, cfg: _Static, n_sweep_args: int):
 
 def _init_one(family, regime, ck, cfg: _Static):
     ctx = Context(ck, cfg.n, cfg.generations, cfg.exact, cfg.safe)
-    p0 = generation_zero(family, ctx)
+    p0 = regime.generation_zero(family, ctx)
     state = regime.init(family, ctx, p0)
     met, diag, ev, nf = _observe(family, ck, p0, 0, cfg)
     events = {k: jnp.where(ev[k], 0, -1).astype(jnp.int32) for k in cfg.events}

@@ -357,7 +357,6 @@ def test_accumulate_inflates_slower_than_replace(mixture_runs):
 def test_weighted_samples_theory_and_real_only_limit():
     n, G, chains, h, var0 = 20, 8, 3000, 0.5, 1.0
     ratio = 2.0
-    m = 10
     fam = KDE(h)
     res = run(
         fam,

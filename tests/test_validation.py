@@ -118,4 +118,3 @@ def test_one_chain_over_budget_is_refused_naming_the_stored_points():
     # KDE under Accumulate stores (generations + 1) * n points per chain (twice: buffer and fit)
     with pytest.raises(ValueError, match=r"one chain needs about .* MiB \(Accumulate stores every generation's "):
         sim(cj.KDE(0.5), cj.Accumulate(), n=1000, generations=1000, chains=2, max_memory="8MB")
-

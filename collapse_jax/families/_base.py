@@ -100,7 +100,11 @@ class AbstractFamily(eqx.Module):
     def validate_regime(self, regime, n: int, exact: bool) -> None:
         """Raise before compiling if this family cannot run ``regime`` this way."""
 
-    def for_run(self, regime, n: int, generations: int) -> "AbstractFamily":
+    # Optional: ``location(params) -> (p,) vector``, the fit's location parameter (the
+    # Gaussian's mean, a regression's w): interaction graphs report ``homogenisation``,
+    # the mean squared distance between their nodes' locations, for families that have it.
+
+    def for_run(self, regime, n: int, generations: int) -> AbstractFamily:
         """The family as one run uses it (called by ``simulate`` after validation,
         before compiling): families whose fits have a size fixed by the regime (KDE's
         stored sample) fill it in here from ``regime.fit_size``. Default: ``self``."""

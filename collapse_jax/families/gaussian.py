@@ -296,6 +296,10 @@ class Gaussian(AbstractFamily):
         t = mm @ bart
         return GaussianStats(mf, mf, offset + mm @ zbar, t @ t.T)
 
+    def location(self, params: GaussianParams) -> jax.Array:
+        """The mean (interaction graphs' ``homogenisation``)."""
+        return params.mean
+
     # ------------------------------------------------------------------ weighted mixing
     def combine(self, p_real: GaussianParams, p_synth: GaussianParams, w) -> GaussianParams:
         """He, Xu, Cheng (arXiv 2502.18049): mean and covariance are convex

@@ -182,7 +182,7 @@ class KDE(AbstractFamily):
         if cap is not None and cap < n:
             raise ValueError(f"KDE: capacity={cap} is smaller than n={n}, the size of generation 0's fit")
 
-    def for_run(self, regime, n: int, generations: int) -> "KDE":
+    def for_run(self, regime, n: int, generations: int) -> KDE:
         """Every generation's fit stores ``regime.fit_size(...)`` slots (Accumulate:
         (generations + 1) n; Weighted(combine="samples"): n + m): generation 0's fit of
         n points is padded to that size, so every fit has one static shape."""

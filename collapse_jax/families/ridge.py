@@ -256,8 +256,9 @@ class Ridge(AbstractFamily):
         return prev  # regression data are absolute; the frame carries the chain's context
 
     def _chain_w_star(self, stream: Stream, dtype) -> jax.Array:
-        """The chain's random w*, from its generation-0 real stream."""
-        return Stream(stream.chain_key, jnp.int32(0), STREAM_REAL, 15).normal((self.dim,), dtype)
+        """The chain's random w*, from its generation-0 real stream (on the chain's
+        context key: shared by every node of an interaction graph)."""
+        return Stream(stream.context.chain_key, jnp.int32(0), STREAM_REAL, 15).normal((self.dim,), dtype)
 
     def _resolve(self, stream: Stream, p: RidgeParams) -> tuple[jax.Array, jax.Array]:
         """(w of the model, the chain's w*) for params that may be the template."""
@@ -283,7 +284,9 @@ class Ridge(AbstractFamily):
             X = params.X
             xw = w_gen @ params.XT  # = X w, contracting XT's contiguous axis
         else:
-            X = self._draw_design(s.child(0), n, dtype)
+            # a fixed design is the chain's context: every node of an interaction graph shares it
+            design_stream = s.context if self.design == "fixed" else s
+            X = self._draw_design(design_stream.child(0), n, dtype)
             xw = X @ w_gen
         y = xw + self.noise.astype(dtype) * s.child(1).normal((n,), dtype)
         return RegressionData(X, y)
@@ -397,6 +400,10 @@ class Ridge(AbstractFamily):
         off = jnp.tril(stream.child(0).normal((d, d), dtype), -1) * cols[None, :]
         diag = [jnp.sqrt(stream.child(1).chi2(jnp.maximum(mf - i, 0.0), dtype, offset=i * 64)) for i in range(d)]
         return off + jnp.diag(jnp.stack(diag))
+
+    def location(self, params: RidgeParams) -> jax.Array:
+        """The coefficients w (interaction graphs' ``homogenisation``)."""
+        return params.w
 
     def combine(self, p_real: RidgeParams, p_synth: RidgeParams, w) -> RidgeParams:
         """w * w_hat(real) + (1 - w) * w_hat(synth) (He, Xu, Cheng); on one fixed
