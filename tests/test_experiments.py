@@ -31,3 +31,17 @@ def test_gmm_collapse_smoke(tmp_path):
     for truth in ("blob", "minority"):
         for init in ("refit", "warm"):
             assert np.isfinite(sd[(truth, init, 0, 0)]) and sd[(truth, init, 50, 0)] < sd[(truth, init, 0, 0)]
+
+
+def test_graph_collapse_smoke(tmp_path):
+    mod = _load("graph_collapse")
+    assert mod.main(["--smoke", "--out", str(tmp_path)]) == 0
+    for ext in ("csv", "png", "pdf"):
+        assert (tmp_path / f"graph_collapse_smoke.{ext}").stat().st_size > 0
+    with open(tmp_path / "graph_collapse_smoke.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == len(mod.TOPOLOGIES) * len(mod.FRACTIONS) * mod.K
+    # without real data every node of every topology is predicted to collapse
+    assert all(r["predicted_collapse"] == "1" for r in rows if float(r["real_fraction_node0"]) == 0.0)
+    # self-loops: only node 0 can see real data, the others always collapse
+    assert all(r["predicted_collapse"] == "1" for r in rows if r["topology"] == "self-loops" and r["node"] != "0")

@@ -211,6 +211,24 @@ def test_learned_variance_collapses_where_predicted():
     assert np.all(late[2:] < -1.0) and np.all(lv[120, 2:] < -2.0)
 
 
+@pytest.mark.parametrize("sampler", ["exact", "samples"])
+def test_independent_nodes_are_single_chains(sampler):
+    """self-loops without real data: every node is an ordinary chain, so the single-chain
+    laws hold per node (learned variance: E[log variance] under Replace; Accumulate:
+    the known-variance pi^2/6 sum)."""
+    g, n, G = IG.self_loops(2), 10, 12
+    res = run(cj.Gaussian(sampler=sampler), g, n=[n, 2 * n], generations=G, chains=3000)
+    gens = [0, 4, 12]
+    mean, se = mean_se(res, "log_variance")
+    for i, ni in enumerate([n, 2 * n]):
+        exp = cj.theory.log_variance_mean(np.array(gens), ni, "mle")
+        assert_mc_close(mean[gens, i], se[gens, i], exp, label=f"{sampler} log variance node {i}", rate=0.5e-4)
+    acc = run(cj.Gaussian(learn_cov=False, sampler=sampler), g, n=n, generations=G, chains=3000, regime=cj.Accumulate())
+    mean, se = mean_se(acc, "mean_sq_error")
+    exp = cj.theory.mean_sq_error_accumulate(np.array(gens), n, "mle", learn_cov=False)
+    assert_mc_close(mean[gens], se[gens], np.stack([exp, exp], axis=1), label=f"{sampler} accumulate", rate=0.5e-4)
+
+
 # --------------------------------------------------------------------------- ridge on a graph
 def test_ridge_graph_matches_the_matrix_recursion_averaged_over_designs():
     g = IG.complete(2, real_fraction=[0.3, 0.0])
