@@ -16,14 +16,13 @@ minority weight's trajectory, a figure and a CSV in ``paper_figs/``.
 
 from __future__ import annotations
 
-import argparse
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+from _common import study_args
 
 import collapse_jax as cj
+from collapse_jax.results import atomic_write
 
 CHECKPOINTS = (0, 50, 100, 150, 200, 350, 2000)
 TRUTHS = {
@@ -40,20 +39,9 @@ def run(truth_name: str, init: str, chains: int, generations: int, n: int, cap: 
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--smoke", action="store_true", help="small and quick: checks the pipeline end to end")
-    p.add_argument("--chains", type=int, default=None)
-    p.add_argument("--generations", type=int, default=None)
-    p.add_argument("--out", default="paper_figs")
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
-    chains = args.chains or (32 if args.smoke else 1000)
-    generations = args.generations or (50 if args.smoke else 2000)
+    args, chains, generations, out, tag = study_args(__doc__, argv, chains=(32, 1000), generations=(50, 2000))
     n, cap = (100, 30) if args.smoke else (1000, 100)
     checkpoints = [g for g in CHECKPOINTS if g <= generations]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    tag = "_smoke" if args.smoke else ""
 
     rows = []
     curves = {}
@@ -74,10 +62,7 @@ def main(argv=None) -> int:
     header = "truth,init,generation,component,sd_q10,sd_median,sd_q90,nonconverged_fraction"
     lines = [header] + [f"{t},{i},{g},{k},{a:.6g},{b:.6g},{c:.6g},{f:.4g}" for t, i, g, k, a, b, c, f in rows]
     csv = out / f"gmm_collapse{tag}.csv"
-    fd, tmp = tempfile.mkstemp(dir=out, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        fh.write("\n".join(lines) + "\n")
-    os.replace(tmp, csv)
+    atomic_write(csv, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
 
     import matplotlib
 
@@ -98,7 +83,7 @@ def main(argv=None) -> int:
     axes[1].legend(fontsize=7)
     fig.tight_layout()
     for ext in ("png", "pdf"):
-        fig.savefig(out / f"gmm_collapse{tag}.{ext}")
+        atomic_write(out / f"gmm_collapse{tag}.{ext}", lambda tmp, ext=ext: fig.savefig(tmp, format=ext))
     print(f"wrote {csv} and gmm_collapse{tag}.png/.pdf in {out}")
     for t, i, g, k, _a, b, _c, f in rows:
         if k == 0 and g in (0, checkpoints[-1]):

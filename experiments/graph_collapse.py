@@ -20,11 +20,11 @@ C_g = W C W^T + D dashed.
 
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
 
 import numpy as np
+from _common import study_args
 
 import collapse_jax as cj
 from collapse_jax.results import atomic_write
@@ -51,18 +51,7 @@ def real_at_node0(a: float) -> np.ndarray:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--smoke", action="store_true", help="small and quick: checks the pipeline end to end")
-    p.add_argument("--chains", type=int, default=None)
-    p.add_argument("--generations", type=int, default=None)
-    p.add_argument("--out", default="paper_figs")
-    p.add_argument("--seed", type=int, default=0)
-    args = p.parse_args(argv)
-    chains = args.chains or (200 if args.smoke else 2000)
-    G = args.generations or (30 if args.smoke else 400)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    tag = "_smoke" if args.smoke else ""
+    args, chains, G, out, tag = study_args(__doc__, argv, chains=(200, 2000), generations=(30, 400))
     fam = cj.Gaussian(learn_cov=False, sampler="exact")
 
     rows, grid, curves, worst_z = [], {}, {}, 0.0
