@@ -484,8 +484,8 @@ class _Nodes(AbstractFamily):
         return self.base.has_exact
 
     @property
-    def working_set_factor(self) -> int:  # one generation draws (K + 1) n_max points per node
-        return self.base.working_set_factor * (self.k + 1)
+    def working_set_factor(self) -> int:  # generic families draw (K + 1) n_max points per node
+        return self.base.working_set_factor * (1 if _mixes(self.base) else self.k + 1)
 
     @property
     def metric_dims(self) -> dict:
@@ -550,6 +550,13 @@ class _Nodes(AbstractFamily):
 
     def is_finite(self, params) -> jax.Array:
         return jnp.all(jax.vmap(self.base.is_finite)(params))
+
+
+def _mixes(family) -> bool:
+    """Whether the family draws a mixed training set in one go (optional hook
+    ``sample_mixed(key, models, source, n, frame)``; real data must then be plain
+    draws from ``chain_truth``)."""
+    return callable(getattr(family, "sample_mixed", None)) and (type(family).sample_real is AbstractFamily.sample_real)
 
 
 def _has_location(family) -> bool:
@@ -628,15 +635,21 @@ class _GraphRegime(AbstractRegime):
 
         def mixed_data(i, cnt, prev_i, frame):
             n = ctx.n
+            slot = jnp.arange(n)
+            src = jnp.sum(slot[:, None] >= jnp.cumsum(cnt)[None, :], axis=1)  # 0 real, 1 + j, K + 1 empty
+            w = None if uniform else (src <= k).astype(dtype)
+            if _mixes(base):
+                # one draw of n points, each from its own source's model (the truth at index 0)
+                models = jax.tree.map(lambda t, p: jnp.concatenate([t[None], p]), base.chain_truth(prev_i), prev)
+                stream = _stream(ctx, i, 0, k, g, STREAM_SYNTH)
+                return base.sample_mixed(stream, models, jnp.minimum(src, k), n, frame), w
+            # generic: n points from every source (and n real ones), each slot taking its source's
             real = base.sample_real(_stream(ctx, i, 0, k, g, STREAM_REAL), n, prev_i, frame)
             synth = jax.vmap(lambda j, pj: base.sample(_stream(ctx, i, 1 + j, k, g, STREAM_SYNTH), pj, n, frame))(
                 jnp.arange(k), prev
             )
             stacked = jax.tree.map(lambda r, s: jnp.concatenate([r[None], s]), real, synth)  # (K + 1, n, ...)
-            slot = jnp.arange(n)
-            src = jnp.sum(slot[:, None] >= jnp.cumsum(cnt)[None, :], axis=1)  # 0 real, 1 + j, K + 1 empty
             data = jax.tree.map(lambda x: x[jnp.minimum(src, k), slot], stacked)
-            w = None if uniform else (src <= k).astype(dtype)
             return data, w
 
         def node(i, cnt, prev_i, state_i):

@@ -274,3 +274,29 @@ def test_other_families_run_on_a_graph():
     gmm = run(cj.GMM(2, 1, em_max_iters=10), g, n=30, generations=2, chains=64)
     assert np.all(np.isfinite(gmm.metrics["heldout_nll"]))
     assert gmm.diagnostics["em_iters"].shape[-1] == 2
+
+
+def test_sample_mixed_equals_sample_when_every_point_has_one_source():
+    import jax.numpy as jnp
+
+    from collapse_jax._rng import Stream
+
+    stream = Stream(jnp.array([3, 4], jnp.uint32), jnp.int32(2), 2)
+    for fam in (cj.Gaussian(dim=1, mean=0.5, cov=2.0), cj.Gaussian(dim=3)):
+        p = fam.truth()
+        models = jax_stack([p, p])
+        a = fam.sample_mixed(stream, models, jnp.ones(50, jnp.int32), 50)
+        np.testing.assert_allclose(a, fam.sample(stream, p, 50), rtol=1e-6, atol=1e-6)
+    ridge = cj.Ridge(dim=3, w_star="random")
+    p0 = ridge.fit(stream, ridge.sample(stream, ridge.truth(), 20), None, ridge.truth())
+    a = ridge.sample_mixed(stream, jax_stack([p0, p0]), jnp.zeros(20, jnp.int32), 20)
+    b = ridge.sample(stream, p0, 20)
+    np.testing.assert_array_equal(a.X, b.X)
+    np.testing.assert_allclose(a.y, b.y, rtol=1e-5, atol=1e-5)
+
+
+def jax_stack(trees):
+    import jax
+    import jax.numpy as jnp
+
+    return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)

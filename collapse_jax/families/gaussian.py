@@ -229,6 +229,19 @@ class Gaussian(AbstractFamily):
         z = as_stream(key).normal((n, self.dim), params.mean.dtype)
         return offset[None, :] + z @ m.T
 
+    def sample_mixed(self, key, models: GaussianParams, source, n: int, frame: GaussianParams | None = None):
+        """``n`` points, point k from the model ``models[source[k]]`` (``models``
+        stacked on a leading axis), in ``frame`` coordinates: one standard normal per
+        point, mapped by its model's affine map (interaction graphs draw a node's
+        whole training set this way)."""
+        offsets, maps = jax.vmap(lambda p: self._affine(p, frame))(models)
+        dtype = models.mean.dtype
+        if self.dim == 1:
+            z = as_stream(key).normal((n,), dtype)
+            return (jnp.take(offsets[:, 0], source) + z * jnp.take(maps[:, 0, 0], source))[:, None]
+        z = as_stream(key).normal((n, self.dim), dtype)
+        return jnp.take(offsets, source, axis=0) + jnp.einsum("nij,nj->ni", jnp.take(maps, source, axis=0), z)
+
     def data_stats(self, data, weights) -> GaussianStats:
         w = jnp.ones(data.shape[:1], data.dtype) if weights is None else weights.astype(data.dtype)
         if self.dim == 1:
@@ -279,6 +292,12 @@ class Gaussian(AbstractFamily):
         mf = jnp.asarray(m, dtype)
         inv_sqrt_m = jnp.where(mf > 0, jax.lax.rsqrt(jnp.maximum(mf, 1.0)), 0.0)
         d = self.dim
+        if not self.learn_cov:
+            # the known-covariance fit never reads the scatter: skip its chi-square / Bartlett
+            # draws (the mean's normals come first in the stream, so they are unchanged)
+            zbar = _normals(stream, 1, dtype)[0].reshape(1) if d == 1 else stream.child(0).normal((d,), dtype)
+            offset, mm = self._affine(params, frame)
+            return GaussianStats(mf, mf, offset + mm @ (zbar * inv_sqrt_m), jnp.zeros((d, d), dtype))
         if d == 1:
             (zbar,) = _normals(stream, 1, dtype)
             min_df = float(m - 1) if static_m else None

@@ -291,6 +291,22 @@ class Ridge(AbstractFamily):
         y = xw + self.noise.astype(dtype) * s.child(1).normal((n,), dtype)
         return RegressionData(X, y)
 
+    def sample_mixed(self, key, models: RidgeParams, source, n: int, frame=None) -> RegressionData:
+        """``n`` points, point k labelled by the model ``models[source[k]]`` (stacked on
+        a leading axis; all share the chain's context): on a fixed design row k of the
+        design, on a fresh design a new input (interaction graphs' training sets)."""
+        s = as_stream(key)
+        dtype = models.w.dtype
+        if self.design == "fixed" and models.X.shape[1] > 0:
+            X = models.X[0]
+            if X.shape[0] != n:
+                raise ValueError(f"Ridge: a fixed design has {X.shape[0]} rows; cannot draw {n} points from it")
+        else:
+            X = self._draw_design(s.child(0), n, dtype)
+        w = jnp.take(models.w, source, axis=0)  # (n, d): row k's generating coefficients
+        y = jnp.sum(X * w, axis=1) + self.noise.astype(dtype) * s.child(1).normal((n,), dtype)
+        return RegressionData(X, y)
+
     def data_stats(self, data: RegressionData, weights) -> RidgeStats:
         d, dtype = self.dim, data.y.dtype
         if weights is None:  # unit weights
