@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
+import platform
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,3 +29,31 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def interleaved_times(contenders: dict[str, Callable[[], Any]], repeats: int) -> dict[str, list[float]]:
+    """Wall times of ``repeats`` calls of every contender, the order rotated each
+    repeat (so slow drifts of a shared machine hit every contender alike), with the
+    garbage collector off while a call is timed."""
+    times: dict[str, list[float]] = {k: [] for k in contenders}
+    names = list(contenders)
+    for r in range(repeats):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            gc.disable()
+            t0 = time.perf_counter()
+            contenders[name]()
+            times[name].append(time.perf_counter() - t0)
+            gc.enable()
+    return times
+
+
+def machine() -> dict[str, Any]:
+    """Where a benchmark ran."""
+    import jax
+
+    return {
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "jax": jax.__version__,
+        "backend": jax.default_backend(),
+    }

@@ -13,14 +13,10 @@ one process, repeats interleaved, medians; JSON written atomically.
 from __future__ import annotations
 
 import argparse
-import gc
-import os
-import platform
-import time
 from pathlib import Path
 
 import numpy as np
-from _common import write_json_atomic
+from _common import interleaved_times, machine, write_json_atomic
 
 
 def sklearn_loop(chains: int, n: int, generations: int, tol: float, cap: int, seed: int = 0) -> dict:
@@ -60,8 +56,6 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
 
-    import jax
-
     import collapse_jax as cj
 
     n, G, tol, cap = 1000, 20, 1e-3, 100
@@ -89,15 +83,7 @@ def main(argv=None) -> int:
     }
     work = {"refit": chains, "warm": chains, "sklearn_loop": loop_chains}
     em = {name: f() for name, f in contenders.items()}  # warm-up (compiles) and EM statistics
-    times: dict[str, list[float]] = {k: [] for k in contenders}
-    names = list(contenders)
-    for r in range(repeats):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            gc.disable()
-            t0 = time.perf_counter()
-            contenders[name]()
-            times[name].append(time.perf_counter() - t0)
-            gc.enable()
+    times = interleaved_times(contenders, repeats)
     rate = {k: work[k] * (G + 1) / float(np.median(v)) for k, v in times.items()}
     ratios = {
         "refit_vs_sklearn": {"value": rate["refit"] / rate["sklearn_loop"], "target": 30},
@@ -125,12 +111,7 @@ def main(argv=None) -> int:
         "times_s": times,
         "em": em,
         "ratios": ratios,
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "jax": jax.__version__,
-            "backend": jax.default_backend(),
-        },
+        "machine": machine(),
     }
     out = Path(args.out or ("benchmarks/results/gmm_quick.json" if args.quick else "benchmarks/results/gmm.json"))
     write_json_atomic(out, result)

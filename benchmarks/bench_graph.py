@@ -12,14 +12,10 @@ one process, repeats interleaved, medians; JSON written atomically.
 from __future__ import annotations
 
 import argparse
-import gc
-import os
-import platform
-import time
 from pathlib import Path
 
 import numpy as np
-from _common import write_json_atomic
+from _common import interleaved_times, machine, write_json_atomic
 
 K, N, G = 6, 100, 100
 
@@ -74,8 +70,6 @@ def main(argv=None) -> int:
     p.add_argument("--out", default=None)
     args = p.parse_args(argv)
 
-    import jax
-
     import collapse_jax as cj
 
     graph, counts = _counts()
@@ -102,15 +96,7 @@ def main(argv=None) -> int:
     }
     work = {"exact": chains, "samples": chains, "numpy_vectorised": chains, "numpy_loop": loop_chains}
     final = {name: f() for name, f in contenders.items()}  # warm-up (compiles); final mean errors
-    times: dict[str, list[float]] = {k: [] for k in contenders}
-    names = list(contenders)
-    for r in range(repeats):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            gc.disable()
-            t0 = time.perf_counter()
-            contenders[name]()
-            times[name].append(time.perf_counter() - t0)
-            gc.enable()
+    times = interleaved_times(contenders, repeats)
     rate = {k: work[k] * (G + 1) / float(np.median(v)) for k, v in times.items()}
     ratios = {
         "samples_vs_numpy_vectorised": rate["samples"] / rate["numpy_vectorised"],
@@ -137,12 +123,7 @@ def main(argv=None) -> int:
         "final_mean_sq_error": final,
         "final_mean_sq_error_theory": float(cj.theory.graph.mean_sq_error(w_eff, N, G)[G].mean()),
         "ratios": ratios,
-        "machine": {
-            "platform": platform.platform(),
-            "cpus": os.cpu_count(),
-            "jax": jax.__version__,
-            "backend": jax.default_backend(),
-        },
+        "machine": machine(),
     }
     out = Path(args.out or ("benchmarks/results/graph_quick.json" if args.quick else "benchmarks/results/graph.json"))
     write_json_atomic(out, result)
