@@ -16,6 +16,8 @@ from ._rng import Stream as Stream
 from .families import GMM as GMM
 from .families import KDE as KDE
 from .families import AbstractFamily as AbstractFamily
+from .families import BayesGaussian as BayesGaussian
+from .families import BayesGaussianParams as BayesGaussianParams
 from .families import Categorical as Categorical
 from .families import Downstream as Downstream
 from .families import Gaussian as Gaussian

@@ -1,6 +1,8 @@
 """Model families: one file each."""
 
 from ._base import AbstractFamily as AbstractFamily
+from .bayes_gaussian import BayesGaussian as BayesGaussian
+from .bayes_gaussian import BayesGaussianParams as BayesGaussianParams
 from .categorical import Categorical as Categorical
 from .gaussian import Gaussian as Gaussian
 from .gaussian import GaussianParams as GaussianParams
