@@ -24,6 +24,8 @@ from .families import Gaussian as Gaussian
 from .families import GaussianParams as GaussianParams
 from .families import GMMParams as GMMParams
 from .families import KDEParams as KDEParams
+from .families import NUTSLocation as NUTSLocation
+from .families import NUTSParams as NUTSParams
 from .families import RegressionData as RegressionData
 from .families import Ridge as Ridge
 from .families import RidgeParams as RidgeParams

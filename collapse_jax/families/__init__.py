@@ -11,6 +11,8 @@ from .gmm import GMM as GMM
 from .gmm import GMMParams as GMMParams
 from .kde import KDE as KDE
 from .kde import KDEParams as KDEParams
+from .nuts_location import NUTSLocation as NUTSLocation
+from .nuts_location import NUTSParams as NUTSParams
 from .ridge import Downstream as Downstream
 from .ridge import RegressionData as RegressionData
 from .ridge import Ridge as Ridge
