@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -60,3 +61,15 @@ def check_covariance(owner: str, cov, d: int) -> tuple[np.ndarray, np.ndarray]:
     except np.linalg.LinAlgError:
         raise ValueError(f"{owner}: cov must be symmetric positive definite; it is not positive definite") from None
     return sig, chol
+
+
+def check_positive(owner: str, name: str, value) -> float:
+    """``value`` as a finite float > 0, else a TypeError/ValueError naming the owner,
+    the parameter and the value."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{owner}: {name} must be a number > 0, got {value!r}") from None
+    if not (v > 0 and math.isfinite(v)):
+        raise ValueError(f"{owner}: {name} must be a finite number > 0, got {value!r}")
+    return v

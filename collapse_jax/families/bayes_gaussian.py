@@ -30,7 +30,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from .._rng import as_stream
-from .._validate import check_covariance
+from .._validate import check_covariance, check_positive
 from ._base import AbstractFamily
 from .gaussian import Gaussian, GaussianParams, GaussianStats
 
@@ -49,16 +49,6 @@ class BayesGaussianParams(eqx.Module):
     nu: Float[Array, ""]
     psi: Float[Array, "d d"]
     template: bool = eqx.field(static=True, default=False)
-
-
-def _positive(owner: str, name: str, value) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{owner}: {name} must be a number > 0, got {value!r}") from None
-    if not (v > 0 and math.isfinite(v)):
-        raise ValueError(f"{owner}: {name} must be a finite number > 0, got {value!r}")
-    return v
 
 
 class BayesGaussian(AbstractFamily):
@@ -135,7 +125,7 @@ class BayesGaussian(AbstractFamily):
         if sampler not in SAMPLERS:
             raise ValueError(f"{owner}: sampler must be one of {SAMPLERS}, got {sampler!r}")
         known = known_variance is not None
-        s2 = _positive(owner, "known_variance", known_variance) if known else 1.0
+        s2 = check_positive(owner, "known_variance", known_variance) if known else 1.0
         if known and predictive == "marginal":
             pass  # Gaussian predictive: exact statistics exist
         elif not known and predictive == "marginal" and sampler == "exact":
@@ -150,9 +140,9 @@ class BayesGaussian(AbstractFamily):
             raise ValueError(
                 f"{owner}: prior_mean must be a finite number or vector of shape ({d},), got {prior_mean!r}"
             )
-        tau2 = _positive(owner, "prior_var", prior_var)
-        k0 = _positive(owner, "prior_count", prior_count)
-        nu0 = float(d + 2) if prior_df is None else _positive(owner, "prior_df", prior_df)
+        tau2 = check_positive(owner, "prior_var", prior_var)
+        k0 = check_positive(owner, "prior_count", prior_count)
+        nu0 = float(d + 2) if prior_df is None else check_positive(owner, "prior_df", prior_df)
         if nu0 <= d - 1:
             raise ValueError(f"{owner}: prior_df must be > dim - 1 = {d - 1} (a proper inverse Wishart), got {nu0}")
         psi0, _ = check_covariance(f"{owner}: prior_scale", prior_scale, d)

@@ -21,7 +21,7 @@ import numpy as np
 from jaxtyping import Array, Float, Int
 
 from .._rng import as_stream
-from .._validate import check_int
+from .._validate import check_int, check_positive
 from ._base import AbstractFamily
 
 LIKELIHOODS = ("normal", "student_t")
@@ -38,16 +38,6 @@ class NUTSParams(eqx.Module):
     accept_rate: Float[Array, ""]
     divergences: Int[Array, ""]
     template: bool = eqx.field(static=True, default=False)
-
-
-def _positive(name: str, value) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"NUTSLocation: {name} must be a number > 0, got {value!r}") from None
-    if not (v > 0 and math.isfinite(v)):
-        raise ValueError(f"NUTSLocation: {name} must be a finite number > 0, got {value!r}")
-    return v
 
 
 class NUTSLocation(AbstractFamily):
@@ -129,9 +119,9 @@ class NUTSLocation(AbstractFamily):
                 )
             vecs.append(v)
         self.dim, self.likelihood, self.predictive = d, likelihood, predictive
-        self.df = jnp.asarray(_positive("df", df), jnp.float32)
-        self.scale = jnp.asarray(_positive("scale", scale), jnp.float32)
-        self.prior_scale = jnp.asarray(_positive("prior_scale", prior_scale), jnp.float32)
+        self.df = jnp.asarray(check_positive("NUTSLocation", "df", df), jnp.float32)
+        self.scale = jnp.asarray(check_positive("NUTSLocation", "scale", scale), jnp.float32)
+        self.prior_scale = jnp.asarray(check_positive("NUTSLocation", "prior_scale", prior_scale), jnp.float32)
         self.prior_mean = jnp.asarray(vecs[0], jnp.float32)
         self.true_mean = jnp.asarray(vecs[1], jnp.float32)
 
