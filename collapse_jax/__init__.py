@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 
 from . import theory as theory
 from ._rng import Stream as Stream
+from .families import GLM as GLM
 from .families import GMM as GMM
 from .families import KDE as KDE
 from .families import AbstractFamily as AbstractFamily
@@ -23,7 +24,9 @@ from .families import Downstream as Downstream
 from .families import Gaussian as Gaussian
 from .families import GaussianParams as GaussianParams
 from .families import GMMParams as GMMParams
+from .families import HuberLocation as HuberLocation
 from .families import KDEParams as KDEParams
+from .families import MParams as MParams
 from .families import NUTSLocation as NUTSLocation
 from .families import NUTSParams as NUTSParams
 from .families import RegressionData as RegressionData

@@ -11,6 +11,9 @@ from .gmm import GMM as GMM
 from .gmm import GMMParams as GMMParams
 from .kde import KDE as KDE
 from .kde import KDEParams as KDEParams
+from .mestimators import GLM as GLM
+from .mestimators import HuberLocation as HuberLocation
+from .mestimators import MParams as MParams
 from .nuts_location import NUTSLocation as NUTSLocation
 from .nuts_location import NUTSParams as NUTSParams
 from .ridge import Downstream as Downstream
