@@ -48,3 +48,18 @@ def test_graph_collapse_smoke(tmp_path):
     assert all(r["predicted_collapse"] == "1" for r in rows if float(r["real_fraction_node0"]) == 0.0)
     # self-loops: only node 0 can see real data, the others always collapse
     assert all(r["predicted_collapse"] == "1" for r in rows if r["topology"] == "self-loops" and r["node"] != "0")
+
+
+def test_bayes_collapse_smoke(tmp_path):
+    mod = _load("bayes_collapse")
+    assert mod.main(["--smoke", "--out", str(tmp_path)]) == 0
+    for ext in ("csv", "png", "pdf"):
+        assert (tmp_path / f"bayes_collapse_smoke.{ext}").stat().st_size > 0
+    with open(tmp_path / "bayes_collapse_smoke.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["panel"] for r in rows} == {"a", "b", "c"}
+    theory = {(r["panel"], r["learner"], float(r["x"])): float(r["theory"]) for r in rows}
+    # a prior centred on the truth bounds the error where the flat-prior MLE grows without bound
+    assert theory[("a", "plugin", 40.0)] < theory[("a", "flat prior (MLE)", 40.0)]
+    # and the MLE's variance collapses while the Bayesian learner's does not
+    assert theory[("c", "MLE", 40.0)] < 0.2 < theory[("c", "plugin", 40.0)]
