@@ -445,7 +445,13 @@ def _run(
             fit = min(fit, max(64, CPU_CHUNK_BYTES // max(working, 1)))
         # multiples of 64 where the budget allows (results never depend on the chunk size)
         fit = fit // 64 * 64 if fit >= 64 else fit
-        chunk_size = int(min(cap, fit, -(-chains // 64) * 64))
+        limit = (family.max_chunk if cpu else None) or cap  # a CPU measurement (see AbstractFamily)
+        chunk_size = int(min(cap, limit, fit, -(-chains // 64) * 64))
+        # balance the chunks: 1024 chains in chunks of at most 832 run as 2 x 512, not 832 + 192
+        # chains padded to 832 (a chunk always computes its full, padded size)
+        n_chunks = -(-chains // chunk_size)
+        balanced = -(-chains // n_chunks)
+        chunk_size = min(chunk_size, -(-balanced // 64) * 64 if chunk_size >= 64 else balanced)
     if exact and FAST_EXACT:
         # fast mode redoes a block when one of its draws needs a rejection retry (probability
         # ~1e-7 to 3e-7 per draw): about 2e5 draws per block keeps reruns to a few percent

@@ -49,6 +49,9 @@ class AbstractFamily(eqx.Module):
     # temporaries of one generation (sampling and fitting), in units of one generation's data: sizes the
     # default CPU chunk so that a chunk's working set stays cache-sized
     working_set_factor: ClassVar[int] = 2
+    # largest default chunk of chains on CPU (None: no limit): fits built on batched while loops
+    # (NUTS trees) slow down sharply past some batch size there
+    max_chunk: ClassVar[int | None] = None
 
     # ---- required -----------------------------------------------------------
     @abc.abstractmethod

@@ -60,8 +60,10 @@ class NUTSLocation(AbstractFamily):
             trajectory.
 
     Cost: about ``(warmup + samples) x leapfrog steps`` gradient evaluations of an
-    n-point likelihood per chain and generation (milliseconds on a CPU core): size runs
-    for <= 10^3 chains.
+    n-point likelihood per chain and generation: about 1.3 ms per chain-generation on
+    the 2-core CPU at the defaults, n = 50 (``benchmarks/bench_bayes.py``), in chunks of
+    at most 64 chains (``max_chunk``: larger vmapped batches of NUTS trees run about 8x
+    slower there). Size runs for <= 10^4 chains.
 
     Metrics: ``mean_sq_error`` ||E[mu | D] - mu_0||^2 and ``posterior_width``
     sqrt(mean over coordinates of Var(mu_j | D)) from the draws. Diagnostics:
@@ -80,6 +82,9 @@ class NUTSLocation(AbstractFamily):
     prior_scale: Float[Array, ""]
     true_mean: Float[Array, " d"]
 
+    # vmapped NUTS trees run batched while loops: on the 2-core CPU a chunk of 64 chains costs
+    # ~1.3 ms per chain-generation, 128 or more ~11 ms (benchmarks/README.md, bench_bayes)
+    max_chunk: ClassVar[int | None] = 64
     traced_bounds: ClassVar[dict[str, tuple[float, float]]] = {
         "df": (1e-6, math.inf),
         "scale": (1e-30, math.inf),
