@@ -19,6 +19,8 @@ from .families import KDE as KDE
 from .families import AbstractFamily as AbstractFamily
 from .families import BayesGaussian as BayesGaussian
 from .families import BayesGaussianParams as BayesGaussianParams
+from .families import BayesLinearRegression as BayesLinearRegression
+from .families import BLRParams as BLRParams
 from .families import Categorical as Categorical
 from .families import Downstream as Downstream
 from .families import Gaussian as Gaussian

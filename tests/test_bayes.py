@@ -194,3 +194,66 @@ def test_bad_configurations_raise_before_compiling():
     with pytest.raises(ValueError, match=r"Weighted rescales the weights"):
         run(BG(1, known_variance=1.0), cj.Weighted(0.5))
     assert TRACE_COUNTS == before
+
+
+# --------------------------------------------------------------------------- Bayesian linear regression
+BLR = cj.BayesLinearRegression
+
+
+@pytest.mark.parametrize("predictive", ["plugin", "posterior"])
+def test_regression_flat_prior_chain_matches_the_moment_recursion(predictive):
+    G, n, d = 6, 12, 3
+    fam = BLR(d, prior_var=1e6, prior_rate=1e-6, prior_shape=2.0, predictive=predictive)
+    res = run(fam, n=n, generations=G, chains=8000)
+    th = tb.regression_flat_prior_moments(G, n, d, predictive, prior_shape=2.0)
+    gens = [0, 1, 3, 6]
+    for metric in ("param_sq_error", "noise_variance"):
+        mean, se = mean_se(res, metric)
+        assert_mc_close(mean[gens], se[gens], th[metric][gens], label=f"{predictive} {metric}", rate=1e-4 / 4)
+
+
+def test_regression_posterior_update_and_marginal_predictive():
+    rng = np.random.default_rng(SEED)
+    X = rng.normal(size=(15, 2))
+    y = X @ np.array([1.0, -0.5]) + 0.3 * rng.normal(size=15)
+    fam = BLR(2, prior_mean=[0.2, 0.1], prior_var=2.0, prior_shape=3.0, prior_rate=0.5, predictive="marginal")
+    data = cj.RegressionData(jnp.asarray(X, jnp.float32), jnp.asarray(y, jnp.float32))
+    p = fam.fit(None, data, None)
+    m0 = np.array([0.2, 0.1])
+    lam = np.eye(2) / 2.0 + X.T @ X
+    mn = np.linalg.solve(lam, m0 / 2.0 + X.T @ y)
+    bn = 0.5 + 0.5 * (y @ y + m0 @ m0 / 2.0 - mn @ lam @ mn)
+    np.testing.assert_allclose(p.mean, mn, rtol=1e-4)
+    np.testing.assert_allclose(p.precision, lam, rtol=1e-5)
+    np.testing.assert_allclose([float(p.a), float(p.b)], [3.0 + 7.5, bn], rtol=1e-4)
+    # marginal labels: E[(y - x^T m)^2 / (1 + x^T Lambda^-1 x)] = b / (a - 1)
+    out = fam.sample(Stream(jnp.array([7, 8], jnp.uint32), jnp.int32(1), 2), p, 100000)
+    Xs, ys = np.asarray(out.X, np.float64), np.asarray(out.y, np.float64)
+    spread = 1 + np.einsum("ni,ij,nj->n", Xs, np.linalg.inv(lam), Xs)
+    r = (ys - Xs @ mn) ** 2 / spread
+    assert_mc_close(r.mean(), r.std(ddof=1) / math.sqrt(len(r)), bn / (10.5 - 1), label="marginal predictive")
+
+
+@pytest.mark.parametrize(
+    "kwargs,pattern",
+    [
+        (dict(prior_var=0.0), r"prior_var must be a finite number > 0, got 0.0"),
+        (dict(prior_shape=-1.0), r"prior_shape must be a finite number > 0"),
+        (dict(prior_rate=float("inf")), r"prior_rate must be a finite number > 0"),
+        (dict(noise=0.0), r"noise must be a finite number > 0"),
+        (dict(predictive="map"), r"predictive must be one of"),
+        (dict(dim=2, w_star=[1.0]), r"w_star must be a finite number or vector of shape \(2,\)"),
+    ],
+)
+def test_regression_bad_arguments_raise(kwargs, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        BLR(**kwargs)
+
+
+def test_regression_bad_configurations_raise_before_compiling():
+    before = dict(TRACE_COUNTS)
+    with pytest.raises(ValueError, match=r"a_n = prior_shape \+ n / 2 > 1; got 0.9"):
+        run(BLR(2, prior_shape=0.4), n=1)
+    with pytest.raises(ValueError, match=r"Weighted rescales the weights"):
+        run(BLR(2), cj.Weighted(0.5))
+    assert TRACE_COUNTS == before

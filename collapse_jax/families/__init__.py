@@ -3,6 +3,8 @@
 from ._base import AbstractFamily as AbstractFamily
 from .bayes_gaussian import BayesGaussian as BayesGaussian
 from .bayes_gaussian import BayesGaussianParams as BayesGaussianParams
+from .bayes_regression import BayesLinearRegression as BayesLinearRegression
+from .bayes_regression import BLRParams as BLRParams
 from .categorical import Categorical as Categorical
 from .gaussian import Gaussian as Gaussian
 from .gaussian import GaussianParams as GaussianParams

@@ -28,7 +28,13 @@ import numpy as np
 
 PREDICTIVES = ("plugin", "posterior", "marginal")
 
-__all__ = ["PREDICTIVES", "known_variance_mean_sq_error", "known_variance_steady_state", "replace_moments"]
+__all__ = [
+    "PREDICTIVES",
+    "known_variance_mean_sq_error",
+    "known_variance_steady_state",
+    "regression_flat_prior_moments",
+    "replace_moments",
+]
 
 
 def _check(n, sigma2, tau2, predictive):
@@ -158,3 +164,37 @@ def replace_moments(
         else:
             c, u = a, t * (1 + 1 / kn)
     return {"mean_sq_error": mse, "trace_cov": tr_cov}
+
+
+def regression_flat_prior_moments(
+    generations: int, n: int, dim: int, predictive: str, *, noise2: float = 1.0, prior_shape: float = 2.0
+) -> dict[str, np.ndarray]:
+    """E||m_g - w*||^2 (``param_sq_error``) and E[E[sigma^2 | D_g]] (``noise_variance``)
+    of :class:`collapse_jax.BayesLinearRegression` under Replace, fresh Gaussian inputs
+    x ~ N(0, I_d), in the flat-prior limit (prior_var -> inf, prior_rate -> 0, shape a0
+    kept), for ``plugin`` and ``posterior`` [derived here; checked by the tests].
+
+    With n rows, E tr (X^T X)^-1 = d / (n - d - 1), and the residual sum of squares
+    independent of X^T X with mean (n - d) sigma'^2. If the generating model has
+    c = E||w' - w*||^2 and V = E sigma'^2 (real data: 0 and noise2):
+
+        a = c + V d / (n - d - 1),    T = E[b_n / (a_n - 1)] = (n - d) V / (2 a0 + n - 2),
+
+    and the next generating model is (a, T) for plugin, (a + T d / (n - d - 1), T) for
+    posterior (one draw w ~ N(m_n, sigma^2 Lambda_n^-1), sigma^2 ~ InvGamma(a_n, b_n)).
+    Needs n >= d + 2."""
+    if predictive not in ("plugin", "posterior"):
+        raise ValueError(f"predictive must be 'plugin' or 'posterior' here, got {predictive!r}")
+    if n < dim + 2:
+        raise ValueError(f"n must be >= dim + 2, got n = {n}, dim = {dim}")
+    k = dim / (n - dim - 1)
+    r = (n - dim) / (2 * prior_shape + n - 2)
+    c, v = 0.0, float(noise2)
+    err = np.empty(generations + 1)
+    s2 = np.empty(generations + 1)
+    for g in range(generations + 1):
+        a = c + v * k
+        t = r * v
+        err[g], s2[g] = a, t
+        c, v = (a, t) if predictive == "plugin" else (a + t * k, t)
+    return {"param_sq_error": err, "noise_variance": s2}
