@@ -27,6 +27,7 @@ from .families import Gaussian as Gaussian
 from .families import GaussianParams as GaussianParams
 from .families import GMMParams as GMMParams
 from .families import HuberLocation as HuberLocation
+from .families import HuberRegression as HuberRegression
 from .families import KDEParams as KDEParams
 from .families import MParams as MParams
 from .families import NUTSLocation as NUTSLocation

@@ -124,3 +124,13 @@ def test_bad_arguments_raise(make, exc, pattern):
 def test_data_container_is_the_regression_one():
     fam = cj.GLM("logistic", 2)
     assert isinstance(fam.sample(STREAM, fam.truth(), 5), RegressionData)
+
+
+def test_huber_regression_with_a_huge_delta_is_the_ols_chain():
+    n, d, G = 20, 3, 5
+    res = cj.simulate(cj.HuberRegression(d, delta=1e6), cj.Replace(), n=n, generations=G, chains=3000, seed=SEED)
+    x = np.asarray(res.metrics["param_sq_error"], np.float64)
+    exp = (np.arange(G + 1) + 1) * d / (n - d - 1)  # fresh Gaussian design, noise 1: each refit adds d / (n - d - 1)
+    assert_mc_close(x.mean(0), x.std(0, ddof=1) / math.sqrt(len(x)), exp, label="Huber regression = OLS")
+    with pytest.raises(ValueError, match=r"HuberRegression: noise must be a finite number > 0"):
+        cj.HuberRegression(noise=-1.0)

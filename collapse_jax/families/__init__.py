@@ -15,6 +15,7 @@ from .kde import KDE as KDE
 from .kde import KDEParams as KDEParams
 from .mestimators import GLM as GLM
 from .mestimators import HuberLocation as HuberLocation
+from .mestimators import HuberRegression as HuberRegression
 from .mestimators import MParams as MParams
 from .nuts_location import NUTSLocation as NUTSLocation
 from .nuts_location import NUTSParams as NUTSParams

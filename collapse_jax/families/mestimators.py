@@ -310,3 +310,66 @@ class HuberLocation(_MEstimator):
     def metrics(self, key, params: MParams) -> dict[str, jax.Array]:
         err = params.w - self.w_star.astype(params.w.dtype)
         return {"mean_sq_error": jnp.sum(err * err)}
+
+
+class HuberRegression(_MEstimator):
+    """Huber regression refitted on its own labels: y = x^T w + noise z, x ~ N(0, I_d)
+    fresh every generation, the fit minimising the weighted mean Huber loss
+    rho_delta(y - x^T w) (see :class:`HuberLocation`). A huge ``delta`` is OLS, whose
+    chain law E||w_g - w*||^2 = (g + 1) noise^2 d / (n - d - 1) the tests check.
+
+    Args:
+        dim: number of features (static). delta: > 0 (traced). w_star: the truth
+            (default ones). noise: label noise sd > 0 (traced). optimizer, steps,
+            learning_rate: as :class:`GLM`.
+
+    Metrics: ``param_sq_error`` ||w - w*||^2.
+    """
+
+    delta: Float[Array, ""]
+    noise: Float[Array, ""]
+
+    traced_bounds: ClassVar[dict[str, tuple[float, float]]] = {"delta": (1e-30, math.inf), "noise": (1e-30, math.inf)}
+
+    def __init__(
+        self,
+        dim: int = 5,
+        delta: float = 1.345,
+        *,
+        w_star=None,
+        noise: float = 1.0,
+        optimizer: str = "lbfgs",
+        steps: int = 30,
+        learning_rate=None,
+    ):
+        ones = 1.0 if w_star is None else w_star  # default truth: ones
+        self._setup("HuberRegression", dim, ones, 0.0, optimizer, steps, learning_rate)
+        self.delta = jnp.asarray(check_positive("HuberRegression", "delta", delta), jnp.float32)
+        self.noise = jnp.asarray(check_positive("HuberRegression", "noise", noise), jnp.float32)
+
+    def describe(self) -> dict:
+        return {
+            "family": "HuberRegression",
+            "dim": self.dim,
+            "delta": float(self.delta),
+            "w_star": np.asarray(self.w_star).tolist(),
+            "noise": float(self.noise),
+            "optimizer": self.optimizer,
+            "steps": self.steps,
+            "learning_rate": float(self.learning_rate),
+        }
+
+    def sample(self, key, params: MParams, n: int, frame=None) -> RegressionData:
+        s = as_stream(key)
+        dtype = params.w.dtype
+        X = s.child(0).normal((n, self.dim), dtype)
+        return RegressionData(X, X @ params.w + self.noise.astype(dtype) * s.child(1).normal((n,), dtype))
+
+    def _loss(self, data: RegressionData, w):
+        r = jnp.abs(data.y - data.X @ w)
+        delta = self.delta.astype(r.dtype)
+        return jnp.where(r <= delta, 0.5 * r * r, delta * (r - 0.5 * delta))
+
+    def metrics(self, key, params: MParams) -> dict[str, jax.Array]:
+        err = params.w - self.w_star.astype(params.w.dtype)
+        return {"param_sq_error": jnp.sum(err * err)}
