@@ -106,6 +106,19 @@ class _MEstimator(AbstractFamily):
         self.learning_rate = jnp.asarray(lr, jnp.float32)
         self.w_star = jnp.asarray(ws, jnp.float32)
 
+    def _describe(self, truth_name: str, **extra) -> dict:
+        """The JSON description: the family, its dimension and truth, ``extra`` fields,
+        then the optimizer settings."""
+        return {
+            "family": type(self).__name__,
+            "dim": self.dim,
+            truth_name: np.asarray(self.w_star).tolist(),
+            **extra,
+            "optimizer": self.optimizer,
+            "steps": self.steps,
+            "learning_rate": float(self.learning_rate),
+        }
+
     def truth(self) -> MParams:
         z = jnp.zeros((), self.w_star.dtype)
         return MParams(self.w_star, z, z, True)
@@ -207,16 +220,7 @@ class GLM(_MEstimator):
         self.penalty = jnp.asarray(lam, jnp.float32)
 
     def describe(self) -> dict:
-        return {
-            "family": "GLM",
-            "kind": self.kind,
-            "dim": self.dim,
-            "w_star": np.asarray(self.w_star).tolist(),
-            "penalty": float(self.penalty),
-            "optimizer": self.optimizer,
-            "steps": self.steps,
-            "learning_rate": float(self.learning_rate),
-        }
+        return self._describe("w_star", kind=self.kind, penalty=float(self.penalty))
 
     def sample(self, key, params: MParams, n: int, frame=None) -> RegressionData:
         s = as_stream(key)
@@ -289,15 +293,7 @@ class HuberLocation(_MEstimator):
         self.delta = jnp.asarray(check_positive("HuberLocation", "delta", delta), jnp.float32)
 
     def describe(self) -> dict:
-        return {
-            "family": "HuberLocation",
-            "dim": self.dim,
-            "delta": float(self.delta),
-            "mean": np.asarray(self.w_star).tolist(),
-            "optimizer": self.optimizer,
-            "steps": self.steps,
-            "learning_rate": float(self.learning_rate),
-        }
+        return self._describe("mean", delta=float(self.delta))
 
     def sample(self, key, params: MParams, n: int, frame=None) -> jax.Array:
         return params.w[None, :] + as_stream(key).normal((n, self.dim), params.w.dtype)
@@ -348,16 +344,7 @@ class HuberRegression(_MEstimator):
         self.noise = jnp.asarray(check_positive("HuberRegression", "noise", noise), jnp.float32)
 
     def describe(self) -> dict:
-        return {
-            "family": "HuberRegression",
-            "dim": self.dim,
-            "delta": float(self.delta),
-            "w_star": np.asarray(self.w_star).tolist(),
-            "noise": float(self.noise),
-            "optimizer": self.optimizer,
-            "steps": self.steps,
-            "learning_rate": float(self.learning_rate),
-        }
+        return self._describe("w_star", delta=float(self.delta), noise=float(self.noise))
 
     def sample(self, key, params: MParams, n: int, frame=None) -> RegressionData:
         s = as_stream(key)
