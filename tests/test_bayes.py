@@ -226,6 +226,11 @@ def test_regression_posterior_update_and_marginal_predictive():
     np.testing.assert_allclose(p.mean, mn, rtol=1e-4)
     np.testing.assert_allclose(p.precision, lam, rtol=1e-5)
     np.testing.assert_allclose([float(p.a), float(p.b)], [3.0 + 7.5, bn], rtol=1e-4)
+    dist_w, dist_s2 = fam.posterior(p)
+    np.testing.assert_allclose(dist_s2.mean, bn / (10.5 - 1), rtol=1e-4)
+    np.testing.assert_allclose(dist_w.mean, mn, rtol=1e-4)
+    # Cov(w | D) = E[sigma^2 | D] Lambda^-1
+    np.testing.assert_allclose(dist_w.variance, np.diag(bn / (10.5 - 1) * np.linalg.inv(lam)), rtol=1e-4)
     # marginal labels: E[(y - x^T m)^2 / (1 + x^T Lambda^-1 x)] = b / (a - 1)
     out = fam.sample(Stream(jnp.array([7, 8], jnp.uint32), jnp.int32(1), 2), p, 100000)
     Xs, ys = np.asarray(out.X, np.float64), np.asarray(out.y, np.float64)

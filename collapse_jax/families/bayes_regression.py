@@ -184,6 +184,18 @@ class BayesLinearRegression(AbstractFamily):
         """E[sigma^2 | D] = b_n / (a_n - 1) (the truth: its noise variance)."""
         return p.b if p.template else p.b / (p.a - 1)
 
+    def posterior(self, p: BLRParams):
+        """The posterior as numpyro distributions: (w | D, a multivariate Student t with
+        2 a_n degrees of freedom, location m_n and scale matrix (b_n / a_n) Lambda_n^-1;
+        sigma^2 | D ~ InverseGamma(a_n, b_n))."""
+        import numpyro.distributions as dist
+
+        scale = (p.b / p.a) * jnp.linalg.inv(p.precision)
+        return (
+            dist.MultivariateStudentT(2 * p.a, p.mean, jnp.linalg.cholesky(scale)),
+            dist.InverseGamma(p.a, p.b),
+        )
+
     # ------------------------------------------------------------------ generation
     def sample(self, key, params: BLRParams, n: int, frame=None) -> RegressionData:
         s = as_stream(key)
