@@ -164,6 +164,25 @@ RERUNS = {"blocks": 0}  # fast-mode blocks redone in safe mode (see _run_block)
 FAST_EXACT = True  # exact path: run blocks in fast mode, redo the rare failures in safe mode
 
 
+MAX_PROGRAMS = 64  # compiled run configurations kept at once (see _bound_compiled_programs)
+_PROGRAMS: set = set()
+
+
+def _bound_compiled_programs(key) -> None:
+    """Keep at most MAX_PROGRAMS compiled configurations of the kernel. Each holds a
+    few hundred memory mappings of machine code on CPU, and Linux allows 65,530 per
+    process (vm.max_map_count): a session looping over hundreds of static settings
+    (n, generations, families) would otherwise crash inside the compiler. Past the
+    limit the kernel's compiled programs are dropped and recompiled when needed."""
+    if key in _PROGRAMS:
+        return
+    if len(_PROGRAMS) >= MAX_PROGRAMS:
+        for fn in (_init_chunk, _run_block, _run_block_donating):
+            fn.clear_cache()
+        _PROGRAMS.clear()
+    _PROGRAMS.add(key)
+
+
 @functools.partial(jax.jit, static_argnames=("static", "cfg"))
 def _init_chunk(dynamic, static, values, ck, valid, cfg: _Static):
     """Generation 0 of a chunk. ``(dynamic, static)`` is ``eqx.partition((family,
@@ -467,6 +486,7 @@ def _run(
     prog = Progress(total=chains * (G + 1) * sweep_n, enabled=progress, unit="chain-generations")
 
     dyn, stat = eqx.partition((family, regime), eqx.is_array)
+    _bound_compiled_programs((stat, cfg, chunk_size, dtype, n_sweep))
     for ci in range(n_chunks):
         start = ci * chunk_size
         ids = start + jnp.arange(chunk_size, dtype=jnp.uint32)

@@ -47,6 +47,15 @@ def summary_at(res, metric: str, gens):
     return s["mean"].to_numpy(), s["se"].to_numpy()
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop every compiled program after each test module: the suite compiles thousands,
+    each holding memory mappings of machine code, and a process may hold at most
+    vm.max_map_count (65,530 by default) of them."""
+    yield
+    jax.clear_caches()
+
+
 @pytest.fixture(scope="session")
 def rng():
     return np.random.default_rng(SEED)

@@ -154,3 +154,18 @@ def test_sweep_rejects_static_and_unknown_fields():
         run(cj.Ridge(3), sweep={"lam": [0.1, -1.0]})
     with pytest.raises(ValueError, match=r"collapse_below"):
         run(sweep={"collapse_below": [0.0]})
+
+
+def test_compiled_programs_are_bounded_and_dropping_them_changes_nothing(monkeypatch):
+    import sys
+
+    sim = sys.modules["collapse_jax.simulate"]
+    monkeypatch.setattr(sim, "MAX_PROGRAMS", 2)
+    sim._PROGRAMS.clear()
+    first = run(n=11, generations=3, chains=64)
+    for n in (12, 13, 14):
+        run(n=n, generations=3, chains=64)
+        assert len(sim._PROGRAMS) <= 2
+    again = run(n=11, generations=3, chains=64)  # recompiled after its program was dropped
+    for k in first.metrics:
+        np.testing.assert_array_equal(first.metrics[k], again.metrics[k])
