@@ -28,6 +28,7 @@ from jaxtyping import Array, Float
 from ._graph_kernel import _GraphRegime, _Nodes
 from ._validate import check_int
 from .families._base import AbstractFamily
+from .families.ridge import Ridge
 from .regimes import Accumulate, Replace
 from .theory import graph as _tg
 
@@ -359,7 +360,7 @@ class InteractionGraph(eqx.Module):
         rates = _tg.growth_rates(w_eff, nv) if nv is not None else None
         rank_ok = None
         d = getattr(family, "dim", None)
-        ridge = family is not None and type(family).__name__ == "Ridge" and getattr(family, "design", "") == "fixed"
+        ridge = isinstance(family, Ridge) and family.design == "fixed"
         if ridge and nv is not None:
             real_rows = self.counts(nv)[:, :, 0].min(axis=0)
             rank_ok = [bool(max(real_rows[j] for j in np.flatnonzero(r[i])) >= d) for i in range(k)]
@@ -510,7 +511,7 @@ def simulate_graph(
             f"simulate_graph: Accumulate at graph nodes needs sufficient statistics; {type(family).__name__} has none "
             "(use Replace)"
         )
-    if exact and type(family).__name__ == "Ridge" and getattr(family, "design", "") == "fixed":
+    if exact and isinstance(family, Ridge) and family.design == "fixed":
         raise ValueError(
             "simulate_graph: Ridge(sampler='exact') on a fixed design cannot mix label vectors row by row; "
             "use sampler='samples' or design='fresh'"
