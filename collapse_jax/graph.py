@@ -21,6 +21,7 @@ import dataclasses
 from collections.abc import Sequence
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
@@ -196,7 +197,7 @@ class InteractionGraph(eqx.Module):
         self_loops: bool = True,
         concentration: float | None = None,
     ) -> InteractionGraph:
-        """Each edge j -> i present with probability ``density`` (NumPy generator from
+        """Each edge j -> i present with probability ``density`` (``jax.random`` from
         ``seed``); a node left without a source draws from itself; a node's synthetic
         share is split over its sources equally, or, with ``concentration`` c, by a
         Dirichlet(c, ..., c) draw (small c gives tiny shares, which small n cannot
@@ -209,8 +210,9 @@ class InteractionGraph(eqx.Module):
             c = float(concentration)
             if not (c > 0 and np.isfinite(c)):
                 raise ValueError(f"InteractionGraph.random: concentration must be > 0, got {concentration!r}")
-        rng = np.random.default_rng(seed)
-        edges = rng.random((k, k)) < dens
+        # the graph's randomness comes from jax.random (threefry) on the seed, like every draw here
+        key_edges, key_split = jax.random.split(jax.random.key(seed, impl="threefry2x32"))
+        edges = np.asarray(jax.random.uniform(key_edges, (k, k), jnp.float32)) < dens
         if not self_loops:
             np.fill_diagonal(edges, False)
         w = np.zeros((k, k))
@@ -218,7 +220,12 @@ class InteractionGraph(eqx.Module):
             src = np.flatnonzero(edges[i])
             if src.size == 0:
                 src = np.array([i])
-            split = np.full(src.size, 1.0 / src.size) if concentration is None else rng.dirichlet(np.full(src.size, c))
+            if concentration is None:
+                split = np.full(src.size, 1.0 / src.size)
+            else:
+                draw = jax.random.dirichlet(jax.random.fold_in(key_split, i), jnp.full(src.size, c, jnp.float32))
+                split = np.asarray(draw, np.float64)
+                split = split / split.sum()
             w[i, src] = (1 - a[i]) * split
         return cls(w, a)
 
