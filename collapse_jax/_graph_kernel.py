@@ -15,7 +15,7 @@ from jaxtyping import Array, Int
 
 from . import _rng
 from ._rng import STREAM_METRICS, STREAM_REAL, STREAM_SYNTH, STREAM_SYNTH_EXTRA, Stream
-from .families._base import AbstractFamily
+from .families._base import AbstractFamily, tree_take
 from .regimes import AbstractRegime, Accumulate, Context, Replace, truth_dtype
 
 if TYPE_CHECKING:
@@ -198,7 +198,7 @@ class _GraphRegime(AbstractRegime):
             )(jnp.arange(k), prev, cnt[1:])
             out = real
             for j in range(k):
-                out = base.merge_stats(out, tree_take_one(synth, j))
+                out = base.merge_stats(out, tree_take(synth, j))
             return out
 
         def mixed_data(i, cnt, prev_i, frame):
@@ -239,7 +239,3 @@ class _GraphRegime(AbstractRegime):
             return jax.vmap(node)(jnp.arange(k), counts, prev, state)
         _, params = jax.vmap(lambda i, c, p: node(i, c, p, ()))(jnp.arange(k), counts, prev)
         return state, params
-
-
-def tree_take_one(tree, i):
-    return jax.tree.map(lambda x: x[i], tree)

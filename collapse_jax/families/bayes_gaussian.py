@@ -126,9 +126,7 @@ class BayesGaussian(AbstractFamily):
             raise ValueError(f"{owner}: sampler must be one of {SAMPLERS}, got {sampler!r}")
         known = known_variance is not None
         s2 = check_positive(owner, "known_variance", known_variance) if known else 1.0
-        if known and predictive == "marginal":
-            pass  # Gaussian predictive: exact statistics exist
-        elif not known and predictive == "marginal" and sampler == "exact":
+        if not known and predictive == "marginal" and sampler == "exact":
             raise ValueError(
                 f"{owner}: sampler='exact' with predictive='marginal' needs known_variance (the learned-covariance "
                 "predictive is a Student t, whose sample statistics have no exact law here); use sampler='samples'"
