@@ -38,6 +38,11 @@ STREAM_SUBSAMPLE = 3  # subset selection (AccumulateSubsample)
 STREAM_METRICS = 4  # fresh draws needed by metrics (held-out samples, downstream fits)
 STREAM_FIT = 5  # randomness inside a fit (initialisation, MCMC)
 STREAM_SYNTH_EXTRA = 6  # a second synthetic sample in the same generation
+STREAM_CANDIDATES = 7  # extra candidates of a filtered synthetic draw (Pressured, Provenance)
+STREAM_DECIDE = 8  # coin flips of verifiers and provenance detectors
+STREAM_REFERENCE = 9  # reference draws for score quantiles estimated by Monte Carlo (model)
+STREAM_REFERENCE_TRUTH = 10  # the same, from the truth (verifiers)
+STREAM_PIPELINE_METRICS = 11  # the acceptance-rate metric's candidates
 STREAM_KEY = 15  # reserved: counters used to derive jax.random keys
 N_STREAMS = 16
 
@@ -290,6 +295,11 @@ class Stream(eqx.Module):
         if self.context_key is None:
             return self
         return Stream(self.context_key, self.g, self.s, self.sub, self.safe)
+
+    def sibling(self, s: int) -> Stream:
+        """Stream ``s`` of the same chain, generation and sub-stream: draws tied to
+        this one but independent of it (a filter's extra candidates, its coin flips)."""
+        return Stream(self.chain_key, self.g, s, self.sub, self.safe, self.context_key)
 
     def child(self, j: int) -> Stream:
         if not 0 <= self.sub * 16 + j < MAX_SUB:

@@ -502,6 +502,11 @@ def simulate_graph(
         raise TypeError(f"simulate_graph: graph must be a cj.InteractionGraph, got {graph!r}")
     if not isinstance(family, AbstractFamily):
         raise TypeError(f"simulate_graph: family must be a collapse_jax family (e.g. cj.Gaussian()), got {family!r}")
+    if type(family).sample_synthetic is not AbstractFamily.sample_synthetic:
+        raise ValueError(
+            f"simulate_graph: {type(family).__name__} changes how synthetic data are drawn (cj.Pressured); "
+            "graph nodes draw from each other with plain samples only"
+        )
     regime = Replace() if regime is None else regime
     if type(regime) not in (Replace, Accumulate):
         raise ValueError(f"simulate_graph: regime must be Replace() or Accumulate() (per node), got {regime!r}")

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._rng import STREAM_REAL, STREAM_SUBSAMPLE, STREAM_SYNTH, STREAM_SYNTH_EXTRA, Stream
+from ._rng import STREAM_DECIDE, STREAM_REAL, STREAM_SUBSAMPLE, STREAM_SYNTH, STREAM_SYNTH_EXTRA, Stream
 from .families._base import AbstractFamily, tree_concat, tree_take, tree_update, tree_where
 
 
@@ -101,6 +101,11 @@ class AbstractRegime(eqx.Module):
     def init(self, family: AbstractFamily, ctx: Context, params0) -> Any:
         return ()
 
+    def for_run(self, family: AbstractFamily, n: int, generations: int) -> AbstractRegime:
+        """The regime as one run uses it (called by ``simulate`` after validation,
+        before compiling): regimes whose static sizes depend on n fix them here."""
+        return self
+
     def fit_size(self, family: AbstractFamily, n: int, generations: int) -> int:
         """The largest number of points (buffer slots included) one fit of this
         regime receives: sizes fits that store their data (KDE) and the memory plan."""
@@ -121,8 +126,8 @@ def _fit_synthetic(family, ctx, prev, g, m, s=STREAM_SYNTH, frame="prev"):
     frame = prev if frame == "prev" else frame
     stream = ctx.stream(g, s)
     if ctx.exact:
-        return family.fit_stats(family.sample_stats(stream, prev, m, frame), frame)
-    data = family.sample(stream, prev, m, frame)
+        return family.fit_stats(family.sample_stats_synthetic(stream, prev, m, frame), frame)
+    data = family.sample_synthetic(stream, prev, m, frame)
     return family.fit(ctx.stream(g, STREAM_SYNTH_EXTRA), data, None, frame)
 
 
@@ -151,10 +156,10 @@ class FreshMix(AbstractRegime):
         real_s, synth_s = ctx.stream(g, STREAM_REAL), ctx.stream(g, STREAM_SYNTH)
         if ctx.exact:
             a = family.sample_stats(real_s, family.chain_truth(prev), r, prev)
-            b = family.sample_stats(synth_s, prev, ctx.n - r, prev)
+            b = family.sample_stats_synthetic(synth_s, prev, ctx.n - r, prev)
             return state, family.fit_stats(family.merge_stats(a, b), prev)
         real = family.sample_real(real_s, ctx.n, prev, prev)
-        synth = family.sample(synth_s, prev, ctx.n, prev)
+        synth = family.sample_synthetic(synth_s, prev, ctx.n, prev)
         data = tree_where(jnp.arange(ctx.n) < r, real, synth)
         return state, family.fit(ctx.stream(g, STREAM_SYNTH_EXTRA), data, None, prev)
 
@@ -177,7 +182,7 @@ class RetainOriginal(AbstractRegime):
         dtype = truth_dtype(family)
         r = _slots(self.fraction, ctx.n, dtype)
         original = original_sample(family, ctx, prev, prev)
-        synth = family.sample(ctx.stream(g, STREAM_SYNTH), prev, ctx.n, prev)
+        synth = family.sample_synthetic(ctx.stream(g, STREAM_SYNTH), prev, ctx.n, prev)
         data = tree_where(jnp.arange(ctx.n) < r, original, synth)
         return state, family.fit(ctx.stream(g, STREAM_SYNTH_EXTRA), data, None, prev)
 
@@ -253,7 +258,7 @@ class Weighted(AbstractRegime):
             p_synth = _fit_synthetic(family, ctx, prev, g, m)
             return state, family.combine(p_real, p_synth, w)
         real = family.sample_real(ctx.stream(g, STREAM_REAL), n, prev, prev)
-        synth = family.sample(ctx.stream(g, STREAM_SYNTH), prev, m, prev)
+        synth = family.sample_synthetic(ctx.stream(g, STREAM_SYNTH), prev, m, prev)
         weights = jnp.concatenate([jnp.full((n,), w / n, dtype), jnp.full((m,), (1 - w) / m, dtype)])
         data = tree_concat(real, synth)
         return state, family.fit(ctx.stream(g, STREAM_SYNTH_EXTRA), data, weights, prev)
@@ -285,9 +290,9 @@ class Accumulate(AbstractRegime):
         if family.has_stats:
             stream = ctx.stream(g, STREAM_SYNTH)
             if ctx.exact:
-                batch = family.sample_stats(stream, prev, ctx.n, frame)
+                batch = family.sample_stats_synthetic(stream, prev, ctx.n, frame)
             else:
-                data = family.sample(stream, prev, ctx.n, frame)
+                data = family.sample_synthetic(stream, prev, ctx.n, frame)
                 batch = family.data_stats(data, None)
             pooled = family.merge_stats(state, batch)
             return pooled, family.fit_stats(pooled, frame)
@@ -347,11 +352,193 @@ def _store_init(family, ctx, params0):
 
 def _store_add(family, ctx, state, prev, g):
     buffer, weights = state
-    batch = family.sample(ctx.stream(g, STREAM_SYNTH), prev, ctx.n, family.pooled_frame(prev))
+    batch = family.sample_synthetic(ctx.stream(g, STREAM_SYNTH), prev, ctx.n, family.pooled_frame(prev))
     start = jnp.asarray(g, jnp.int32) * ctx.n
     buffer = tree_update(buffer, batch, start)
     weights = (jnp.arange(weights.shape[0]) < start + ctx.n).astype(weights.dtype)
     return buffer, weights
+
+
+class Schedule(AbstractRegime):
+    """Replace with a sample-size schedule: generation g fits ``sizes[g]`` points
+    (generation 0: the first ``sizes[0]`` points of the original sample; g >= 1:
+    synthetic points from model g - 1). ``n`` (simulate's) is the buffer size, the
+    largest ``sizes[g]``; a traced mask selects the first ``sizes[g]`` slots, so a
+    new schedule of the same length never recompiles. Shumailov et al. (Nature 2024,
+    supplement) show the distance to the truth stays bounded only if the sizes grow
+    superlinearly; for the known-variance Gaussian E||mu_g - mu*||^2 =
+    sigma^2 sum_{j<=g} 1/n_j (THEORY.md section 13).
+
+    Args:
+        sizes: integers, one per generation (at least generations + 1 of them).
+    """
+
+    sizes: jax.Array
+
+    def __init__(self, sizes):
+        arr = np.asarray(sizes)
+        if arr.ndim != 1 or arr.size == 0:
+            raise ValueError(f"Schedule: sizes must be a non-empty 1-D sequence of ints, got {sizes!r}")
+        if not np.issubdtype(arr.dtype, np.integer):
+            if not (np.issubdtype(arr.dtype, np.floating) and np.all(arr == np.round(arr))):
+                raise TypeError(f"Schedule: sizes must be integers, got {arr.tolist()[:8]}")
+        if np.any(arr < 1):
+            bad = int(np.argmax(arr < 1))
+            raise ValueError(f"Schedule: sizes must be >= 1, got sizes[{bad}] = {arr[bad]}")
+        if np.any(arr > 2**31 - 1):
+            raise ValueError("Schedule: sizes must fit in int32")
+        self.sizes = jnp.asarray(arr.astype(np.int64), jnp.int32)
+
+    @classmethod
+    def power(cls, n0: int, power: float, generations: int) -> Schedule:
+        """n_g = floor(n0 (g + 1)^power + 1/2), g = 0..generations (power > 1:
+        superlinear growth, bounded error)."""
+        g = np.arange(int(generations) + 1, dtype=np.float64)
+        return cls(np.floor(float(n0) * (g + 1.0) ** float(power) + 0.5).astype(np.int64))
+
+    def validate(self, family, n, generations, exact):
+        super().validate(family, n, generations, exact)
+        sizes = np.asarray(self.sizes)
+        if sizes.size < generations + 1:
+            raise ValueError(
+                f"Schedule: {sizes.size} sizes given for generations={generations}; need generations + 1 = "
+                f"{generations + 1} (sizes[g] for g = 0..generations)"
+            )
+        used = sizes[: generations + 1]
+        if used.max() > n:
+            g = int(np.argmax(used > n))
+            raise ValueError(f"Schedule: sizes[{g}] = {used[g]} exceeds n={n}, the buffer; pass n >= max(sizes)")
+        need = family.min_points()
+        if used.min() < need:
+            g = int(np.argmin(used))
+            raise ValueError(
+                f"Schedule: sizes[{g}] = {used[g]} is below {type(family).__name__}'s minimum of {need} points per fit"
+            )
+
+    def _size(self, g):
+        return jnp.take(self.sizes, jnp.asarray(g, jnp.int32))
+
+    def generation_zero(self, family, ctx):
+        truth = family.truth()
+        m = self._size(0)
+        if ctx.exact:
+            return family.fit_stats(family.sample_stats(ctx.stream(0, STREAM_REAL), truth, m, truth), truth)
+        data = original_sample(family, ctx, truth)
+        weights = (jnp.arange(ctx.n) < m).astype(truth_dtype(family))
+        return family.fit(ctx.stream(0, STREAM_SYNTH), data, weights, truth)
+
+    def step(self, family, ctx, state, prev, g):
+        m = self._size(g)
+        stream = ctx.stream(g, STREAM_SYNTH)
+        if ctx.exact:
+            return state, family.fit_stats(family.sample_stats_synthetic(stream, prev, m, prev), prev)
+        data = family.sample_synthetic(stream, prev, ctx.n, prev)
+        weights = (jnp.arange(ctx.n) < m).astype(truth_dtype(family))
+        return state, family.fit(ctx.stream(g, STREAM_SYNTH_EXTRA), data, weights, prev)
+
+
+class Provenance(AbstractRegime):
+    """Train only on data labelled real, from a pool that mixes real and synthetic
+    data (the web scrape), behind an imperfect provenance detector.
+
+    Each pool point is real with probability ``pool_real_fraction`` (alpha) and
+    otherwise synthetic, from model g - 1. The detector labels a synthetic point real
+    with probability ``false_real`` (eps) and a real point synthetic with probability
+    ``false_synthetic`` (eta). Generation g fits the first n pool points labelled
+    real. Each is real, independently, with the effective real fraction
+
+        rho = alpha (1 - eta) / (alpha (1 - eta) + (1 - alpha) eps),
+
+    so the regime is ``FreshMix`` with a Binomial(n, rho) real count in place of
+    FreshMix's fixed floor(rho n + 1/2) (``cj.theory.effective_real_fraction``;
+    THEORY.md section 13). eps = eta = 0 trains on real data alone. The pool holds
+    ``oversample`` x n points (default: enough that fewer than n labelled real
+    happens with probability < 1e-6; the shortfall is then filled with the first
+    points labelled synthetic). The exact path draws the real count from its
+    binomial law. All three rates are traced.
+    """
+
+    pool_real_fraction: jax.Array
+    false_real: jax.Array
+    false_synthetic: jax.Array
+    oversample: int | None = eqx.field(static=True)
+    traced_bounds: ClassVar[dict[str, tuple[float, float]]] = {
+        "pool_real_fraction": (0.0, 1.0),
+        "false_real": (0.0, 1.0),
+        "false_synthetic": (0.0, 1.0),
+    }
+
+    def __init__(self, pool_real_fraction=0.5, false_real=0.0, false_synthetic=0.0, oversample: int | None = None):
+        self.pool_real_fraction = _check_unit("pool_real_fraction", "Provenance", pool_real_fraction)
+        self.false_real = _check_unit("false_real", "Provenance", false_real)
+        self.false_synthetic = _check_unit("false_synthetic", "Provenance", false_synthetic)
+        if oversample is not None and (
+            isinstance(oversample, bool) or not isinstance(oversample, (int, np.integer)) or oversample < 1
+        ):
+            raise ValueError(f"Provenance: oversample must be an int >= 1, got {oversample!r}")
+        self.oversample = None if oversample is None else int(oversample)
+        if self.labelled_real_rate() <= 0:
+            raise ValueError(
+                "Provenance: no pool point is ever labelled real (pool_real_fraction * (1 - false_synthetic) + "
+                "(1 - pool_real_fraction) * false_real = 0)"
+            )
+
+    def labelled_real_rate(self) -> float:
+        rates = (self.pool_real_fraction, self.false_real, self.false_synthetic)
+        a, e, h = (float(np.min(np.asarray(x))) for x in rates)
+        return a * (1 - h) + (1 - a) * e
+
+    def for_run(self, family, n, generations):
+        if self.oversample is not None:
+            return self
+        k = self.pool_size(n) // n
+        return Provenance(self.pool_real_fraction, self.false_real, self.false_synthetic, oversample=k)
+
+    def pool_size(self, n: int) -> int:
+        from .pressures import candidates_needed
+
+        k = self.oversample if self.oversample is not None else candidates_needed(self.labelled_real_rate(), n)
+        return k * n
+
+    def fit_size(self, family, n, generations):
+        return 2 * self.pool_size(n)  # real and synthetic candidates for every pool slot
+
+    def validate(self, family, n, generations, exact):
+        super().validate(family, n, generations, exact)
+        from .pressures import fixed_design
+
+        if fixed_design(family) and not exact:
+            raise ValueError("Provenance: the pool holds more points than a fixed design's n rows; use design='fresh'")
+
+    def effective_real_fraction(self, dtype):
+        a, e, h = (x.astype(dtype) for x in (self.pool_real_fraction, self.false_real, self.false_synthetic))
+        real = a * (1 - h)
+        return real / (real + (1 - a) * e)
+
+    def step(self, family, ctx, state, prev, g):
+        dtype = truth_dtype(family)
+        n = ctx.n
+        real_s, synth_s = ctx.stream(g, STREAM_REAL), ctx.stream(g, STREAM_SYNTH)
+        decide = ctx.stream(g, STREAM_DECIDE)
+        if ctx.exact:
+            rho = self.effective_real_fraction(dtype)
+            r = jax.random.binomial(decide.key(), jnp.asarray(n, dtype), rho).astype(jnp.int32)
+            a = family.sample_stats(real_s, family.chain_truth(prev), r, prev)
+            b = family.sample_stats_synthetic(synth_s, prev, n - r, prev)
+            return state, family.fit_stats(family.merge_stats(a, b), prev)
+        size = self.pool_size(n)
+        real = family.sample_real(real_s, size, prev, prev)
+        synth = family.sample_synthetic(synth_s, prev, size, prev)
+        u = decide.uniform((size, 2), dtype)
+        is_real = u[:, 0] < self.pool_real_fraction.astype(dtype)
+        labelled_real = jnp.where(
+            is_real, u[:, 1] >= self.false_synthetic.astype(dtype), u[:, 1] < self.false_real.astype(dtype)
+        )
+        pool = tree_where(is_real, real, synth)
+        order = jnp.arange(size, dtype=jnp.int32)
+        _, idx = jax.lax.top_k(-jnp.where(labelled_real, order, order + size), n)
+        data = tree_take(pool, idx)
+        return state, family.fit(ctx.stream(g, STREAM_SYNTH_EXTRA), data, None, prev)
 
 
 REGIMES = {

@@ -312,6 +312,7 @@ def simulate(
     regime.validate(family, n, generations, exact)
     family.validate_regime(regime, n, exact)
     family = family.for_run(regime, n, generations)
+    regime = regime.for_run(family, n, generations)
     if chunk_size is not None:
         chunk_size = check_int("chunk_size", chunk_size, 1)
     if progress not in (None, True, False):

@@ -100,6 +100,19 @@ class AbstractFamily(eqx.Module):
         fixed design)."""
         return self.sample(key, self.chain_truth(prev), n, frame)
 
+    def sample_synthetic(self, key: Stream, params: Params, n: int, frame: Params | None = None) -> Data:
+        """``n`` synthetic points from the model ``params`` (a previous generation's
+        fit): what a regime trains on in place of real data. Default: plain draws,
+        :meth:`sample`. :class:`collapse_jax.Pressured` overrides it with sampling bias,
+        filtering, verification and self-correction; regimes call it for every
+        synthetic draw and :meth:`sample` / :meth:`sample_real` for real data."""
+        return self.sample(key, params, n, frame)
+
+    def sample_stats_synthetic(self, key: Stream, params: Params, m, frame: Params | None = None) -> Stats:
+        """The exact path's :meth:`sample_synthetic`: statistics of ``m`` synthetic
+        points (default :meth:`sample_stats`)."""
+        return self.sample_stats(key, params, m, frame)
+
     def validate_regime(self, regime, n: int, exact: bool) -> None:
         """Raise before compiling if this family cannot run ``regime`` this way."""
 

@@ -235,6 +235,29 @@ class Categorical(AbstractFamily):
         w = jnp.asarray(w, p_real.dtype)
         return w * p_real + (1 - w) * p_synth
 
+    # ------------------------------------------------------------------ pressures (collapse_jax.Pressured)
+    def temper(self, params: Float[Array, " k"], tau) -> Float[Array, " k"]:
+        """p^(1/tau) renormalised (tau = 1: ``params`` unchanged, bit for bit; a
+        category with probability 0 stays at 0)."""
+        pos = params > 0
+        logp = jnp.where(pos, jnp.log(jnp.where(pos, params, 1)), -jnp.inf) / tau
+        w = jnp.exp(logp - jnp.max(logp))
+        return jnp.where(tau == 1, params, w / jnp.sum(w))
+
+    def score(self, params: Float[Array, " k"], data, frame=None) -> jax.Array:
+        """-log p of each drawn category."""
+        p = jnp.take(params, jnp.clip(data, 0, self.num_categories - 1))
+        return -jnp.log(p)
+
+    def score_quantile(self, params: Float[Array, " k"], q) -> jax.Array:
+        """The nucleus ("top-p") threshold: -log of the smallest probability in the
+        smallest set of most probable categories whose mass reaches q (categories
+        tied with it are kept as well)."""
+        p = jnp.sort(params)[::-1]
+        mass = jnp.cumsum(p) / jnp.sum(p)
+        j = jnp.minimum(jnp.sum(mass < jnp.asarray(q, p.dtype)), self.num_categories - 1)
+        return -jnp.log(p[j])
+
     # ------------------------------------------------------------------ metrics
     def metrics(self, key, params: Float[Array, " k"]) -> dict[str, jax.Array]:
         p = params

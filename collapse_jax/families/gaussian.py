@@ -319,6 +319,56 @@ class Gaussian(AbstractFamily):
         """The mean (interaction graphs' ``homogenisation``)."""
         return params.mean
 
+    # ------------------------------------------------------------------ pressures (collapse_jax.Pressured)
+    def temper(self, params: GaussianParams, tau) -> GaussianParams:
+        """The model at temperature tau: covariance tau^2 Sigma (log scale + log tau)."""
+        return GaussianParams(params.mean, params.log_scale + jnp.log(tau).astype(params.log_scale.dtype), params.chol)
+
+    def score(self, params: GaussianParams, data, frame: GaussianParams | None = None) -> jax.Array:
+        """Squared Mahalanobis radius of each point under ``params`` (data in
+        ``frame`` coordinates): chi-square with d degrees of freedom for draws from it."""
+        offset, m = self._affine(params, frame)
+        if self.dim == 1:
+            r = (data[:, 0] - offset[0]) / m[0, 0]
+            return r * r
+        r = solve_triangular(m, (data - offset[None, :]).T, lower=True)
+        return jnp.sum(r * r, axis=0)
+
+    def score_quantile(self, params: GaussianParams, q) -> jax.Array:
+        """The q-quantile of :meth:`score` under ``params``: chi2_d's (1-D:
+        Phi^-1((1 + q)/2)^2; d-D: bisection on the regularised incomplete gamma)."""
+        dtype = params.mean.dtype
+        q = jnp.asarray(q, dtype)
+        if self.dim == 1:
+            z = jax.scipy.special.ndtri(0.5 + 0.5 * q)
+            return z * z
+        half = 0.5 * self.dim
+        hi0 = jnp.asarray(self.dim + 40.0 * math.sqrt(2.0 * self.dim) + 200.0, dtype)
+
+        def body(_, bounds):
+            lo, hi = bounds
+            mid = 0.5 * (lo + hi)
+            below = gammainc(half, 0.5 * mid) < q
+            return jnp.where(below, mid, lo), jnp.where(below, hi, mid)
+
+        lo, hi = jax.lax.fori_loop(0, 64, body, (jnp.zeros((), dtype), hi0))
+        return 0.5 * (lo + hi)
+
+    def correct(self, params: GaussianParams, truth: GaussianParams, data, gamma, frame=None):
+        """Self-correction: x + gamma (T(x) - x), T(x) = mu* + L* L^-1 (x - mu) the
+        map carrying N(mu, Sigma) onto the truth N(mu*, Sigma*) (in 1-D the monotone,
+        optimal-transport map). Corrected points are Gaussian with mean
+        (1 - gamma) mu + gamma mu* (THEORY.md section 13)."""
+        o_m, m_m = self._affine(params, frame)
+        o_t, m_t = self._affine(truth, frame)
+        if self.dim == 1:
+            x = data[:, 0]
+            t = o_t[0] + m_t[0, 0] * ((x - o_m[0]) / m_m[0, 0])
+            return (x + gamma * (t - x))[:, None]
+        z = solve_triangular(m_m, (data - o_m[None, :]).T, lower=True).T
+        t = o_t[None, :] + z @ m_t.T
+        return data + gamma * (t - data)
+
     # ------------------------------------------------------------------ weighted mixing
     def combine(self, p_real: GaussianParams, p_synth: GaussianParams, w) -> GaussianParams:
         """He, Xu, Cheng (arXiv 2502.18049): mean and covariance are convex

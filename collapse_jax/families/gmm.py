@@ -267,6 +267,16 @@ class GMM(AbstractFamily):
         z = s.child(1).normal((n, self.dim), dtype)
         return params.means[comp] + jnp.einsum("nij,nj->ni", chols[comp], z)
 
+    # ------------------------------------------------------------------ pressures (collapse_jax.Pressured)
+    def temper(self, params: GMMParams, tau) -> GMMParams:
+        """Every component's covariance tau^2 Sigma_k (weights and means unchanged)."""
+        tau = jnp.asarray(tau, params.covs.dtype)
+        return eqx.tree_at(lambda p: p.covs, params, params.covs * (tau * tau))
+
+    def score(self, params: GMMParams, data, frame=None) -> jax.Array:
+        """-log p(x) under the mixture (its quantiles are estimated by Monte Carlo)."""
+        return -mixture_logpdf(data, params)
+
     # ------------------------------------------------------------------ fitting
     def fit(self, key, data, weights, frame: GMMParams | None = None) -> GMMParams:
         s = as_stream(key)

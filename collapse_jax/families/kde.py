@@ -286,6 +286,10 @@ class KDE(AbstractFamily):
             "mean_sq_error": jnp.sum(err * err),
         }
 
+    def score(self, params: KDEParams, data, frame=None) -> jax.Array:
+        """-log p(x) (collapse_jax.Pressured's filters; quantiles by Monte Carlo)."""
+        return -self.log_density(params, data)
+
     def log_density(self, params: KDEParams, y: Float[Array, "k d"]) -> Float[Array, " k"]:
         """log p(y) of the fitted KDE at points ``y`` (k, dim), in blocks of at most
         2^15 (test point, stored point) pairs (memory O(2^15) per chain whatever the

@@ -417,6 +417,23 @@ class Ridge(AbstractFamily):
         diag = [jnp.sqrt(stream.child(1).chi2(jnp.maximum(mf - i, 0.0), dtype, offset=i * 64)) for i in range(d)]
         return off + jnp.diag(jnp.stack(diag))
 
+    # ------------------------------------------------------------------ pressures (collapse_jax.Pressured)
+    def score(self, params: RidgeParams, data: RegressionData, frame=None) -> jax.Array:
+        """Squared standardised residual (y - x^T w)^2 / noise^2 under ``params``:
+        chi-square with 1 degree of freedom for labels drawn from it."""
+        r = (data.y - data.X @ params.w) / self.noise.astype(data.y.dtype)
+        return r * r
+
+    def score_quantile(self, params: RidgeParams, q) -> jax.Array:
+        """chi2_1's q-quantile, Phi^-1((1 + q)/2)^2."""
+        z = jax.scipy.special.ndtri(0.5 + 0.5 * jnp.asarray(q, params.w.dtype))
+        return z * z
+
+    def correct(self, params: RidgeParams, truth: RidgeParams, data: RegressionData, gamma, frame=None):
+        """Self-correction of labels: y + gamma x^T (w* - w), the shift carrying
+        N(x^T w, noise^2) onto the truth's N(x^T w*, noise^2)."""
+        return RegressionData(data.X, data.y + gamma * (data.X @ (truth.w - params.w)))
+
     def location(self, params: RidgeParams) -> jax.Array:
         """The coefficients w (interaction graphs' ``homogenisation``)."""
         return params.w

@@ -32,6 +32,15 @@ from .mixing import retain_original_steady_state as retain_original_steady_state
 from .mixing import variance_mean_accumulate as variance_mean_accumulate
 from .mixing import weighted_mean_sq_error as weighted_mean_sq_error
 from .mixing import weighted_steady_state as weighted_steady_state
+from .pressures import correction_moments as correction_moments
+from .pressures import effective_real_fraction as effective_real_fraction
+from .pressures import pressure_mean_sq_error as pressure_mean_sq_error
+from .pressures import pressure_variance_mean as pressure_variance_mean
+from .pressures import provenance_mean_sq_error as provenance_mean_sq_error
+from .pressures import provenance_steady_state as provenance_steady_state
+from .pressures import schedule_mean_sq_error as schedule_mean_sq_error
+from .pressures import schedule_variance_mean as schedule_variance_mean
+from .pressures import truncation_variance_factor as truncation_variance_factor
 from .regression import dohmatob_downstream_test_error as dohmatob_downstream_test_error
 from .regression import label_mixing_factor as label_mixing_factor
 from .regression import minnorm_replace_test_error as minnorm_replace_test_error
