@@ -63,3 +63,20 @@ def test_bayes_collapse_smoke(tmp_path):
     assert theory[("a", "plugin", 40.0)] < theory[("a", "flat prior (MLE)", 40.0)]
     # and the MLE's variance collapses while the Bayesian learner's does not
     assert theory[("c", "MLE", 40.0)] < 0.2 < theory[("c", "plugin", 40.0)]
+
+
+def test_defences_smoke(tmp_path):
+    mod = _load("defences")
+    assert mod.main(["--smoke", "--out", str(tmp_path)]) == 0
+    for ext in ("csv", "png", "pdf"):
+        assert (tmp_path / f"defences_smoke.{ext}").stat().st_size > 0
+    with open(tmp_path / "defences_smoke.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["panel"] for r in rows} == {"a", "b", "c", "d", "e", "f"}
+    need = {r["series"]: float(r["mc_mean"]) for r in rows if r["panel"] == "c"}
+    # a perfect verifier needs less real data than none at all
+    assert need["verifier, accuracy 1"] < need["no verifier"]
+    # schedules: superlinear growth (p = 2) ends below constant n (p = 0), in theory and in the simulation
+    last = {r["series"]: r for r in rows if r["panel"] == "f" and int(float(r["x"])) == 40}
+    assert float(last["p = 2"]["theory"]) < float(last["p = 0"]["theory"])
+    assert float(last["p = 2"]["mc_mean"]) < float(last["p = 0"]["mc_mean"])

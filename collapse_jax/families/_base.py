@@ -116,6 +116,15 @@ class AbstractFamily(eqx.Module):
     def validate_regime(self, regime, n: int, exact: bool) -> None:
         """Raise before compiling if this family cannot run ``regime`` this way."""
 
+    # Optional pressure hooks (collapse_jax.Pressured; THEORY.md section 13):
+    #   ``temper(params, tau) -> params``: the model at temperature tau;
+    #   ``score(params, data, frame) -> (points,)``: a nonconformity score (larger = further in
+    #     the tails), e.g. the squared Mahalanobis radius or -log p(x);
+    #   ``score_quantile(params, q) -> scalar``: its exact q-quantile under ``params`` (without it,
+    #     filters estimate the quantile from an independent batch of draws);
+    #   ``correct(params, truth, data, gamma, frame) -> data``: move points a fraction gamma along
+    #     a transport map from the model ``params`` to ``truth``.
+
     # Optional: ``location(params) -> (p,) vector``, the fit's location parameter (the
     # Gaussian's mean, a regression's w): interaction graphs report ``homogenisation``,
     # the mean squared distance between their nodes' locations, for families that have it.
