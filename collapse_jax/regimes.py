@@ -20,6 +20,7 @@ import numpy as np
 
 from ._rng import STREAM_DECIDE, STREAM_REAL, STREAM_SUBSAMPLE, STREAM_SYNTH, STREAM_SYNTH_EXTRA, Stream
 from .families._base import AbstractFamily, tree_concat, tree_take, tree_update, tree_where
+from .pressures import candidates_needed, first_passing, fixed_design
 
 
 class Context(eqx.Module):
@@ -495,7 +496,6 @@ class Provenance(AbstractRegime):
         return Provenance(self.pool_real_fraction, self.false_real, self.false_synthetic, oversample=k)
 
     def pool_size(self, n: int) -> int:
-        from .pressures import candidates_needed
 
         k = self.oversample if self.oversample is not None else candidates_needed(self.labelled_real_rate(), n)
         return k * n
@@ -505,8 +505,6 @@ class Provenance(AbstractRegime):
 
     def validate(self, family, n, generations, exact):
         super().validate(family, n, generations, exact)
-        from .pressures import fixed_design
-
         if fixed_design(family) and not exact:
             raise ValueError("Provenance: the pool holds more points than a fixed design's n rows; use design='fresh'")
 
@@ -535,9 +533,7 @@ class Provenance(AbstractRegime):
             is_real, u[:, 1] >= self.false_synthetic.astype(dtype), u[:, 1] < self.false_real.astype(dtype)
         )
         pool = tree_where(is_real, real, synth)
-        order = jnp.arange(size, dtype=jnp.int32)
-        _, idx = jax.lax.top_k(-jnp.where(labelled_real, order, order + size), n)
-        data = tree_take(pool, idx)
+        data = tree_take(pool, first_passing(labelled_real, n))
         return state, family.fit(ctx.stream(g, STREAM_SYNTH_EXTRA), data, None, prev)
 
 

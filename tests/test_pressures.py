@@ -102,6 +102,15 @@ def test_sampling_bias_known_variance_mean_error(kw):
     assert_mc_close(mean, se, T.pressure_mean_sq_error(np.array(GENS), 10, **kw), label=f"mse {kw}")
 
 
+def test_truncation_in_two_dimensions_uses_candidates():
+    """d-D truncation (candidates kept inside the Mahalanobis ball of mass q):
+    E tr Sigma_g follows r (r v_2(q))^g, v_2(q) = F_4(c)/q."""
+    res = run(cj.Pressured(cj.Gaussian(dim=2), truncate=0.8), n=20, chains=3000)
+    mean, se = summary_at(res, "trace_ratio", GENS)
+    expected = T.pressure_variance_mean(np.array(GENS), 20, "mle", truncate=0.8, dim=2)
+    assert_mc_close(mean, se, expected, label="2-D truncation")
+
+
 def test_truncation_acceptance_rate_is_the_kept_mass():
     res = run(cj.Pressured(cj.Gaussian(dim=2), truncate=0.7), n=50, chains=500, generations=2)
     mean, se = summary_at(res, "accept_rate", [0, 1, 2])
@@ -253,6 +262,12 @@ def test_truncation_factor_values():
     for q in (0.3, 0.68, 0.95):
         z = stats.norm.ppf(0.5 + q / 2)
         assert T.truncation_variance_factor(q) == pytest.approx(stats.truncnorm(-z, z).var(), rel=1e-9)
+        # the d-D formula at d = 1 agrees, and at d = 3 matches a numerical integral of r^2 over the ball
+        c1 = stats.chi2.ppf(q, 1)
+        assert stats.chi2.cdf(c1, 3) / q == pytest.approx(T.truncation_variance_factor(q), rel=1e-9)
+        c3 = stats.chi2.ppf(q, 3)
+        num = stats.chi2(3).expect(lambda r2: r2, lb=0, ub=c3) / (3 * q)
+        assert T.truncation_variance_factor(q, dim=3) == pytest.approx(num, rel=1e-7)
 
 
 def test_provenance_maps_onto_freshmix():

@@ -24,6 +24,7 @@ from statistics import NormalDist
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from .._hostmath import chi2_quantile, regularized_gamma_p
 from ._checks import FloatOrArray, _delta, _fraction, _generations, _geometric_sum, _integer, _out, _positive, _real
 from .gaussian import sd_factor
 
@@ -40,41 +41,54 @@ __all__ = [
 ]
 
 
-def truncation_variance_factor(q: float) -> float:
-    """Var(Z | |Z| <= z) for a standard normal truncated to its central mass q:
+def truncation_variance_factor(q: float, dim: int = 1) -> float:
+    """The variance factor of a standard normal truncated to its central mass q.
 
-        v(q) = 1 - 2 z phi(z) / q,   z = Phi^-1((1 + q) / 2)
-
-    (q = 1: 1, no truncation; q -> 0: v ~ q^2 pi / 6).
+    1-D: Var(Z | |Z| <= z) = v(q) = 1 - 2 z phi(z) / q, z = Phi^-1((1 + q) / 2)
+    (q = 1: 1, no truncation; q -> 0: v ~ q^2 pi / 6). d-D (the Mahalanobis ball
+    |Z|^2 <= c, c the chi2_d q-quantile): E[Z Z^T | |Z|^2 <= c] = v_d(q) I with
+    v_d(q) = E[chi2_d; chi2_d <= c] / (d q) = F_{d+2}(c) / q (F_k: the chi2_k CDF).
     """
     q = _real(q, "q", 0.0, 1.0, open_low=True)
+    dim = _integer(dim, "dim", 1)
     if q == 1.0:
         return 1.0
+    if dim > 1:
+        c = chi2_quantile(dim, q)
+        return regularized_gamma_p(0.5 * (dim + 2), 0.5 * c) / q
     z = NormalDist().inv_cdf(0.5 + 0.5 * q)
     phi = math.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
     return 1.0 - 2.0 * z * phi / q
 
 
-def _factor(temperature: float, truncate: float) -> float:
+def _factor(temperature: float, truncate: float, dim: int = 1) -> float:
     tau = _positive(temperature, "temperature")
-    return tau * tau * truncation_variance_factor(truncate)
+    return tau * tau * truncation_variance_factor(truncate, dim)
 
 
 def pressure_variance_mean(
-    g: ArrayLike, n: int, estimator: str, temperature: float = 1.0, truncate: float = 1.0, var0: float = 1.0
+    g: ArrayLike,
+    n: int,
+    estimator: str,
+    temperature: float = 1.0,
+    truncate: float = 1.0,
+    var0: float = 1.0,
+    dim: int = 1,
 ) -> FloatOrArray:
     """E[sigma^2_g] of the Replace chain whose synthetic data come from the fit at
     temperature tau, truncated to its central mass q:
 
-        E[sigma^2_g] = var0 r (r tau^2 v(q))^g,   r = (n - 1)/(n - delta),
+        E[sigma^2_g] = var0 r (r tau^2 v_d(q))^g,   r = (n - 1)/(n - delta),
 
-    exact for every n (E of the estimator is r times the variance of i.i.d. points,
-    whatever their law; the truncated, tempered variance is tau^2 v(q) sigma^2_{g-1}).
+    exact for every n (E of the estimator is r times the covariance of i.i.d. points,
+    whatever their law; the truncated, tempered covariance is tau^2 v_d(q) Sigma_{g-1}).
+    In d-D the same holds for E[tr Sigma_g] (``var0`` = tr Sigma_0; the metric
+    ``trace_ratio`` with var0 = 1).
     """
     gens = _generations(g).astype(np.float64)
     n = _integer(n, "n", 2)
     r = (n - 1) / (n - _delta(estimator))
-    c = r * _factor(temperature, truncate)
+    c = r * _factor(temperature, truncate, dim)
     return _out(_positive(var0, "var0") * r * np.power(c, gens))
 
 
