@@ -283,7 +283,7 @@ class Pressured(AbstractFamily):
             v = getattr(self, k)
             if v is not None:
                 out[k] = float(v)
-        if self.filters:
+        if self.filters and not self.direct_truncation:
             out["oversample"] = self.candidates()
         return out
 

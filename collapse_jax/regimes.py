@@ -156,13 +156,19 @@ class FreshMix(AbstractRegime):
         r = _slots(self.real_fraction, ctx.n, dtype)
         real_s, synth_s = ctx.stream(g, STREAM_REAL), ctx.stream(g, STREAM_SYNTH)
         if ctx.exact:
-            a = family.sample_stats(real_s, family.chain_truth(prev), r, prev)
-            b = family.sample_stats_synthetic(synth_s, prev, ctx.n - r, prev)
-            return state, family.fit_stats(family.merge_stats(a, b), prev)
+            return state, _fit_pooled_stats(family, ctx, prev, g, r)
         real = family.sample_real(real_s, ctx.n, prev, prev)
         synth = family.sample_synthetic(synth_s, prev, ctx.n, prev)
         data = tree_where(jnp.arange(ctx.n) < r, real, synth)
         return state, family.fit(ctx.stream(g, STREAM_SYNTH_EXTRA), data, None, prev)
+
+
+def _fit_pooled_stats(family, ctx, prev, g, r):
+    """Exact path: the fit to r real points and n - r synthetic points from ``prev``
+    (r may be traced)."""
+    a = family.sample_stats(ctx.stream(g, STREAM_REAL), family.chain_truth(prev), r, prev)
+    b = family.sample_stats_synthetic(ctx.stream(g, STREAM_SYNTH), prev, ctx.n - r, prev)
+    return family.fit_stats(family.merge_stats(a, b), prev)
 
 
 class RetainOriginal(AbstractRegime):
@@ -521,9 +527,7 @@ class Provenance(AbstractRegime):
         if ctx.exact:
             rho = self.effective_real_fraction(dtype)
             r = jax.random.binomial(decide.key(), jnp.asarray(n, dtype), rho).astype(jnp.int32)
-            a = family.sample_stats(real_s, family.chain_truth(prev), r, prev)
-            b = family.sample_stats_synthetic(synth_s, prev, n - r, prev)
-            return state, family.fit_stats(family.merge_stats(a, b), prev)
+            return state, _fit_pooled_stats(family, ctx, prev, g, r)
         size = self.pool_size(n)
         real = family.sample_real(real_s, size, prev, prev)
         synth = family.sample_synthetic(synth_s, prev, size, prev)

@@ -188,6 +188,21 @@ def test_a_perfect_verifier_bounds_the_replace_chain():
     assert v[0] < 0.1 and p[0] > 3.0, (v, p)
 
 
+def test_a_short_candidate_pool_fails_open_and_says_so():
+    """oversample=1 behind a verifier that rejects half the points: the draw cannot
+    fill its slots; the run goes on (slots take rejected candidates) and the
+    shortfall metric is 1 in every chain."""
+    fam = cj.Pressured(cj.Gaussian(), support=0.5, oversample=1)
+    res = run(fam, n=50, generations=3, chains=64)
+    assert np.all(np.asarray(res.metrics["shortfall"]) == 1.0)
+    assert np.all(np.isfinite(np.asarray(res.metrics["variance"])))
+    # one candidate per slot: the kept points are a permutation of the unfiltered draw (passing ones
+    # first), so the fits equal the plain run's up to summation order
+    same(res, run(cj.Gaussian(), n=50, generations=3, chains=64), ["variance", "mean_sq_error"])
+    auto = cj.Pressured(cj.Gaussian(), support=0.5).for_run(cj.Replace(), 50, 3)
+    assert auto.candidates() >= 3  # the automatic pool for a design rate of 1/2 at n = 50
+
+
 # ------------------------------------------------------------------ self-correction
 @pytest.mark.parametrize("learn_var", [True, False])
 @pytest.mark.parametrize("gamma", [0.2, 0.6])
