@@ -61,6 +61,21 @@ class HostArrays:
         for k, m in out["diagnostics"].items():
             self._store(self.diagnostics, k, m["kept"], start, g0, width, stacked, self.keep_chains)
 
+    def state(self) -> dict:
+        """What a checkpoint stores (see collapse_jax._checkpoint)."""
+        return {
+            "metrics": self.metrics,
+            "diagnostics": self.diagnostics,
+            "events": self.events,
+            "nonfinite": self.nonfinite,
+        }
+
+    def restore(self, state: dict) -> None:
+        self.metrics = dict(state["metrics"])
+        self.diagnostics = dict(state["diagnostics"])
+        self.events = dict(state["events"])
+        self.nonfinite = state["nonfinite"]
+
     def add_events(self, events, start, cfg):
         for k, v in events.items():
             a = np.asarray(v)

@@ -114,6 +114,16 @@ class SummaryAccumulator:
     def finish(self) -> dict:
         return {"groups": self.data, "nonfinite_params": self.nonfinite_params, "below": self.below}
 
+    def state(self) -> dict:
+        """What a checkpoint stores: the float64 totals so far (exact, so a resumed run
+        continues the same sums in the same order)."""
+        return {"data": self.data, "nonfinite_params": self.nonfinite_params, "below": self.below}
+
+    def restore(self, state: dict) -> None:
+        self.data = {g: {k: dict(v) for k, v in state["data"].get(g, {}).items()} for g in ("metrics", "diagnostics")}
+        self.nonfinite_params = state["nonfinite_params"]
+        self.below = dict(state["below"])
+
 
 class Result:
     """What :func:`collapse_jax.simulate` returns.

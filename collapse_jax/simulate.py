@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import math
+import os
+import time
 import warnings
+from pathlib import Path
 from typing import Any
 
 import equinox as eqx
@@ -22,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _rng
+from . import _checkpoint, _rng
 from ._host import HostArrays
 from ._plan import names, sizes
 from ._progress import Progress
@@ -247,6 +251,8 @@ def simulate(
     thresholds: dict[str, Any] | None = None,
     sweep: dict[str, Any] | None = None,
     chunk_size: int | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: float = 60.0,
 ) -> Result:
     """Run independent recursive-fitting chains of ``family`` under ``regime``.
 
@@ -279,6 +285,13 @@ def simulate(
             grid. The whole grid runs as one compiled program with a leading
             ``sweep`` axis; every sweep point shares the chains' random numbers.
         chunk_size: chains per compiled chunk (default: chosen from the budget).
+        checkpoint: a file path. The run's state is written there atomically after
+            finished blocks of generations (at most every ``checkpoint_every``
+            seconds, and at the end). Rerunning the same call resumes from it and
+            ends with the result an uninterrupted run gives (a finished checkpoint
+            returns at once); a corrupt checkpoint, or one written by a call with
+            different arguments, is refused before anything runs.
+        checkpoint_every: seconds between checkpoint writes (0: after every block).
 
     Returns:
         A :class:`collapse_jax.Result`.
@@ -317,6 +330,18 @@ def simulate(
         chunk_size = check_int("chunk_size", chunk_size, 1)
     if progress not in (None, True, False):
         raise TypeError(f"simulate: progress must be None, True or False, got {progress!r}")
+    if checkpoint is not None:
+        if not isinstance(checkpoint, (str, os.PathLike)) or not str(checkpoint):
+            raise TypeError(f"simulate: checkpoint must be a file path, got {checkpoint!r}")
+        checkpoint = Path(checkpoint)
+        if checkpoint.is_dir() or not checkpoint.parent.is_dir():
+            raise ValueError(f"simulate: checkpoint={str(checkpoint)!r} must be a file in an existing folder")
+    try:
+        checkpoint_every = float(checkpoint_every)
+    except (TypeError, ValueError):
+        raise TypeError(f"simulate: checkpoint_every must be a number of seconds, got {checkpoint_every!r}") from None
+    if not checkpoint_every >= 0:
+        raise ValueError(f"simulate: checkpoint_every must be >= 0 seconds, got {checkpoint_every!r}")
 
     all_metrics = names(family)[0]
     if metrics is None:
@@ -366,6 +391,8 @@ def simulate(
             progress,
             chunk_size,
             exact,
+            checkpoint,
+            checkpoint_every,
         )
 
 
@@ -416,8 +443,11 @@ def _run(
     progress,
     chunk_size,
     exact,
+    checkpoint=None,
+    checkpoint_every=60.0,
 ) -> Result:
     _, diag_names, ev_names = names(family)
+    chunk_given = chunk_size is not None
     sweep_n = n_sweep or 1
     block = G if G <= 10 else math.ceil(G / 10)
     block = max(block, 1)
@@ -476,67 +506,6 @@ def _run(
         # fast mode redoes a block when one of its draws needs a rejection retry (probability
         # ~1e-7 to 3e-7 per draw): about 2e5 draws per block keeps reruns to a few percent
         block = max(1, min(block, round(2e5 / chunk_size)))
-    kept = min(keep_chains, chunk_size, chains) if summary else 0
-    cfg = _Static(n, G, exact, chosen, diag_names, ev_names, summary, kept, thr, fields, block)
-
-    root = _rng.root_key(seed)
-    n_chunks = -(-chains // chunk_size)
-    n_blocks = -(-G // block) if G > 0 else 0
-    acc = SummaryAccumulator(chosen, diag_names, cfg.thresholds, G, n_sweep) if summary else None
-    host = HostArrays(chains, G, n_sweep, summary, keep_chains)
-    prog = Progress(total=chains * (G + 1) * sweep_n, enabled=progress, unit="chain-generations")
-
-    dyn, stat = eqx.partition((family, regime), eqx.is_array)
-    _bound_compiled_programs((stat, cfg, chunk_size, dtype, n_sweep))
-    for ci in range(n_chunks):
-        start = ci * chunk_size
-        ids = start + jnp.arange(chunk_size, dtype=jnp.uint32)
-        valid = jnp.arange(chunk_size) < (chains - start)
-        if n_sweep:
-            valid_b = jnp.broadcast_to(valid, (n_sweep, chunk_size))
-        else:
-            valid_b = valid
-        ck = _rng.chain_keys(root, ids)
-        fast = dataclasses.replace(cfg, safe=False) if (exact and FAST_EXACT) else cfg
-        carry, out0, fresh = _init_chunk(dyn, stat, values, ck, valid_b, fast)
-        if fast is not cfg and bool(fresh):
-            RERUNS["blocks"] += 1
-            carry, out0, _ = _init_chunk(dyn, stat, values, ck, valid_b, cfg)
-        host.add(out0, start, 0, 1, cfg, acc)
-        done_chains = min(chunk_size, chains - start)
-        prog.update(done_chains * sweep_n)
-        mode = {"fast": fast}
-
-        def launch(bi, carry_in, c=None, ck=ck, valid_b=valid_b, mode=mode):
-            g0 = jnp.int32(1 + bi * block)
-            c = c or mode["fast"]
-            # a fast-mode block may be rerun from its input: keep it; otherwise donate it
-            run = _run_block if c.safe is False else _run_block_donating
-            return run(dyn, stat, values, ck, valid_b, carry_in, g0, c)
-
-        # Blocks are pipelined: block b + 1 is launched (asynchronously) from block b's
-        # fast-mode state before b's rerun flag is read, so host bookkeeping overlaps device
-        # work. In the rare case that b needs a safe-mode rerun, b + 1 is launched again.
-        cur = (0, carry, *launch(0, carry)) if n_blocks else None
-        while cur is not None:
-            bi, carry_in, carry_out, outs, fresh = cur
-            nxt = launch(bi + 1, carry_out) if bi + 1 < n_blocks else None
-            if mode["fast"] is not cfg and bool(fresh):
-                RERUNS["blocks"] += 1
-                carry_out, outs, safe_fresh = launch(bi, carry_in, cfg)
-                if bool(safe_fresh):
-                    mode["fast"] = cfg  # genuine numerical failures: stay in safe mode for this chunk
-                nxt = launch(bi + 1, carry_out) if bi + 1 < n_blocks else None
-            g0 = 1 + bi * block
-            width = min(block, G - g0 + 1)
-            host.add(outs, start, g0, width, cfg, acc, stacked=True)
-            prog.update(done_chains * width * sweep_n)
-            carry = carry_out
-            cur = (bi + 1, carry_out, *nxt) if nxt is not None else None
-        events = carry[2]
-        host.add_events(events, start, cfg)
-    prog.close()
-
     config = {
         "family": family.describe(),
         "regime": regime.describe(),
@@ -553,4 +522,116 @@ def _run(
         "thresholds": [list(t) for t in thr],
         "sweep": {k: v.tolist() for k, v in coords.items()},
     }
+    ck_config = None
+    if checkpoint is not None:
+        from . import __version__
+
+        ck_config = json.loads(json.dumps({**config, "block": block, "version": __version__}, default=str))
+        previous = _checkpoint.read_config(checkpoint)
+        if previous is not None and not chunk_given:
+            # sizes picked from the machine and the budget: a resumed run keeps the checkpoint's
+            same = all(previous.get(k) == ck_config.get(k) for k in set(previous) | set(ck_config)
+                       if k not in _checkpoint.ADOPTED)  # fmt: skip
+            if same and isinstance(previous.get("chunk_size"), int) and isinstance(previous.get("block"), int):
+                chunk_size, block = previous["chunk_size"], previous["block"]
+                config["chunk_size"] = ck_config["chunk_size"] = chunk_size
+                ck_config["block"] = block
+    kept = min(keep_chains, chunk_size, chains) if summary else 0
+    cfg = _Static(n, G, exact, chosen, diag_names, ev_names, summary, kept, thr, fields, block)
+
+    root = _rng.root_key(seed)
+    n_chunks = -(-chains // chunk_size)
+    n_blocks = -(-G // block) if G > 0 else 0
+    acc = SummaryAccumulator(chosen, diag_names, cfg.thresholds, G, n_sweep) if summary else None
+    host = HostArrays(chains, G, n_sweep, summary, keep_chains)
+    prog = Progress(total=chains * (G + 1) * sweep_n, enabled=progress, unit="chain-generations")
+
+    dyn, stat = eqx.partition((family, regime), eqx.is_array)
+    _bound_compiled_programs((stat, cfg, chunk_size, dtype, n_sweep))
+    ci0, bi0, saved_carry = 0, 0, None
+    if checkpoint is not None:
+        state = _checkpoint.load(checkpoint, ck_config)
+        if state is not None:
+            ci0, bi0, saved_carry = state["next_chunk"], state["next_block"], state["carry"]
+            host.restore(state["host"])
+            if acc is not None:
+                acc.restore(state["acc"])
+            prog.update(state["done"])
+    last_save = time.monotonic()
+
+    def save(next_chunk, next_block, carry_now, force=False):
+        nonlocal last_save
+        if checkpoint is None or not (force or time.monotonic() - last_save >= checkpoint_every):
+            return
+        leaves = None if carry_now is None else [np.asarray(x) for x in jax.tree.leaves(carry_now)]
+        state = {
+            "next_chunk": next_chunk,
+            "next_block": next_block,
+            "carry": leaves,
+            "host": host.state(),
+            "acc": acc.state() if acc is not None else None,
+            "done": prog.done,
+        }
+        _checkpoint.save(checkpoint, ck_config, state)
+        last_save = time.monotonic()
+
+    for ci in range(ci0, n_chunks):
+        start = ci * chunk_size
+        ids = start + jnp.arange(chunk_size, dtype=jnp.uint32)
+        valid = jnp.arange(chunk_size) < (chains - start)
+        if n_sweep:
+            valid_b = jnp.broadcast_to(valid, (n_sweep, chunk_size))
+        else:
+            valid_b = valid
+        ck = _rng.chain_keys(root, ids)
+        fast = dataclasses.replace(cfg, safe=False) if (exact and FAST_EXACT) else cfg
+        done_chains = min(chunk_size, chains - start)
+        first_block = 0
+        if ci == ci0 and bi0 > 0:
+            # resume inside this chunk: its carry after block bi0 - 1 comes from the checkpoint
+            shapes = jax.eval_shape(_init_chunk, dyn, stat, values, ck, valid_b, fast)[0]
+            carry = jax.tree.unflatten(jax.tree.structure(shapes), [jnp.asarray(x) for x in saved_carry])
+            first_block = bi0
+        else:
+            carry, out0, fresh = _init_chunk(dyn, stat, values, ck, valid_b, fast)
+            if fast is not cfg and bool(fresh):
+                RERUNS["blocks"] += 1
+                carry, out0, _ = _init_chunk(dyn, stat, values, ck, valid_b, cfg)
+            host.add(out0, start, 0, 1, cfg, acc)
+            prog.update(done_chains * sweep_n)
+        mode = {"fast": fast}
+
+        def launch(bi, carry_in, c=None, ck=ck, valid_b=valid_b, mode=mode):
+            g0 = jnp.int32(1 + bi * block)
+            c = c or mode["fast"]
+            # a fast-mode block may be rerun from its input, and a checkpoint may read a block's
+            # output after the next block started from it: keep it; otherwise donate it
+            run = _run_block if (c.safe is False or checkpoint is not None) else _run_block_donating
+            return run(dyn, stat, values, ck, valid_b, carry_in, g0, c)
+
+        # Blocks are pipelined: block b + 1 is launched (asynchronously) from block b's
+        # fast-mode state before b's rerun flag is read, so host bookkeeping overlaps device
+        # work. In the rare case that b needs a safe-mode rerun, b + 1 is launched again.
+        cur = (first_block, carry, *launch(first_block, carry)) if first_block < n_blocks else None
+        while cur is not None:
+            bi, carry_in, carry_out, outs, fresh = cur
+            nxt = launch(bi + 1, carry_out) if bi + 1 < n_blocks else None
+            if mode["fast"] is not cfg and bool(fresh):
+                RERUNS["blocks"] += 1
+                carry_out, outs, safe_fresh = launch(bi, carry_in, cfg)
+                if bool(safe_fresh):
+                    mode["fast"] = cfg  # genuine numerical failures: stay in safe mode for this chunk
+                nxt = launch(bi + 1, carry_out) if bi + 1 < n_blocks else None
+            g0 = 1 + bi * block
+            width = min(block, G - g0 + 1)
+            host.add(outs, start, g0, width, cfg, acc, stacked=True)
+            prog.update(done_chains * width * sweep_n)
+            carry = carry_out
+            if bi + 1 < n_blocks:
+                save(ci, bi + 1, carry_out)
+            cur = (bi + 1, carry_out, *nxt) if nxt is not None else None
+        events = carry[2]
+        host.add_events(events, start, cfg)
+        save(ci + 1, 0, None, force=ci + 1 == n_chunks)
+    prog.close()
     return host.result(config, family, acc, coords, run_info())

@@ -1,0 +1,134 @@
+"""Checkpoints of a running ``simulate``: everything the host holds after a finished
+block of generations (the result's arrays, the streamed summary, the chunk's carry),
+written atomically, so that a killed run, rerun with the same arguments, resumes
+where it stopped and ends with the result an uninterrupted run gives.
+
+File format (no pickle: a checkpoint is data, never code): an ``.npz`` archive with
+the arrays under flat names plus one JSON entry, ``__meta__``, holding the run's
+configuration, the position reached, the nested structure, and a SHA-256 digest of
+every array's bytes. A file that fails to parse, whose digest does not match, or
+whose configuration differs from the current call's is refused with a message
+naming the cause; it is never silently overwritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .results import atomic_write
+
+FORMAT = "collapse_jax checkpoint 1"
+# configuration keys that a resumed run takes from its checkpoint instead of choosing them (they
+# are picked from the machine and the memory budget, and results must not depend on the machine)
+ADOPTED = ("chunk_size", "block")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used for this run."""
+
+
+def _flatten(obj: Any, prefix: str, arrays: dict[str, np.ndarray]) -> Any:
+    """Nested dicts / lists of arrays and JSON scalars -> a JSON skeleton; arrays go to
+    ``arrays`` under a path-like name."""
+    if isinstance(obj, dict):
+        return {"dict": {str(k): _flatten(v, f"{prefix}/{k}", arrays) for k, v in obj.items()}}
+    if isinstance(obj, (list, tuple)):
+        return {"list": [_flatten(v, f"{prefix}/{i}", arrays) for i, v in enumerate(obj)]}
+    if isinstance(obj, np.ndarray) or hasattr(obj, "__array__") and not isinstance(obj, (int, float, bool)):
+        arrays[prefix] = np.asarray(obj)
+        return {"array": prefix}
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return {"value": obj}
+    raise TypeError(f"checkpoint: cannot store {type(obj).__name__} at {prefix}")
+
+
+def _unflatten(skel: dict, arrays) -> Any:
+    if "dict" in skel:
+        return {k: _unflatten(v, arrays) for k, v in skel["dict"].items()}
+    if "list" in skel:
+        return [_unflatten(v, arrays) for v in skel["list"]]
+    if "array" in skel:
+        return arrays[skel["array"]]
+    return skel["value"]
+
+
+def _digest(arrays: dict[str, np.ndarray]) -> str:
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(name.encode())
+        h.update(str(a.dtype).encode() + str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def save(path: Path, config: dict, state: dict) -> None:
+    """Write ``state`` (nested dicts of arrays) for the run ``config``, atomically."""
+    arrays: dict[str, np.ndarray] = {}
+    skeleton = _flatten(state, "state", arrays)
+    meta = {"format": FORMAT, "config": config, "skeleton": skeleton, "digest": _digest(arrays)}
+
+    def write(tmp):
+        buf = io.BytesIO()
+        np.savez(buf, __meta__=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
+        with open(tmp, "wb") as fh:
+            fh.write(buf.getvalue())
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    path = Path(path)
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a write killed mid-way (SIGKILL)
+        stale.unlink(missing_ok=True)
+    atomic_write(path, write)
+
+
+def read_config(path: Path) -> dict | None:
+    """The configuration stored in a checkpoint (None when there is no file)."""
+    meta, _ = _open(path, arrays=False)
+    return None if meta is None else meta["config"]
+
+
+def load(path: Path, config: dict) -> dict | None:
+    """The state stored for the run ``config``; None when there is no file. Raises
+    :class:`CheckpointError` for a corrupt file or one written by a different run."""
+    meta, arrays = _open(path, arrays=True)
+    if meta is None:
+        return None
+    diff = sorted(k for k in set(meta["config"]) | set(config) if meta["config"].get(k) != config.get(k))
+    if diff:
+        detail = "; ".join(f"{k}: checkpoint {meta['config'].get(k)!r}, this call {config.get(k)!r}" for k in diff[:4])
+        raise CheckpointError(
+            f"checkpoint {path} was written by a different run ({detail}); "
+            "rerun with the original arguments, or remove the file to start afresh"
+        )
+    return _unflatten(meta["skeleton"], arrays)
+
+
+def _open(path: Path, arrays: bool):
+    path = Path(path)
+    if not path.exists():
+        return None, None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            meta = json.loads(bytes(z["__meta__"]).decode())
+            data = {k: z[k] for k in z.files if k != "__meta__"} if arrays else None
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError, EOFError) as exc:
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt or not a collapse_jax checkpoint ({type(exc).__name__}: {exc}); "
+            "remove it to start afresh"
+        ) from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(
+            f"checkpoint {path} has an unknown format {meta.get('format')!r}; remove it to start afresh"
+        )
+    if arrays and _digest(data) != meta["digest"]:
+        raise CheckpointError(f"checkpoint {path} is corrupt (its arrays do not match their digest); remove it")
+    return meta, data
