@@ -253,6 +253,7 @@ def simulate(
     chunk_size: int | None = None,
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: float = 60.0,
+    devices: int | None = None,
 ) -> Result:
     """Run independent recursive-fitting chains of ``family`` under ``regime``.
 
@@ -292,6 +293,10 @@ def simulate(
             returns at once); a corrupt checkpoint, or one written by a call with
             different arguments, is refused before anything runs.
         checkpoint_every: seconds between checkpoint writes (0: after every block).
+        devices: how many of the local devices (``jax.local_devices()``) share the
+            chain axis of each chunk (default: all). Results equal the one-device
+            results to float rounding of the summaries' cross-device sums; per-chain
+            arrays, counts and event generations are identical.
 
     Returns:
         A :class:`collapse_jax.Result`.
@@ -393,7 +398,18 @@ def simulate(
             exact,
             checkpoint,
             checkpoint_every,
+            devices,
         )
+
+
+def _devices(devices) -> list:
+    """The local devices a run shares its chains over."""
+    local = jax.local_devices()
+    if devices is None:
+        return local
+    if isinstance(devices, bool) or not isinstance(devices, (int, np.integer)) or not 1 <= devices <= len(local):
+        raise ValueError(f"simulate: devices must be an int in [1, {len(local)}] (local devices), got {devices!r}")
+    return local[: int(devices)]
 
 
 def _memory_cause(regime, family) -> str:
@@ -445,9 +461,11 @@ def _run(
     exact,
     checkpoint=None,
     checkpoint_every=60.0,
+    devices=None,
 ) -> Result:
     _, diag_names, ev_names = names(family)
     chunk_given = chunk_size is not None
+    devs = _devices(devices)
     sweep_n = n_sweep or 1
     block = G if G <= 10 else math.ceil(G / 10)
     block = max(block, 1)
@@ -502,6 +520,9 @@ def _run(
         n_chunks = -(-chains // chunk_size)
         balanced = -(-chains // n_chunks)
         chunk_size = min(chunk_size, -(-balanced // 64) * 64 if chunk_size >= 64 else balanced)
+    if len(devs) > 1:
+        # every device holds the same number of a chunk's chains
+        chunk_size = -(-chunk_size // len(devs)) * len(devs)
     if exact and FAST_EXACT:
         # fast mode redoes a block when one of its draws needs a rejection retry (probability
         # ~1e-7 to 3e-7 per draw): about 2e5 draws per block keeps reruns to a few percent
@@ -547,7 +568,14 @@ def _run(
     prog = Progress(total=chains * (G + 1) * sweep_n, enabled=progress, unit="chain-generations")
 
     dyn, stat = eqx.partition((family, regime), eqx.is_array)
-    _bound_compiled_programs((stat, cfg, chunk_size, dtype, n_sweep))
+    _bound_compiled_programs((stat, cfg, chunk_size, dtype, n_sweep, len(devs)))
+    if len(devs) > 1:
+        mesh = jax.sharding.Mesh(np.array(devs), ("chains",))
+        chain_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("chains"))
+        spec_b = jax.sharding.PartitionSpec(None, "chains") if n_sweep else jax.sharding.PartitionSpec("chains")
+        chain_sharding_b = jax.sharding.NamedSharding(mesh, spec_b)
+        replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+        dyn, values = jax.device_put((dyn, values), replicated)
     ci0, bi0, saved_carry = 0, 0, None
     if checkpoint is not None:
         state = _checkpoint.load(checkpoint, ck_config)
@@ -584,6 +612,11 @@ def _run(
         else:
             valid_b = valid
         ck = _rng.chain_keys(root, ids)
+        if len(devs) > 1:
+            # the chain axis is split over the devices; every later array follows (jit propagates
+            # the sharding), and the summaries' reductions over chains become cross-device sums
+            ck = jax.device_put(ck, chain_sharding)
+            valid_b = jax.device_put(valid_b, chain_sharding_b)
         fast = dataclasses.replace(cfg, safe=False) if (exact and FAST_EXACT) else cfg
         done_chains = min(chunk_size, chains - start)
         first_block = 0
