@@ -28,7 +28,6 @@ against generation, theory sigma^2 sum 1/n_j dashed: bounded only for p > 1.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 from _common import study_args
@@ -144,15 +143,24 @@ def main(argv=None) -> int:
         for g in range(0, G + 1, max(1, G // 10)):
             rows.append(("f", f"p = {p:g}", "generation", g, m[g] * N0, s[g] * N0, t[g] * N0))
 
-    header = "panel,series,x_name,x,mc_mean,mc_se,theory"
-    lines = [header] + [f"{p},{who},{xn},{x:g},{m:.6g},{s:.3g},{t:.6g}" for p, who, xn, x, m, s, t in rows]
     csv = out / f"defences{tag}.csv"
-    atomic_write(csv, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
+    atomic_write(csv, lambda tmp: _write_csv(tmp, rows))
     _figure(out, tag, args, chains, G, gens_a, gens, panel_a, panel_b, panel_c, panel_d, panel_e, panel_f)
     print(f"wrote {csv} and defences{tag}.png/.pdf in {out}")
     for name, lam in panel_c.items():
         print(f"(c) {name:24s} real fraction for n E e^2 <= {target:g}: {lam:.3f}")
     return 0
+
+
+def _write_csv(path, rows) -> None:
+    """The table, quoted where a series name holds a comma."""
+    import csv
+
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["panel", "series", "x_name", "x", "mc_mean", "mc_se", "theory"])
+        for p, who, xn, x, m, s, t in rows:
+            w.writerow([p, who, xn, f"{x:g}", f"{m:.6g}", f"{s:.3g}", f"{t:.6g}"])
 
 
 def _crossing(lams, err, target) -> float:
