@@ -623,7 +623,10 @@ def _run(
         if ci == ci0 and bi0 > 0:
             # resume inside this chunk: its carry after block bi0 - 1 comes from the checkpoint
             shapes = jax.eval_shape(_init_chunk, dyn, stat, values, ck, valid_b, fast)[0]
-            carry = jax.tree.unflatten(jax.tree.structure(shapes), [jnp.asarray(x) for x in saved_carry])
+            leaves = [jnp.asarray(x) for x in saved_carry]
+            if len(devs) > 1:  # every leaf leads with the ([sweep,] chain) axes, as valid_b
+                leaves = [jax.device_put(x, chain_sharding_b) for x in leaves]
+            carry = jax.tree.unflatten(jax.tree.structure(shapes), leaves)
             first_block = bi0
         else:
             carry, out0, fresh = _init_chunk(dyn, stat, values, ck, valid_b, fast)

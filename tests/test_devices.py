@@ -60,6 +60,27 @@ SCRIPT = textwrap.dedent(
     many = cj.simulate_graph(cj.Gaussian(learn_cov=False), g, n=10, generations=10, chains=256, seed=1,
                              progress=False)
     close(one.metrics["mean_sq_error"], many.metrics["mean_sq_error"], "graph")
+    # a checkpoint taken inside a chunk resumes onto the devices
+    from collapse_jax import _checkpoint
+
+    ckw = dict(n=20, generations=50, chains=256, seed=5, progress=False, keep="summary", keep_chains=32)
+    reference = cj.simulate(cj.Gaussian(), **ckw)
+    original, calls = _checkpoint.save, []
+
+    def stop_after_three(path, config, state):
+        original(path, config, state)
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    _checkpoint.save = stop_after_three
+    try:
+        cj.simulate(cj.Gaussian(), checkpoint="{ckpt}", checkpoint_every=0, **ckw)
+    except KeyboardInterrupt:
+        pass
+    _checkpoint.save = original
+    resumed = cj.simulate(cj.Gaussian(), checkpoint="{ckpt}", **ckw)
+    close(resumed.summary("variance")["mean"], reference.summary("variance")["mean"], "resumed")
     print("ok")
     """
 )
@@ -68,7 +89,7 @@ SCRIPT = textwrap.dedent(
 @pytest.mark.parametrize("devices", [2, 4])
 def test_forced_host_devices_match_one_device(tmp_path, devices):
     script = tmp_path / "run.py"
-    script.write_text(SCRIPT.format(devices=devices))
+    script.write_text(SCRIPT.format(devices=devices, ckpt=tmp_path / "c.npz"))
     env = {
         **os.environ,
         "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
