@@ -56,4 +56,5 @@ def machine() -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "jax": jax.__version__,
         "backend": jax.default_backend(),
+        "devices": [str(d) for d in jax.devices()],
     }
