@@ -25,8 +25,8 @@ if TYPE_CHECKING:
 def _stream(ctx: Context, i, source: int, k: int, g, s: int) -> Stream:
     """Stream s of generation g for node i's draws from ``source`` (0: real data and
     the node's own fits and metrics; 1 + j: node j's model)."""
-    key = _rng.node_key(ctx.chain_key, i * (k + 1) + source)
-    return Stream(key, jnp.asarray(g, jnp.int32), s, 0, ctx.safe, ctx.chain_key)
+    key = _rng.node_key(ctx.chain_key, i * (k + 1) + source, ctx.prng)
+    return Stream(key, jnp.asarray(g, jnp.int32), s, 0, ctx.safe, ctx.chain_key, ctx.prng)
 
 
 class _Nodes(AbstractFamily):
@@ -89,7 +89,7 @@ class _Nodes(AbstractFamily):
         """Every node's ``n`` points from its own model (for sizing; a graph generation
         draws from every source, see the graph regime)."""
         s = _rng.as_stream(key)
-        ctx = Context(s.chain_key, n, 0, False)
+        ctx = Context(s.chain_key, n, 0, False, prng=s.prng)
         return jax.vmap(lambda i, p: self.base.sample(_stream(ctx, i, 0, self.k, s.g, s.s), p, n))(
             jnp.arange(self.k), params
         )
@@ -99,7 +99,7 @@ class _Nodes(AbstractFamily):
 
     def metrics(self, key, params) -> dict[str, jax.Array]:
         s = _rng.as_stream(key)
-        ctx = Context(s.chain_key, 1, 0, False)
+        ctx = Context(s.chain_key, 1, 0, False, prng=s.prng)
         out = jax.vmap(lambda i, p: self.base.metrics(_stream(ctx, i, 0, self.k, s.g, STREAM_METRICS), p))(
             jnp.arange(self.k), params
         )

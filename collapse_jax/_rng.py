@@ -98,35 +98,82 @@ def threefry2x32(k0: jax.Array, k1: jax.Array, x0: jax.Array, x1: jax.Array) -> 
 
 _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 
+PRNGS = ("threefry", "philox")
+_PHILOX_M = (0xD2511F53, 0xCD9E8D57)
+_PHILOX_W = (0x9E3779B9, 0xBB67AE85)
 
-def bits(chain_key: jax.Array, g, s: int, count: int, sub: int = 0) -> jax.Array:
+
+def _mulhilo(a: int, b: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(high, low) 32-bit words of the 64-bit product a * b, from 16-bit limbs (no
+    64-bit integers needed)."""
+    b = jnp.asarray(b, jnp.uint32)
+    al, ah = jnp.uint32(a & 0xFFFF), jnp.uint32(a >> 16)
+    bl, bh = b & jnp.uint32(0xFFFF), b >> jnp.uint32(16)
+    ll, lh, hl, hh = al * bl, al * bh, ah * bl, ah * bh
+    mid = (ll >> jnp.uint32(16)) + (lh & jnp.uint32(0xFFFF)) + (hl & jnp.uint32(0xFFFF))
+    hi = hh + (lh >> jnp.uint32(16)) + (hl >> jnp.uint32(16)) + (mid >> jnp.uint32(16))
+    return hi, jnp.uint32(a) * b
+
+
+def philox4x32(k0, k1, c0, c1, c2, c3) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """Philox-4x32 with 10 rounds (Salmon, Moraes, Dror, Shaw 2011, SC11), elementwise
+    on uint32 arrays; checked against the paper's known-answer vectors."""
+    k0, k1 = jnp.asarray(k0, jnp.uint32), jnp.asarray(k1, jnp.uint32)
+    c0, c1, c2, c3 = (jnp.asarray(c, jnp.uint32) for c in (c0, c1, c2, c3))
+    for _ in range(10):
+        hi0, lo0 = _mulhilo(_PHILOX_M[0], c0)
+        hi1, lo1 = _mulhilo(_PHILOX_M[1], c2)
+        c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
+        k0, k1 = k0 + jnp.uint32(_PHILOX_W[0]), k1 + jnp.uint32(_PHILOX_W[1])
+    return c0, c1, c2, c3
+
+
+def _words_per_counter(prng: str) -> int:
+    return 4 if prng == "philox" else 2
+
+
+def _counter_words(prng: str, k0, k1, hi, lo) -> list[jax.Array]:
+    """The words of one counter (hi, lo): 2 for threefry, 4 for philox (counter
+    (lo, hi, 0, 0))."""
+    if prng == "philox":
+        zero = jnp.zeros_like(jnp.asarray(lo, jnp.uint32))
+        return list(philox4x32(k0, k1, lo, hi, zero, zero))
+    return list(threefry2x32(k0, k1, hi, lo))
+
+
+def bits(chain_key: jax.Array, g, s: int, count: int, sub: int = 0, prng: str = "threefry") -> jax.Array:
     """``count`` uint32 words of stream ``s`` (sub-stream ``sub``) in generation ``g``."""
-    pairs = (count + 1) // 2
-    hi = jnp.broadcast_to(_hi(g, s), (pairs,))
-    lo = _lo(sub, jnp.arange(pairs, dtype=jnp.uint32))
+    per = _words_per_counter(prng)
+    n_ctr = (count + per - 1) // per
+    hi = jnp.broadcast_to(_hi(g, s), (n_ctr,))
+    lo = _lo(sub, jnp.arange(n_ctr, dtype=jnp.uint32))
+    if prng == "philox":
+        out = jnp.stack(_counter_words(prng, chain_key[0], chain_key[1], hi, lo), axis=-1)
+        return out.reshape(-1)[:count]
     # long vectors: the library primitive is faster than the elementwise form (same words)
     out = threefry_2x32(chain_key, jnp.concatenate([hi, lo]))
-    return jnp.stack([out[:pairs], out[pairs:]], axis=-1).reshape(-1)[:count]
+    return jnp.stack([out[:n_ctr], out[n_ctr:]], axis=-1).reshape(-1)[:count]
 
 
 MAX_NODE_KEYS = 2**24 - 16
 
 
-def node_key(chain_key: jax.Array, index) -> jax.Array:
+def node_key(chain_key: jax.Array, index, prng: str = "threefry") -> jax.Array:
     """Key data of independent key ``index`` (< 2^24 - 16) derived from a chain's key:
     interaction graphs give node i's draws from source j their own key (so every
     consumer draws its own sample from every source). Its counter (g = 0, stream
     STREAM_KEY, low word 16 + index) is one that :func:`key` never uses (its low
     words are sub * 2^24 + s with s < 16) and that no stream's words use."""
     lo = jnp.uint32(16) + jnp.asarray(index, jnp.uint32)
-    o0, o1 = threefry2x32(chain_key[0], chain_key[1], _hi(0, STREAM_KEY), lo)
-    return jnp.stack([o0, o1])
+    o = _counter_words(prng, chain_key[0], chain_key[1], _hi(0, STREAM_KEY), lo)
+    return jnp.stack(o[:2])
 
 
-def key(chain_key: jax.Array, g, s: int, sub: int = 0) -> jax.Array:
-    """A ``jax.random`` key for stream ``s`` (sub-stream ``sub``) of generation ``g``."""
-    o0, o1 = threefry2x32(chain_key[0], chain_key[1], _hi(g, STREAM_KEY), _lo(sub, s))
-    return jax.random.wrap_key_data(jnp.stack([o0, o1]), impl="threefry2x32")
+def key(chain_key: jax.Array, g, s: int, sub: int = 0, prng: str = "threefry") -> jax.Array:
+    """A ``jax.random`` key for stream ``s`` (sub-stream ``sub``) of generation ``g``
+    (a threefry key; under ``prng="philox"`` its key data come from philox)."""
+    o = _counter_words(prng, chain_key[0], chain_key[1], _hi(g, STREAM_KEY), _lo(sub, s))
+    return jax.random.wrap_key_data(jnp.stack(o[:2]), impl="threefry2x32")
 
 
 def _mantissa_uniform(words: jax.Array, dtype) -> jax.Array:
@@ -154,19 +201,21 @@ def normals_from_words(words: jax.Array, dtype) -> jax.Array:
     return jnp.sqrt(jnp.asarray(2.0, u.dtype)) * lax.erf_inv(2.0 * u - 1.0)
 
 
-def words(chain_key: jax.Array, g, s: int, count: int, sub: int = 0, start: int = 0) -> list[jax.Array]:
+def words(
+    chain_key: jax.Array, g, s: int, count: int, sub: int = 0, start: int = 0, prng: str = "threefry"
+) -> list[jax.Array]:
     """Words ``start .. start + count - 1`` of a stream as a list of scalars (the
     same words as :func:`bits`). For a handful of words per chain this keeps every
     operation elementwise over the chain axis under ``vmap`` (a ``(chains, 4)``
     array has a 4-long minor axis and vectorises badly on CPU): about 2x faster.
     Only the pairs that hold the requested words are hashed."""
     hi = _hi(g, s)
+    per = _words_per_counter(prng)
     out: list[jax.Array] = []
-    first, last = start // 2, (start + count + 1) // 2
+    first, last = start // per, (start + count + per - 1) // per
     for i in range(first, last):
-        o0, o1 = threefry2x32(chain_key[0], chain_key[1], hi, _lo(sub, i))
-        out += [o0, o1]
-    skip = start - 2 * first
+        out += _counter_words(prng, chain_key[0], chain_key[1], hi, _lo(sub, i))
+    skip = start - per * first
     return out[skip : skip + count]
 
 
@@ -199,6 +248,7 @@ def standard_gamma(
     offset: int = 0,
     sub: int = 0,
     retry: bool = True,
+    prng: str = "threefry",
 ) -> jax.Array:
     """One exact Gamma(a, 1) draw for a scalar shape ``a >= 0`` (0 gives 0).
 
@@ -224,7 +274,7 @@ def standard_gamma(
     """
     k = gamma_proposals(min_shape)
     wpn = words_per_number(dtype)
-    ws = words(chain_key, g, s, (2 * k + 1) * wpn, sub, start=offset)
+    ws = words(chain_key, g, s, (2 * k + 1) * wpn, sub, start=offset, prng=prng)
     xs = normal_from_words(ws[: k * wpn], dtype)
     us = uniform_from_words(ws[k * wpn : 2 * k * wpn], dtype)
     (u_boost,) = uniform_from_words(ws[2 * k * wpn :], dtype)
@@ -251,7 +301,7 @@ def standard_gamma(
 
     def body(carry):
         _, _, i = carry
-        k_retry = jax.random.fold_in(jax.random.fold_in(key(chain_key, g, s, sub), offset), i)
+        k_retry = jax.random.fold_in(jax.random.fold_in(key(chain_key, g, s, sub, prng), offset), i)
         kx, ku = jax.random.split(k_retry)
         x = jax.random.normal(kx, (), dtype)
         u = jax.random.uniform(ku, (), dtype, minval=jnp.finfo(dtype).tiny)
@@ -288,29 +338,30 @@ class Stream(eqx.Module):
     sub: int = eqx.field(static=True, default=0)
     safe: bool = eqx.field(static=True, default=True)  # False: the kernel's fast mode (see standard_gamma)
     context_key: jax.Array | None = None
+    prng: str = eqx.field(static=True, default="threefry")  # the counter-based generator: "threefry" or "philox"
 
     @property
     def context(self) -> Stream:
         """The same stream on the chain's context key (itself outside graphs)."""
         if self.context_key is None:
             return self
-        return Stream(self.context_key, self.g, self.s, self.sub, self.safe)
+        return Stream(self.context_key, self.g, self.s, self.sub, self.safe, None, self.prng)
 
     def sibling(self, s: int) -> Stream:
         """Stream ``s`` of the same chain, generation and sub-stream: draws tied to
         this one but independent of it (a filter's extra candidates, its coin flips)."""
-        return Stream(self.chain_key, self.g, s, self.sub, self.safe, self.context_key)
+        return Stream(self.chain_key, self.g, s, self.sub, self.safe, self.context_key, self.prng)
 
     def child(self, j: int) -> Stream:
         if not 0 <= self.sub * 16 + j < MAX_SUB:
             raise ValueError(f"Stream.child: sub-stream index must be in [0, 16), got {j}")
-        return Stream(self.chain_key, self.g, self.s, self.sub * 16 + j + 1, self.safe, self.context_key)
+        return Stream(self.chain_key, self.g, self.s, self.sub * 16 + j + 1, self.safe, self.context_key, self.prng)
 
     def bits(self, count: int) -> jax.Array:
-        return bits(self.chain_key, self.g, self.s, count, self.sub)
+        return bits(self.chain_key, self.g, self.s, count, self.sub, self.prng)
 
     def words(self, count: int) -> list[jax.Array]:
-        return words(self.chain_key, self.g, self.s, count, self.sub)
+        return words(self.chain_key, self.g, self.s, count, self.sub, prng=self.prng)
 
     def normal(self, shape: tuple[int, ...], dtype) -> jax.Array:
         """Standard normals, prefix-consistent in row-major order."""
@@ -338,6 +389,7 @@ class Stream(eqx.Module):
             offset=offset,
             sub=self.sub,
             retry=self.safe,
+            prng=self.prng,
         )
 
     def chi2(self, df, dtype, *, min_df: float | None = None, offset: int = 0) -> jax.Array:
@@ -347,7 +399,7 @@ class Stream(eqx.Module):
 
     def key(self) -> jax.Array:
         """A ``jax.random`` key for this stream, for code that wants that API."""
-        return key(self.chain_key, self.g, self.s, self.sub)
+        return key(self.chain_key, self.g, self.s, self.sub, self.prng)
 
 
 def as_stream(key_or_stream, s: int = 0) -> Stream:

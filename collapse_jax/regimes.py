@@ -31,9 +31,10 @@ class Context(eqx.Module):
     generations: int = eqx.field(static=True)
     exact: bool = eqx.field(static=True)
     safe: bool = eqx.field(static=True, default=True)
+    prng: str = eqx.field(static=True, default="threefry")
 
     def stream(self, g, s: int) -> Stream:
-        return Stream(self.chain_key, jnp.asarray(g, jnp.int32), s, 0, self.safe)
+        return Stream(self.chain_key, jnp.asarray(g, jnp.int32), s, 0, self.safe, None, self.prng)
 
 
 def _slots(fraction, n: int, dtype) -> jax.Array:

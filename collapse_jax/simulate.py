@@ -54,6 +54,7 @@ class _Static:
     sweep_fields: tuple[tuple[str, str], ...]
     block: int
     safe: bool = True  # False: fast mode, rare exact-sampler retries are redone by the host
+    prng: str = "threefry"
 
 
 # --------------------------------------------------------------------------- one chain
@@ -62,7 +63,7 @@ def _apply_sweep(family, regime, values, cfg: _Static):
 
 
 def _observe(family: AbstractFamily, ck, params, g, cfg: _Static):
-    stream = _rng.Stream(ck, jnp.asarray(g, jnp.int32), _rng.STREAM_METRICS)
+    stream = _rng.Stream(ck, jnp.asarray(g, jnp.int32), _rng.STREAM_METRICS, prng=cfg.prng)
     allm = family.metrics(stream, params)
     met = {k: allm[k] for k in cfg.metrics}
     diag = {k: v for k, v in family.diagnostics(params).items() if k in cfg.diagnostics}
@@ -84,7 +85,7 @@ def _sweep_vmap(fn, cfg: _Static, n_sweep_args: int):
 
 
 def _init_one(family, regime, ck, cfg: _Static):
-    ctx = Context(ck, cfg.n, cfg.generations, cfg.exact, cfg.safe)
+    ctx = Context(ck, cfg.n, cfg.generations, cfg.exact, cfg.safe, cfg.prng)
     p0 = regime.generation_zero(family, ctx)
     state = regime.init(family, ctx, p0)
     met, diag, ev, nf = _observe(family, ck, p0, 0, cfg)
@@ -94,7 +95,7 @@ def _init_one(family, regime, ck, cfg: _Static):
 
 def _step_one(family, regime, ck, carry, g, cfg: _Static):
     state, prev, events = carry
-    ctx = Context(ck, cfg.n, cfg.generations, cfg.exact, cfg.safe)
+    ctx = Context(ck, cfg.n, cfg.generations, cfg.exact, cfg.safe, cfg.prng)
     state, params = regime.step(family, ctx, state, prev, g)
     met, diag, ev, nf = _observe(family, ck, params, g, cfg)
     live = g <= cfg.generations
@@ -254,6 +255,7 @@ def simulate(
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: float = 60.0,
     devices: int | None = None,
+    prng: str = "threefry",
 ) -> Result:
     """Run independent recursive-fitting chains of ``family`` under ``regime``.
 
@@ -293,6 +295,11 @@ def simulate(
             returns at once); a corrupt checkpoint, or one written by a call with
             different arguments, is refused before anything runs.
         checkpoint_every: seconds between checkpoint writes (0: after every block).
+        prng: the counter-based generator behind every draw: ``"threefry"``
+            (Threefry-2x32, 20 rounds; default) or ``"philox"`` (Philox-4x32, 10
+            rounds). Both hash (chain, generation, stream, position) counters, so a
+            chain's draws never depend on batching, chunking or devices; chain keys
+            come from ``fold_in`` of the root key in both. Never ``rbg``.
         devices: how many of the local devices (``jax.local_devices()``) share the
             chain axis of each chunk (default: all). Results equal the one-device
             results to float rounding of the summaries' cross-device sums; per-chain
@@ -335,6 +342,8 @@ def simulate(
         chunk_size = check_int("chunk_size", chunk_size, 1)
     if progress not in (None, True, False):
         raise TypeError(f"simulate: progress must be None, True or False, got {progress!r}")
+    if prng not in _rng.PRNGS:
+        raise ValueError(f"simulate: prng must be one of {_rng.PRNGS}, got {prng!r}")
     if checkpoint is not None:
         if not isinstance(checkpoint, (str, os.PathLike)) or not str(checkpoint):
             raise TypeError(f"simulate: checkpoint must be a file path, got {checkpoint!r}")
@@ -399,6 +408,7 @@ def simulate(
             checkpoint,
             checkpoint_every,
             devices,
+            prng,
         )
 
 
@@ -462,6 +472,7 @@ def _run(
     checkpoint=None,
     checkpoint_every=60.0,
     devices=None,
+    prng="threefry",
 ) -> Result:
     _, diag_names, ev_names = names(family)
     chunk_given = chunk_size is not None
@@ -542,6 +553,7 @@ def _run(
         "metrics": list(chosen),
         "thresholds": [list(t) for t in thr],
         "sweep": {k: v.tolist() for k, v in coords.items()},
+        "prng": prng,
     }
     ck_config = None
     if checkpoint is not None:
@@ -558,7 +570,7 @@ def _run(
                 config["chunk_size"] = ck_config["chunk_size"] = chunk_size
                 ck_config["block"] = block
     kept = min(keep_chains, chunk_size, chains) if summary else 0
-    cfg = _Static(n, G, exact, chosen, diag_names, ev_names, summary, kept, thr, fields, block)
+    cfg = _Static(n, G, exact, chosen, diag_names, ev_names, summary, kept, thr, fields, block, prng=prng)
 
     root = _rng.root_key(seed)
     n_chunks = -(-chains // chunk_size)

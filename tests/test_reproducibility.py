@@ -169,3 +169,26 @@ def test_compiled_programs_are_bounded_and_dropping_them_changes_nothing(monkeyp
     again = run(n=11, generations=3, chains=64)  # recompiled after its program was dropped
     for k in first.metrics:
         np.testing.assert_array_equal(first.metrics[k], again.metrics[k])
+
+
+@pytest.mark.parametrize("sampler", ["samples", "exact"])
+def test_philox_runs_follow_the_theory_and_reproduce(sampler):
+    from conftest import assert_mc_close, summary_at
+
+    from collapse_jax import theory as T
+
+    kw = dict(n=20, generations=8, chains=4000, seed=SEED, progress=False)
+    a = cj.simulate(cj.Gaussian(sampler=sampler), prng="philox", **kw)
+    b = cj.simulate(cj.Gaussian(sampler=sampler), prng="philox", **kw)
+    c = cj.simulate(cj.Gaussian(sampler=sampler), **kw)
+    np.testing.assert_array_equal(a.metrics["variance"], b.metrics["variance"])
+    assert np.mean(a.metrics["variance"][:, 1] == c.metrics["variance"][:, 1]) < 0.01  # other draws
+    assert a.config["prng"] == "philox" and c.config["prng"] == "threefry"
+    gens = [0, 2, 8]
+    mean, se = summary_at(a, "log_variance", gens)
+    assert_mc_close(mean, se, T.log_variance_mean(np.array(gens), 20, "mle"), label=f"philox {sampler}")
+
+
+def test_unknown_prng_is_refused():
+    with pytest.raises(ValueError, match="prng must be one of"):
+        cj.simulate(cj.Gaussian(), n=10, generations=1, chains=2, prng="rbg")

@@ -258,7 +258,8 @@ class Ridge(AbstractFamily):
     def _chain_w_star(self, stream: Stream, dtype) -> jax.Array:
         """The chain's random w*, from its generation-0 real stream (on the chain's
         context key: shared by every node of an interaction graph)."""
-        return Stream(stream.context.chain_key, jnp.int32(0), STREAM_REAL, 15).normal((self.dim,), dtype)
+        ctx = stream.context
+        return Stream(ctx.chain_key, jnp.int32(0), STREAM_REAL, 15, prng=ctx.prng).normal((self.dim,), dtype)
 
     def _resolve(self, stream: Stream, p: RidgeParams) -> tuple[jax.Array, jax.Array]:
         """(w of the model, the chain's w*) for params that may be the template."""
