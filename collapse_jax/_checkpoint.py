@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import os
+import time
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -132,3 +133,69 @@ def _open(path: Path, arrays: bool):
     if arrays and _digest(data) != meta["digest"]:
         raise CheckpointError(f"checkpoint {path} is corrupt (its arrays do not match their digest); remove it")
     return meta, data
+
+
+class Checkpointer:
+    """One run's checkpoint file: validated before anything compiles, then
+    ``configure`` (the run's configuration; sizes adopted from an existing
+    checkpoint), ``resume`` (restore the host's state) and ``save`` (throttled to
+    one write every ``every`` seconds, or forced)."""
+
+    def __init__(self, path, every: float):
+        if not isinstance(path, (str, os.PathLike)) or not str(path):
+            raise TypeError(f"simulate: checkpoint must be a file path, got {path!r}")
+        self.path = Path(path)
+        if self.path.is_dir() or not self.path.parent.is_dir():
+            raise ValueError(f"simulate: checkpoint={str(self.path)!r} must be a file in an existing folder")
+        try:
+            self.every = float(every)
+        except (TypeError, ValueError):
+            raise TypeError(f"simulate: checkpoint_every must be a number of seconds, got {every!r}") from None
+        if not self.every >= 0:
+            raise ValueError(f"simulate: checkpoint_every must be >= 0 seconds, got {every!r}")
+        self.config: dict | None = None
+        self.last = time.monotonic()
+
+    def configure(self, config: dict, chunk_size: int, block: int, adopt: bool) -> tuple[int, int]:
+        """Fix the configuration the checkpoint is keyed by; a run whose only
+        differences from an existing checkpoint are the sizes picked from the
+        machine and the budget (``ADOPTED``) takes the checkpoint's sizes."""
+        from . import __version__
+
+        self.config = json.loads(json.dumps({**config, "block": block, "version": __version__}, default=str))
+        previous = read_config(self.path)
+        if previous is not None and adopt:
+            keys = (set(previous) | set(self.config)) - set(ADOPTED)
+            sizes = [previous.get(k) for k in ADOPTED]
+            if all(previous.get(k) == self.config.get(k) for k in keys) and all(isinstance(v, int) for v in sizes):
+                chunk_size, block = sizes
+                self.config.update(chunk_size=chunk_size, block=block)
+        return chunk_size, block
+
+    def resume(self, host, acc, prog) -> tuple[int, int, list | None]:
+        """(next chunk, next block, the chunk's carry leaves or None), restoring the
+        host's arrays, the streamed summary and the progress count."""
+        state = load(self.path, self.config)
+        if state is None:
+            return 0, 0, None
+        host.restore(state["host"])
+        if acc is not None:
+            acc.restore(state["acc"])
+        prog.update(state["done"])
+        return state["next_chunk"], state["next_block"], state["carry"]
+
+    def save(self, next_chunk: int, next_block: int, carry, host, acc, prog, force: bool = False) -> None:
+        if not (force or time.monotonic() - self.last >= self.every):
+            return
+        import jax
+
+        state = {
+            "next_chunk": next_chunk,
+            "next_block": next_block,
+            "carry": None if carry is None else [np.asarray(x) for x in jax.tree.leaves(carry)],
+            "host": host.state(),
+            "acc": acc.state() if acc is not None else None,
+            "done": prog.done,
+        }
+        save(self.path, self.config, state)
+        self.last = time.monotonic()

@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
 import os
-import time
 import warnings
-from pathlib import Path
 from typing import Any
 
 import equinox as eqx
@@ -28,12 +25,12 @@ import numpy as np
 
 from . import _checkpoint, _rng
 from ._host import HostArrays
-from ._plan import names, sizes
+from ._plan import chain_shardings, default_chunk_size, local_devices, memory_cause, names, sizes
 from ._progress import Progress
 from ._sweep import apply_sweep, resolve_sweep
 from ._validate import check_int, parse_memory
 from .families._base import AbstractFamily
-from .regimes import AbstractRegime, Accumulate, AccumulateSubsample, Context, Replace, _subsamples_stats
+from .regimes import AbstractRegime, Context, Replace
 from .results import Result, SummaryAccumulator, run_info
 
 KEEP_MODES = ("chains", "summary", "auto")
@@ -164,7 +161,6 @@ def _reduce(out, valid, cfg: _Static):
 
 # --------------------------------------------------------------------------- compiled pieces
 TRACE_COUNTS = {"init": 0, "block": 0}  # incremented when (re)traced: tests assert no retrace
-CPU_CHUNK_BYTES = 8 * 2**20  # default chunk's working set on CPU (carry and points): cache-sized
 RERUNS = {"blocks": 0}  # fast-mode blocks redone in safe mode (see _run_block)
 FAST_EXACT = True  # exact path: run blocks in fast mode, redo the rare failures in safe mode
 
@@ -344,18 +340,7 @@ def simulate(
         raise TypeError(f"simulate: progress must be None, True or False, got {progress!r}")
     if prng not in _rng.PRNGS:
         raise ValueError(f"simulate: prng must be one of {_rng.PRNGS}, got {prng!r}")
-    if checkpoint is not None:
-        if not isinstance(checkpoint, (str, os.PathLike)) or not str(checkpoint):
-            raise TypeError(f"simulate: checkpoint must be a file path, got {checkpoint!r}")
-        checkpoint = Path(checkpoint)
-        if checkpoint.is_dir() or not checkpoint.parent.is_dir():
-            raise ValueError(f"simulate: checkpoint={str(checkpoint)!r} must be a file in an existing folder")
-    try:
-        checkpoint_every = float(checkpoint_every)
-    except (TypeError, ValueError):
-        raise TypeError(f"simulate: checkpoint_every must be a number of seconds, got {checkpoint_every!r}") from None
-    if not checkpoint_every >= 0:
-        raise ValueError(f"simulate: checkpoint_every must be >= 0 seconds, got {checkpoint_every!r}")
+    ckpt = _checkpoint.Checkpointer(checkpoint, checkpoint_every) if checkpoint is not None else None
 
     all_metrics = names(family)[0]
     if metrics is None:
@@ -405,34 +390,10 @@ def simulate(
             progress,
             chunk_size,
             exact,
-            checkpoint,
-            checkpoint_every,
+            ckpt,
             devices,
             prng,
         )
-
-
-def _devices(devices) -> list:
-    """The local devices a run shares its chains over."""
-    local = jax.local_devices()
-    if devices is None:
-        return local
-    if isinstance(devices, bool) or not isinstance(devices, (int, np.integer)) or not 1 <= devices <= len(local):
-        raise ValueError(f"simulate: devices must be an int in [1, {len(local)}] (local devices), got {devices!r}")
-    return local[: int(devices)]
-
-
-def _memory_cause(regime, family) -> str:
-    """What makes one chain large, for the over-budget message."""
-    stores = (isinstance(regime, Accumulate) and not family.has_stats) or (
-        isinstance(regime, AccumulateSubsample) and not _subsamples_stats(family)
-    )
-    if stores:
-        return (
-            f"{type(regime).__name__} stores every generation's points for {type(family).__name__}: "
-            "(generations + 1) * n per chain"
-        )
-    return "its state, one generation's data and the outputs of one block of generations"
 
 
 class _nullcontext:
@@ -469,14 +430,13 @@ def _run(
     progress,
     chunk_size,
     exact,
-    checkpoint=None,
-    checkpoint_every=60.0,
+    ckpt=None,
     devices=None,
     prng="threefry",
 ) -> Result:
     _, diag_names, ev_names = names(family)
     chunk_given = chunk_size is not None
-    devs = _devices(devices)
+    devs = local_devices(devices)
     sweep_n = n_sweep or 1
     block = G if G <= 10 else math.ceil(G / 10)
     block = max(block, 1)
@@ -507,30 +467,14 @@ def _run(
                 f"max_memory={budget / 2**30:.2f} GiB; use keep='summary' or raise max_memory"
             )
     if chunk_size is None:
-        cpu = jax.default_backend() == "cpu"
-        cap = 2**17 if cpu else 2**20
-        fit = (budget // 2) // max(per_chain_run, 1)
-        if fit < 1:
-            raise ValueError(
-                f"simulate: one chain needs about {per_chain_run / 2**20:.1f} MiB ({_memory_cause(regime, family)}), "
-                f"more than half of max_memory={budget / 2**20:.1f} MiB; raise max_memory or lower "
-                "generations or n"
-            )
-        if cpu:
-            # every generation streams a chunk's carry (a fixed design is n x d per chain) and its
-            # points through every operation: a cache-sized chunk is up to 2x faster on CPU than one
-            # large chunk (benchmarks/README.md)
-            working = carry_bytes + factor * sweep_n * fit_bytes
-            fit = min(fit, max(64, CPU_CHUNK_BYTES // max(working, 1)))
-        # multiples of 64 where the budget allows (results never depend on the chunk size)
-        fit = fit // 64 * 64 if fit >= 64 else fit
-        limit = (family.max_chunk if cpu else None) or cap  # a CPU measurement (see AbstractFamily)
-        chunk_size = int(min(cap, limit, fit, -(-chains // 64) * 64))
-        # balance the chunks: 1024 chains in chunks of at most 832 run as 2 x 512, not 832 + 192
-        # chains padded to 832 (a chunk always computes its full, padded size)
-        n_chunks = -(-chains // chunk_size)
-        balanced = -(-chains // n_chunks)
-        chunk_size = min(chunk_size, -(-balanced // 64) * 64 if chunk_size >= 64 else balanced)
+        chunk_size = default_chunk_size(
+            family,
+            chains,
+            budget,
+            per_chain_run,
+            carry_bytes + factor * sweep_n * fit_bytes,
+            memory_cause(regime, family),
+        )
     if len(devs) > 1:
         # every device holds the same number of a chunk's chains
         chunk_size = -(-chunk_size // len(devs)) * len(devs)
@@ -555,20 +499,9 @@ def _run(
         "sweep": {k: v.tolist() for k, v in coords.items()},
         "prng": prng,
     }
-    ck_config = None
-    if checkpoint is not None:
-        from . import __version__
-
-        ck_config = json.loads(json.dumps({**config, "block": block, "version": __version__}, default=str))
-        previous = _checkpoint.read_config(checkpoint)
-        if previous is not None and not chunk_given:
-            # sizes picked from the machine and the budget: a resumed run keeps the checkpoint's
-            same = all(previous.get(k) == ck_config.get(k) for k in set(previous) | set(ck_config)
-                       if k not in _checkpoint.ADOPTED)  # fmt: skip
-            if same and isinstance(previous.get("chunk_size"), int) and isinstance(previous.get("block"), int):
-                chunk_size, block = previous["chunk_size"], previous["block"]
-                config["chunk_size"] = ck_config["chunk_size"] = chunk_size
-                ck_config["block"] = block
+    if ckpt is not None:
+        chunk_size, block = ckpt.configure(config, chunk_size, block, adopt=not chunk_given)
+        config["chunk_size"] = chunk_size
     kept = min(keep_chains, chunk_size, chains) if summary else 0
     cfg = _Static(n, G, exact, chosen, diag_names, ev_names, summary, kept, thr, fields, block, prng=prng)
 
@@ -582,38 +515,13 @@ def _run(
     dyn, stat = eqx.partition((family, regime), eqx.is_array)
     _bound_compiled_programs((stat, cfg, chunk_size, dtype, n_sweep, len(devs)))
     if len(devs) > 1:
-        mesh = jax.sharding.Mesh(np.array(devs), ("chains",))
-        chain_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("chains"))
-        spec_b = jax.sharding.PartitionSpec(None, "chains") if n_sweep else jax.sharding.PartitionSpec("chains")
-        chain_sharding_b = jax.sharding.NamedSharding(mesh, spec_b)
-        replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+        chain_sharding, chain_sharding_b, replicated = chain_shardings(devs, n_sweep)
         dyn, values = jax.device_put((dyn, values), replicated)
-    ci0, bi0, saved_carry = 0, 0, None
-    if checkpoint is not None:
-        state = _checkpoint.load(checkpoint, ck_config)
-        if state is not None:
-            ci0, bi0, saved_carry = state["next_chunk"], state["next_block"], state["carry"]
-            host.restore(state["host"])
-            if acc is not None:
-                acc.restore(state["acc"])
-            prog.update(state["done"])
-    last_save = time.monotonic()
+    ci0, bi0, saved_carry = ckpt.resume(host, acc, prog) if ckpt is not None else (0, 0, None)
 
     def save(next_chunk, next_block, carry_now, force=False):
-        nonlocal last_save
-        if checkpoint is None or not (force or time.monotonic() - last_save >= checkpoint_every):
-            return
-        leaves = None if carry_now is None else [np.asarray(x) for x in jax.tree.leaves(carry_now)]
-        state = {
-            "next_chunk": next_chunk,
-            "next_block": next_block,
-            "carry": leaves,
-            "host": host.state(),
-            "acc": acc.state() if acc is not None else None,
-            "done": prog.done,
-        }
-        _checkpoint.save(checkpoint, ck_config, state)
-        last_save = time.monotonic()
+        if ckpt is not None:
+            ckpt.save(next_chunk, next_block, carry_now, host, acc, prog, force=force)
 
     for ci in range(ci0, n_chunks):
         start = ci * chunk_size
@@ -654,7 +562,7 @@ def _run(
             c = c or mode["fast"]
             # a fast-mode block may be rerun from its input, and a checkpoint may read a block's
             # output after the next block started from it: keep it; otherwise donate it
-            run = _run_block if (c.safe is False or checkpoint is not None) else _run_block_donating
+            run = _run_block if (c.safe is False or ckpt is not None) else _run_block_donating
             return run(dyn, stat, values, ck, valid_b, carry_in, g0, c)
 
         # Blocks are pipelined: block b + 1 is launched (asynchronously) from block b's

@@ -20,7 +20,7 @@ def run(family, regime=None, *, n=20, generations=6, chains=2000, **kw):
     return cj.simulate(family, regime or cj.Replace(), n=n, generations=generations, chains=chains, seed=SEED, **kw)
 
 
-def same(a, b, metrics):
+def assert_same_draws(a, b, metrics):
     """The same random numbers and points: equal up to float32 last-bit differences of
     a different compiled program (fusion changes the order of float operations)."""
     for m in metrics:
@@ -45,14 +45,14 @@ CASES = [(kw, cj.Replace()) for kw in LIMITS] + [(LIMITS[-1], cj.FreshMix(0.3)),
 def test_neutral_pressures_reproduce_the_plain_regime(kw, regime):
     plain = run(cj.Gaussian(), regime, chains=64, generations=4)
     pressed = run(cj.Pressured(cj.Gaussian(), **kw), regime, chains=64, generations=4)
-    same(plain, pressed, ["variance", "mean_sq_error", "tail_mass"])
+    assert_same_draws(plain, pressed, ["variance", "mean_sq_error", "tail_mass"])
 
 
 def test_neutral_pressures_on_other_families():
     cat = cj.Categorical([0.5, 0.3, 0.15, 0.05])
-    same(run(cat, chains=64), run(cj.Pressured(cat, temperature=1.0, truncate=1.0), chains=64), ["entropy"])
+    assert_same_draws(run(cat, chains=64), run(cj.Pressured(cat, temperature=1.0, truncate=1.0), chains=64), ["entropy"])
     ridge = cj.Ridge(dim=3, design="fresh")
-    same(
+    assert_same_draws(
         run(ridge, chains=64, n=12),
         run(cj.Pressured(ridge, correct=0.0, false_accept=1.0), chains=64, n=12),
         ["test_error"],
@@ -61,19 +61,19 @@ def test_neutral_pressures_on_other_families():
 
 def test_temperature_one_keeps_the_exact_path():
     fam = cj.Gaussian(sampler="exact")
-    same(run(fam, chains=256), run(cj.Pressured(fam, temperature=1.0), chains=256), ["variance", "mean_sq_error"])
+    assert_same_draws(run(fam, chains=256), run(cj.Pressured(fam, temperature=1.0), chains=256), ["variance", "mean_sq_error"])
 
 
 def test_constant_schedule_is_replace():
     plain = run(cj.Gaussian(), chains=128)
     sched = run(cj.Gaussian(), cj.Schedule([20] * 7), chains=128)
-    same(plain, sched, ["variance", "mean_sq_error"])
+    assert_same_draws(plain, sched, ["variance", "mean_sq_error"])
 
 
 def test_a_sweep_over_a_pressure_shares_random_numbers_with_plain_runs():
     res = run(cj.Pressured(cj.Gaussian(), temperature=0.9), chains=128, sweep={"temperature": [0.8, 1.0]})
     plain = run(cj.Gaussian(), chains=128)
-    same(res.sel(1), plain, ["variance"])
+    assert_same_draws(res.sel(1), plain, ["variance"])
     assert np.mean(res.sel(0).metrics["variance"][:, -1]) < np.mean(plain.metrics["variance"][:, -1])
 
 
@@ -198,7 +198,7 @@ def test_a_short_candidate_pool_fails_open_and_says_so():
     assert np.all(np.isfinite(np.asarray(res.metrics["variance"])))
     # one candidate per slot: the kept points are a permutation of the unfiltered draw (passing ones
     # first), so the fits equal the plain run's up to summation order
-    same(res, run(cj.Gaussian(), n=50, generations=3, chains=64), ["variance", "mean_sq_error"])
+    assert_same_draws(res, run(cj.Gaussian(), n=50, generations=3, chains=64), ["variance", "mean_sq_error"])
     auto = cj.Pressured(cj.Gaussian(), support=0.5).for_run(cj.Replace(), 50, 3)
     assert auto.candidates() >= 3  # the automatic pool for a design rate of 1/2 at n = 50
 
