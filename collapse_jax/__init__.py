@@ -13,6 +13,7 @@ __version__ = "0.1.0"
 
 from . import theory as theory
 from ._rng import Stream as Stream
+from ._shards import merge_shards as merge_shards
 from .families import GLM as GLM
 from .families import GMM as GMM
 from .families import KDE as KDE

@@ -26,8 +26,10 @@ class Progress:
         delay: float = 3.0,
         interval: float = 10.0,
         stream=None,
+        prefix: str = "collapse_jax",
     ):
         self.total, self.enabled, self.unit = max(int(total), 1), enabled, unit
+        self.prefix = prefix
         self.delay, self.interval = delay, interval
         self.stream = stream if stream is not None else sys.stderr
         self.done = 0
@@ -55,7 +57,7 @@ class Progress:
         eta = (self.total - self.done) / rate if rate and rate > 0 else float("nan")
         eta_s = _fmt_time(eta) if eta == eta else "?"
         line = (
-            f"collapse_jax: {100 * frac:5.1f}% | {self.done:.3g}/{self.total:.3g} {self.unit} | "
+            f"{self.prefix}: {100 * frac:5.1f}% | {self.done:.3g}/{self.total:.3g} {self.unit} | "
             f"{rate:.3g}/s | elapsed {_fmt_time(elapsed)} | ETA {eta_s}"
         )
         end = "\r" if self.tty and self.done < self.total else "\n"

@@ -11,6 +11,7 @@ over chains inside the compiled step: memory is O(chunk), whatever the length.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
@@ -23,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _checkpoint, _rng
+from . import _checkpoint, _rng, _shards
 from ._host import HostArrays
 from ._plan import chain_shardings, default_chunk_size, local_devices, memory_cause, names, sizes
 from ._progress import Progress
@@ -252,6 +253,8 @@ def simulate(
     checkpoint_every: float = 60.0,
     devices: int | None = None,
     prng: str = "threefry",
+    shards: str | os.PathLike | None = None,
+    shard_timeout: float = 3600.0,
 ) -> Result:
     """Run independent recursive-fitting chains of ``family`` under ``regime``.
 
@@ -284,22 +287,19 @@ def simulate(
             grid. The whole grid runs as one compiled program with a leading
             ``sweep`` axis; every sweep point shares the chains' random numbers.
         chunk_size: chains per compiled chunk (default: chosen from the budget).
-        checkpoint: a file path. The run's state is written there atomically after
-            finished blocks of generations (at most every ``checkpoint_every``
-            seconds, and at the end). Rerunning the same call resumes from it and
-            ends with the result an uninterrupted run gives (a finished checkpoint
-            returns at once); a corrupt checkpoint, or one written by a call with
-            different arguments, is refused before anything runs.
-        checkpoint_every: seconds between checkpoint writes (0: after every block).
-        prng: the counter-based generator behind every draw: ``"threefry"``
-            (Threefry-2x32, 20 rounds; default) or ``"philox"`` (Philox-4x32, 10
-            rounds). Both hash (chain, generation, stream, position) counters, so a
-            chain's draws never depend on batching, chunking or devices; chain keys
-            come from ``fold_in`` of the root key in both. Never ``rbg``.
-        devices: how many of the local devices (``jax.local_devices()``) share the
-            chain axis of each chunk (default: all). Results equal the one-device
-            results to float rounding of the summaries' cross-device sums; per-chain
-            arrays, counts and event generations are identical.
+        checkpoint: a file path: the run's state is written there atomically after
+            finished blocks (at most every ``checkpoint_every`` seconds, 0: every
+            block, and at the end); rerunning the same call resumes and ends with
+            the uninterrupted result. Corrupt or foreign checkpoints are refused.
+        prng: ``"threefry"`` (Threefry-2x32-20, default) or ``"philox"``
+            (Philox-4x32-10): the counter-based hash behind every stream.
+        shards: under several processes (``jax.distributed``), a folder shared by
+            all: process p of P runs chunks p, p + P, ..., writes its shard there,
+            waits ``shard_timeout`` seconds at most for the others' and returns the
+            merged result (``cj.merge_shards`` merges a folder later).
+        devices: how many local devices share each chunk's chain axis (default
+            all): per-chain arrays, counts and event generations as on one device,
+            floats to last-bit rounding (README, "Long runs").
 
     Returns:
         A :class:`collapse_jax.Result`.
@@ -340,6 +340,8 @@ def simulate(
         raise TypeError(f"simulate: progress must be None, True or False, got {progress!r}")
     if prng not in _rng.PRNGS:
         raise ValueError(f"simulate: prng must be one of {_rng.PRNGS}, got {prng!r}")
+    if jax.process_count() > 1:
+        checkpoint = _shards.prepare(shards, checkpoint)
     ckpt = _checkpoint.Checkpointer(checkpoint, checkpoint_every) if checkpoint is not None else None
 
     all_metrics = names(family)[0]
@@ -364,7 +366,7 @@ def simulate(
     fields, values, coords = resolve_sweep(family, regime, sweep)
     n_sweep = len(values[0]) if values else None
 
-    ctx_x64 = jax.enable_x64(True) if dtype == "float64" else _nullcontext()
+    ctx_x64 = jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
     with ctx_x64:
         jdtype = jnp.dtype(dtype)
         family = _cast(family, jdtype)
@@ -393,15 +395,9 @@ def simulate(
             ckpt,
             devices,
             prng,
+            shards,
+            float(shard_timeout),
         )
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        return False
 
 
 def _cast(tree, dtype):
@@ -433,6 +429,8 @@ def _run(
     ckpt=None,
     devices=None,
     prng="threefry",
+    shards=None,
+    shard_timeout=3600.0,
 ) -> Result:
     _, diag_names, ev_names = names(family)
     chunk_given = chunk_size is not None
@@ -510,7 +508,11 @@ def _run(
     n_blocks = -(-G // block) if G > 0 else 0
     acc = SummaryAccumulator(chosen, diag_names, cfg.thresholds, G, n_sweep) if summary else None
     host = HostArrays(chains, G, n_sweep, summary, keep_chains)
-    prog = Progress(total=chains * (G + 1) * sweep_n, enabled=progress, unit="chain-generations")
+    n_proc, proc = jax.process_count(), jax.process_index()
+    mine = [ci for ci in range(n_chunks) if ci % n_proc == proc]  # this process's chunks (all, in one process)
+    own = sum(min(chunk_size, chains - ci * chunk_size) for ci in mine)
+    label = "collapse_jax" if n_proc == 1 else f"collapse_jax [process {proc}/{n_proc}]"  # one line per process
+    prog = Progress(total=own * (G + 1) * sweep_n, enabled=progress, unit="chain-generations", prefix=label)
 
     dyn, stat = eqx.partition((family, regime), eqx.is_array)
     _bound_compiled_programs((stat, cfg, chunk_size, dtype, n_sweep, len(devs)))
@@ -524,6 +526,8 @@ def _run(
             ckpt.save(next_chunk, next_block, carry_now, host, acc, prog, force=force)
 
     for ci in range(ci0, n_chunks):
+        if ci % n_proc != proc:
+            continue
         start = ci * chunk_size
         ids = start + jnp.arange(chunk_size, dtype=jnp.uint32)
         valid = jnp.arange(chunk_size) < (chains - start)
@@ -588,6 +592,9 @@ def _run(
             cur = (bi + 1, carry_out, *nxt) if nxt is not None else None
         events = carry[2]
         host.add_events(events, start, cfg)
-        save(ci + 1, 0, None, force=ci + 1 == n_chunks)
+        save(ci + 1, 0, None, force=ci == mine[-1])
     prog.close()
+    if n_proc > 1:
+        args = (config, block, mine, chunk_size, n_chunks, n_sweep, family, host, acc)
+        return _shards.finish(shards, shard_timeout, *args)
     return host.result(config, family, acc, coords, run_info())
