@@ -24,7 +24,7 @@ from pathlib import Path
 from _common import machine, write_json_atomic
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ("gaussian", "ridge", "gmm", "graph", "bayes", "pressures", "scale", "scaling")
+BENCHES = ("gaussian", "ridge", "gmm", "graph", "bayes", "pressures", "matrix", "scale", "scaling")
 QUICK_ARGS = {"scale": ["--chains", "100000", "--generations", "100"]}
 
 
@@ -49,6 +49,13 @@ def headline(name: str, data: dict) -> list[tuple[str, float, str]]:
     if "peak_rss_gib" in data:
         rows.append(("peak resident memory", float(data["peak_rss_gib"]), "GiB"))
         rows.append(("wall time", float(data["wall_s"]), "s"))
+    for r in data.get("rows") or []:
+        if "us_per_chain_generation" in r:
+            what = f"{r['family']}, {r['regime']}, {r['path']}"
+            ratio = r.get("ratio_to_replace_samples")
+            rows.append((what, r["us_per_chain_generation"], "us / chain-generation"))
+            if ratio is not None and not (r["regime"] == "Replace" and r["path"] == "samples"):
+                rows.append((f"{what} / Replace samples", ratio, "x"))
     for cname, cur in (data.get("curves") or {}).items():
         for label, ys in cur["series"].items():
             if ys:
@@ -67,7 +74,11 @@ def main(argv=None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
 
     index = {"suite": "collapse_jax benchmarks", "quick": args.quick, "machine": machine(), "benchmarks": {}}
+    previous = out_dir / "suite.json"
+    if args.only and previous.exists():  # a partial rerun updates the index of the last full one
+        index["benchmarks"] = json.loads(previous.read_text()).get("benchmarks", {})
     for name in args.only or BENCHES:
+        index["benchmarks"].pop(name, None)
         path = out_dir / f"{name}.json"
         cmd = [sys.executable, str(HERE / f"bench_{name}.py"), "--out", str(path)]
         if args.quick:
