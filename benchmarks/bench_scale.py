@@ -26,7 +26,13 @@ from _common import write_json_atomic
 
 
 def peak_rss_bytes() -> int:
-    """Peak resident set size of this process (Linux reports KiB, macOS bytes)."""
+    """Peak resident set size of this process: Linux's VmHWM (ru_maxrss would carry a
+    parent's peak, since it survives fork and exec); elsewhere ru_maxrss (macOS: bytes)."""
+    try:
+        with open("/proc/self/status") as fh:
+            return next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        pass
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(r if sys.platform == "darwin" else r * 1024)
 
