@@ -78,6 +78,50 @@ def cmd_demo(args) -> int:
     return 0
 
 
+def cmd_figures(args) -> int:
+    """Run every study script in ``experiments/`` (full or --smoke), one process each,
+    and write the per-script wall times to ``<out>/timings.json`` (atomically)."""
+    import subprocess
+    import time
+
+    from .results import atomic_write
+
+    folder = Path(args.experiments)
+    scripts = sorted(p for p in folder.glob("*.py") if not p.name.startswith("_"))
+    if not scripts:
+        print(f"collapse-jax figures: no study scripts in {folder} (run from the repository root, or pass "
+              "--experiments <folder>)", file=sys.stderr)  # fmt: skip
+        return 2
+    names = [p.stem for p in scripts]
+    unknown = sorted(set(args.only or ()) - set(names))
+    if unknown:
+        print(f"collapse-jax figures: unknown scripts {unknown}; available: {names}", file=sys.stderr)
+        return 2
+    chosen = [p for p in scripts if not args.only or p.stem in args.only]
+    if args.list:
+        print("\n".join(p.stem for p in chosen))
+        return 0
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    timings, failed = {}, []
+    for p in chosen:
+        cmd = [sys.executable, str(p), "--out", str(out)] + (["--smoke"] if args.smoke else [])
+        print(f"== {p.stem}: {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
+        t = time.perf_counter()
+        rc = subprocess.run(cmd).returncode
+        timings[p.stem] = {"wall_s": round(time.perf_counter() - t, 1), "returncode": rc, "smoke": args.smoke}
+        if rc != 0:
+            failed.append(p.stem)
+    name = "timings_smoke.json" if args.smoke else "timings.json"
+    atomic_write(out / name, lambda tmp: Path(tmp).write_text(json.dumps(timings, indent=2) + "\n"))
+    total = sum(v["wall_s"] for v in timings.values())
+    print(
+        f"ran {len(chosen)} scripts in {total:.0f} s; timings in {out / name}"
+        + (f"; FAILED: {failed}" if failed else "")
+    )
+    return 1 if failed else 0
+
+
 def cmd_info(args) -> int:
     from .results import run_info
 
@@ -131,6 +175,14 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(func=cmd_demo)
+
+    f = sub.add_parser("figures", help="regenerate every figure of paper_figs/ (runs experiments/*.py)")
+    f.add_argument("--smoke", action="store_true", help="each script's quick mode (a check, not the figures)")
+    f.add_argument("--only", nargs="*", default=None, help="script names (default: all)")
+    f.add_argument("--list", action="store_true", help="list the scripts and exit")
+    f.add_argument("--experiments", default="experiments", help="folder of the study scripts")
+    f.add_argument("--out", default="paper_figs")
+    f.set_defaults(func=cmd_figures)
 
     i = sub.add_parser("info", help="versions, backend and devices")
     i.add_argument("--json", action="store_true")

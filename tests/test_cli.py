@@ -59,3 +59,29 @@ def test_info_json(capsys):
     assert main(["info", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["backend"] == "cpu" and info["jax"]
+
+
+def test_figures_runs_every_study_script_and_records_times(tmp_path, capsys):
+    from collapse_jax.cli import main
+
+    assert main(["figures", "--list"]) == 0
+    listed = capsys.readouterr().out.split()
+    assert {"defences", "gmm_collapse", "graph_collapse", "bayes_collapse"} <= set(listed)
+    assert main(["figures", "--only", "no_such_study"]) == 2
+
+    exp = tmp_path / "experiments"
+    exp.mkdir()
+    (exp / "_common.py").write_text("")  # helpers are not studies
+    (exp / "ok_study.py").write_text(
+        "import sys, pathlib\nout = pathlib.Path(sys.argv[sys.argv.index('--out') + 1])\n"
+        "(out / ('ok' + ('_smoke' if '--smoke' in sys.argv else '') + '.csv')).write_text('x,1')\n"
+    )
+    out = tmp_path / "figs"
+    assert main(["figures", "--experiments", str(exp), "--out", str(out), "--smoke"]) == 0
+    assert (out / "ok_smoke.csv").exists()
+    timings = json.loads((out / "timings_smoke.json").read_text())
+    assert list(timings) == ["ok_study"] and timings["ok_study"]["returncode"] == 0
+    (exp / "broken_study.py").write_text("raise SystemExit(3)\n")
+    assert main(["figures", "--experiments", str(exp), "--out", str(out)]) == 1
+    timings = json.loads((out / "timings.json").read_text())
+    assert timings["broken_study"]["returncode"] == 3 and timings["ok_study"]["returncode"] == 0

@@ -50,7 +50,9 @@ def test_neutral_pressures_reproduce_the_plain_regime(kw, regime):
 
 def test_neutral_pressures_on_other_families():
     cat = cj.Categorical([0.5, 0.3, 0.15, 0.05])
-    assert_same_draws(run(cat, chains=64), run(cj.Pressured(cat, temperature=1.0, truncate=1.0), chains=64), ["entropy"])
+    assert_same_draws(
+        run(cat, chains=64), run(cj.Pressured(cat, temperature=1.0, truncate=1.0), chains=64), ["entropy"]
+    )
     ridge = cj.Ridge(dim=3, design="fresh")
     assert_same_draws(
         run(ridge, chains=64, n=12),
@@ -61,7 +63,9 @@ def test_neutral_pressures_on_other_families():
 
 def test_temperature_one_keeps_the_exact_path():
     fam = cj.Gaussian(sampler="exact")
-    assert_same_draws(run(fam, chains=256), run(cj.Pressured(fam, temperature=1.0), chains=256), ["variance", "mean_sq_error"])
+    assert_same_draws(
+        run(fam, chains=256), run(cj.Pressured(fam, temperature=1.0), chains=256), ["variance", "mean_sq_error"]
+    )
 
 
 def test_constant_schedule_is_replace():
