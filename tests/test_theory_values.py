@@ -18,6 +18,7 @@ from statistics import NormalDist
 
 import numpy as np
 import pytest
+import scipy.integrate
 import scipy.special
 import scipy.stats
 
@@ -394,6 +395,44 @@ def test_collapse_probability_normal_approximation(estimator, delta):
     thresholds = np.linspace(0.1, 3.0, 50)
     p_by_threshold = [th.collapse_probability(7, n, estimator, c, var0) for c in thresholds]
     assert np.all(np.diff(p_by_threshold) > 0)
+
+
+@pytest.mark.parametrize(("estimator", "delta"), ESTIMATORS)
+@pytest.mark.parametrize("n", [3, 10, 1000])
+def test_collapse_probability_exact_one_fit_is_the_chi_square_cdf(estimator, delta, n):
+    # g = 0: sigma^2 = var0 chi^2_{n-1} / (n - delta) exactly
+    for var0 in (1.0, 2.5):
+        for threshold in (0.05, 0.3, 0.9, 1.0, 1.7):
+            exact = th.collapse_probability(0, n, estimator, threshold, var0, method="exact")
+            expected = scipy.stats.chi2.cdf(threshold**2 / var0 * (n - delta), n - 1)
+            assert exact == pytest.approx(expected, abs=1e-7)
+
+
+@pytest.mark.parametrize(("estimator", "delta"), ESTIMATORS)
+def test_collapse_probability_exact_two_fits_is_a_convolution(estimator, delta):
+    # g = 1: P(Y1 + Y2 < u) = int f_Y(y) F_Y(u - y) dy, Y = log(chi^2_{n-1} / (n - delta))
+    n, var0 = 6, 1.5
+    k, c = n - 1, n - delta
+    dens = lambda y: scipy.stats.chi2.pdf(c * np.exp(y), k) * c * np.exp(y)  # noqa: E731
+    cdf = lambda y: scipy.stats.chi2.cdf(c * np.exp(y), k)  # noqa: E731
+    for threshold in (0.2, 0.6, 1.0, 1.4):
+        u = 2 * math.log(threshold) - math.log(var0)
+        expected = scipy.integrate.quad(lambda y: dens(y) * cdf(u - y), -40, 10, limit=400, epsabs=1e-12)[0]
+        exact = th.collapse_probability(1, n, estimator, threshold, var0, method="exact")
+        assert exact == pytest.approx(expected, abs=1e-7)
+
+
+def test_collapse_probability_exact_approaches_the_normal_law():
+    # many fits: the central limit theorem makes the two methods agree in the bulk,
+    # while at few fits and in the far left tail the exact law is heavier
+    g = np.array([200, 400])
+    exact = th.collapse_probability(g, 100, "mle", 0.5, method="exact")
+    normal = th.collapse_probability(g, 100, "mle", 0.5)
+    assert np.all(np.abs(exact - normal) < 5e-3) and np.all(np.diff(exact) > 0)
+    tail_exact = th.collapse_probability(0, 10, "mle", 0.1, method="exact")
+    assert tail_exact > 1e6 * th.collapse_probability(0, 10, "mle", 0.1)
+    with pytest.raises(ValueError, match="method must be"):
+        th.collapse_probability(0, 10, "mle", 0.1, method="saddlepoint")
 
 
 # --------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import math
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["digamma", "normal_cdf", "trigamma"]
+__all__ = ["digamma", "log_gamma_ratio", "normal_cdf", "trigamma"]
 
 _SHIFT_TO = 10.0
 
@@ -115,6 +115,58 @@ def trigamma(x: ArrayLike) -> NDArray[np.float64] | float:
     inv_x = 1.0 / x
     result = inv_x + 0.5 * inv_x * inv_x + inv_x * _series(_TRIGAMMA_COEFFS, inv_x * inv_x)
     return _as_output(result + shift)
+
+
+# B_{2k} / (2k (2k - 1)) for k = 1..7: log Gamma(z) ~ (z - 1/2) log z - z + log(2 pi)/2 + sum_k c_k / z^(2k - 1).
+_LOG_GAMMA_COEFFS = (
+    1.0 / 12.0,
+    -1.0 / 360.0,
+    1.0 / 1260.0,
+    -1.0 / 1680.0,
+    1.0 / 1188.0,
+    -691.0 / 360360.0,
+    1.0 / 156.0,
+)
+
+
+def _log_gamma_complex(z: NDArray[np.complex128]) -> NDArray[np.complex128]:
+    """log Gamma(z) for Re z >= 10 (Stirling series; some branch of the logarithm)."""
+    inv_z = 1.0 / z
+    acc = np.zeros_like(z)
+    inv_z2 = inv_z * inv_z
+    for c in reversed(_LOG_GAMMA_COEFFS):
+        acc = (acc + c) * inv_z2
+    return (z - 0.5) * np.log(z) - z + 0.5 * math.log(2.0 * math.pi) + acc * z
+
+
+def log_gamma_ratio(a: float, t: ArrayLike) -> NDArray[np.complex128]:
+    """log(Gamma(a + i t) / Gamma(a)) for real a > 0 and real t, to a few ulp of |log|.
+
+    The argument is shifted to real part >= 10 with log Gamma(z) = log Gamma(z + 1) -
+    log z, then the Stirling series is summed (Abramowitz and Stegun 6.1.41). The
+    imaginary part is continuous in t but not reduced to (-pi, pi]: exponentiate it (or
+    an integer multiple of it), which is all a characteristic function needs.
+
+    Args:
+        a: the real part, a > 0.
+        t: the imaginary part(s), any shape.
+
+    Returns:
+        complex128, same shape as `t`.
+    """
+    if not (math.isfinite(a) and a > 0.0):
+        raise ValueError(f"log_gamma_ratio: a must be a finite number > 0, got {a!r}")
+    t = np.asarray(t, dtype=np.float64)
+    z = a + 1j * t
+    z0 = np.asarray(a + 0j)
+    shift = np.zeros_like(z)
+    shift0 = 0j
+    while z0.real < _SHIFT_TO:
+        shift = shift - np.log(z)
+        shift0 = shift0 - np.log(z0)
+        z = z + 1.0
+        z0 = z0 + 1.0
+    return (_log_gamma_complex(z) + shift) - (_log_gamma_complex(z0) + shift0)
 
 
 _erfc = np.vectorize(math.erfc, otypes=[np.float64])

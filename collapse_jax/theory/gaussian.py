@@ -32,7 +32,7 @@ from ._checks import (
     _positive,
     _ratio,
 )
-from ._special import digamma, normal_cdf, trigamma
+from ._special import digamma, log_gamma_ratio, normal_cdf, trigamma
 
 __all__ = [
     "FloatOrArray",
@@ -393,17 +393,31 @@ def logdet_ratio_var(g: ArrayLike, n: int, dim: int) -> FloatOrArray:
 # --------------------------------------------------------------------------------------
 
 
-def collapse_probability(g: ArrayLike, n: int, estimator: str, threshold: float, var0: float = 1.0) -> FloatOrArray:
-    """P(sigma_g < threshold) in the Replace regime, by a NORMAL APPROXIMATION.
+def collapse_probability(
+    g: ArrayLike, n: int, estimator: str, threshold: float, var0: float = 1.0, *, method: str = "normal"
+) -> FloatOrArray:
+    """P(sigma_g < threshold) in the Replace regime (1-D, learned variance).
 
-    log sigma^2_g is log var0 plus a sum of g + 1 i.i.d. log(chi^2_{n-1}/(n - delta))
-    terms; it is approximated by a normal with mean `log_variance_mean` and variance
-    `log_variance_var`:
+    log sigma^2_g is log var0 plus a sum of g + 1 i.i.d. terms Y = log(chi^2_{n-1} /
+    (n - delta)) (the mean is irrelevant: the variance chain is autonomous).
 
-        P(sigma_g < threshold) ~= Phi((2 log threshold - mean) / sqrt(variance)).
+    ``method="normal"`` approximates the sum by a normal with mean `log_variance_mean`
+    and variance `log_variance_var` (central limit theorem in g + 1):
 
-    This is an approximation (central limit theorem in g + 1), not an exact law: it is
-    least accurate for few fits, small n and far tails.
+        P(sigma_g < threshold) ~= Phi((2 log threshold - mean) / sqrt(variance)),
+
+    least accurate for few fits, small n and far tails (the left tail of log chi^2 is
+    exponential, not Gaussian).
+
+    ``method="exact"`` inverts the sum's characteristic function (Gil-Pelaez):
+    phi_Y(t) = (2 / (n - delta))^{it} Gamma((n-1)/2 + it) / Gamma((n-1)/2), and
+
+        P(S < u) = 1/2 - (1/pi) int_0^inf Im[exp(-i t u) phi_Y(t)^{g+1}] / t dt,
+
+    with u = 2 log threshold - log var0, integrated by the midpoint rule on a grid
+    scaled to the sum's spread and to the distance of u from its mean; the result is
+    accurate to about 1e-7 absolute (checked against the chi-square CDF at g = 0 and
+    a direct convolution at g = 1 in the tests).
 
     Args:
         g: generation(s), g >= 0.
@@ -411,14 +425,49 @@ def collapse_probability(g: ArrayLike, n: int, estimator: str, threshold: float,
         estimator: "mle" or "unbiased".
         threshold: standard-deviation threshold > 0.
         var0: true variance sigma_0^2 > 0.
+        method: "normal" (default; the approximation above) or "exact".
 
     Returns:
-        The approximate probability, float or array shaped like `g`.
+        The probability, float or array shaped like `g`.
 
     Source: THEORY.md section 12 ("Collapse probability") and section 1, item 3
     (Shumailov et al., arXiv 2305.17493).
     """
     threshold = _positive(threshold, "threshold")
+    if method not in ("normal", "exact"):
+        raise ValueError(f"method must be 'normal' or 'exact', got {method!r}")
     mean = np.asarray(log_variance_mean(g, n, estimator, var0))
     var = np.asarray(log_variance_var(g, n))
-    return _out(normal_cdf((2.0 * math.log(threshold) - mean) / np.sqrt(var)))
+    if method == "normal":
+        return _out(normal_cdf((2.0 * math.log(threshold) - mean) / np.sqrt(var)))
+    fits = _fits(g)
+    u = 2.0 * math.log(threshold) - math.log(_positive(var0, "var0"))
+    out = np.empty(fits.shape)
+    cache: dict[float, float] = {}
+    for idx, t in np.ndenumerate(fits):
+        if t not in cache:
+            cache[t] = _sum_log_chi2_cdf(u, int(t), n, _delta(estimator))
+        out[idx] = cache[t]
+    return _out(out)
+
+
+def _sum_log_chi2_cdf(u: float, fits: int, n: int, delta: int) -> float:
+    """P(sum of `fits` i.i.d. log(chi^2_{n-1} / (n - delta)) < u), by Gil-Pelaez."""
+    half = 0.5 * (n - 1)
+    shift = math.log(2.0 / (n - delta))
+    spread = math.sqrt(fits * float(trigamma(half)))
+    z = (u - fits * (float(digamma(half)) + shift)) / spread
+
+    def log_cf(tau):  # log phi_S(tau / spread), tau on the standardised scale
+        t = np.asarray(tau, dtype=np.float64) / spread
+        return fits * (1j * t * shift + log_gamma_ratio(half, t))
+
+    tau_max = 4.0
+    while float(np.real(log_cf(tau_max))) > -45.0:  # |phi_S| below e^-45 beyond tau_max
+        tau_max *= 1.5
+    step = min(0.02, 0.2 / abs(z)) if z != 0.0 else 0.02
+    count = int(math.ceil(tau_max / step))
+    tau = (np.arange(count) + 0.5) * (tau_max / count)
+    integrand = np.imag(np.exp(log_cf(tau) - 1j * (tau / spread) * u)) / tau
+    p = 0.5 - float(np.sum(integrand)) * (tau_max / count) / math.pi
+    return min(1.0, max(0.0, p))
