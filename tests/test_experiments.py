@@ -80,3 +80,43 @@ def test_defences_smoke(tmp_path):
     last = {r["series"]: r for r in rows if r["panel"] == "f" and int(float(r["x"])) == 40}
     assert float(last["p = 2"]["theory"]) < float(last["p = 0"]["theory"])
     assert float(last["p = 2"]["mc_mean"]) < float(last["p = 0"]["mc_mean"])
+
+
+def test_variance_smoke(tmp_path):
+    mod = _load("variance")
+    assert mod.main(["--smoke", "--out", str(tmp_path)]) == 0
+    for ext in ("csv", "png", "pdf"):
+        assert (tmp_path / f"variance_smoke.{ext}").stat().st_size > 0
+    with open(tmp_path / "variance_smoke.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    at = {(r["estimator"], int(r["n"]), r["metric"], int(r["generation"])): r for r in rows}
+    last = max(int(r["generation"]) for r in rows)
+    # E[log variance] is the typical chain's drift: exact, so the MC mean sits within 5 s.e. of it
+    for est in ("mle", "unbiased"):
+        for n in (10, 100):
+            r = at[(est, n, "log_variance", last)]
+            assert abs(float(r["mc_mean"]) - float(r["theory"])) < 5 * float(r["mc_se"])
+    # the smaller the sample, the faster the collapse: P(sd < 0.1) at n = 10 beats n = 1000
+    assert float(at[("mle", 10, "collapse", last)]["mc_mean"]) > 0.9
+    assert float(at[("mle", 1000, "collapse", last)]["mc_mean"]) == 0.0
+    assert float(at[("mle", 1000, "collapse", last)]["theory"]) < 1e-6
+
+
+def test_tails_smoke(tmp_path):
+    mod = _load("tails")
+    assert mod.main(["--smoke", "--out", str(tmp_path)]) == 0
+    for ext in ("csv", "png", "pdf"):
+        assert (tmp_path / f"tails_smoke.{ext}").stat().st_size > 0
+    with open(tmp_path / "tails_smoke.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    last = max(int(float(r["x"])) for r in rows if r["panel"] == "a")
+    a = {r["series"]: r for r in rows if r["panel"] == "a" and int(float(r["x"])) == last}
+    b = {r["series"]: float(r["mc_value"]) for r in rows if r["panel"] == "b" and int(float(r["x"])) == last}
+    # Replace loses categories that Accumulate keeps (its pool holds the real sample)
+    assert float(a["Replace"]["mc_value"]) > float(a["Accumulate"]["mc_value"]) + 5
+    r = a["Replace"]
+    assert abs(float(r["mc_value"]) - float(r["theory"])) < 5 * float(r["mc_se"])
+    assert b["Replace"] > b["FreshMix(0.1)"] > b["Accumulate"]
+    # the 1 % tails halve before the variance does
+    f = {(r["series"], int(float(r["x"]))): float(r["mc_value"]) for r in rows if r["panel"] == "f"}
+    assert f[("tail mass half-life", 100)] < f[("variance half-life", 100)]

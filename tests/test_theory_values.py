@@ -417,7 +417,7 @@ def test_collapse_probability_exact_two_fits_is_a_convolution(estimator, delta):
     cdf = lambda y: scipy.stats.chi2.cdf(c * np.exp(y), k)  # noqa: E731
     for threshold in (0.2, 0.6, 1.0, 1.4):
         u = 2 * math.log(threshold) - math.log(var0)
-        expected = scipy.integrate.quad(lambda y: dens(y) * cdf(u - y), -40, 10, limit=400, epsabs=1e-12)[0]
+        expected = scipy.integrate.quad(lambda y, u=u: dens(y) * cdf(u - y), -40, 10, limit=400, epsabs=1e-12)[0]
         exact = th.collapse_probability(1, n, estimator, threshold, var0, method="exact")
         assert exact == pytest.approx(expected, abs=1e-7)
 
