@@ -76,7 +76,9 @@ def heavy_tail(count, m2, m4) -> bool:
     E[log variance], E[sd] and medians for long chains."""
     if count < 4 or not m2 > 0:
         return False
-    kurt = count * m4 / (m2 * m2)
+    if not m4 > 0:  # m2 > 0 forces m4 > 0: it underflowed (values near 1e-100), so kurtosis cannot be assessed
+        return True
+    kurt = count * (m4 / m2) / m2  # m2 * m2 would underflow first
     return math.sqrt(max(kurt - 1.0, 0.0) / count) > HEAVY_TAIL_RSE
 
 

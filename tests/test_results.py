@@ -65,6 +65,21 @@ def test_heavy_tail_flag():
     assert not t.loc[("variance", 0), "heavy_tail"]
 
 
+def test_heavy_tail_flag_survives_underflow():
+    # values near 1e-100: m2 * m2 and m4 underflow in float64; the flag must not
+    # divide 0 by 0 (a warning and a silent False) but report the unassessable case
+    from collapse_jax.metrics import heavy_tail
+
+    x = np.array([1e-100, 3e-100, 2e-100, 9e-100, 1e-101])
+    m2 = float(np.sum((x - x.mean()) ** 2))
+    m4 = float(np.sum((x - x.mean()) ** 4))
+    assert m2 > 0 and m4 == 0.0
+    with np.errstate(all="raise"):
+        assert heavy_tail(x.size, m2, m4)
+    y = np.array([1.0, 1.1, 0.9, 1.05, 0.95] * 40)
+    assert not heavy_tail(y.size, float(np.sum((y - 1) ** 2)), float(np.sum((y - 1) ** 4)))
+
+
 def test_prob_below_chains_and_summary_agree(res):
     p = res.prob_below("sd", 0.5)
     assert np.allclose(p["p"], np.mean(res.metrics["sd"] < 0.5, axis=0))
