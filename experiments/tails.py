@@ -111,7 +111,7 @@ def main(argv=None) -> int:
 
     # (a)-(c) categorical, Zipf truth
     p0 = zipf(K)
-    cat = cj.Categorical(p0, rare_below=RARE, sampler="exact")
+    cat = cj.Categorical(p0, rare_below=RARE)
     regimes = {"Replace": cj.Replace(), "Accumulate": cj.Accumulate(), "FreshMix(0.1)": cj.FreshMix(0.1)}
     theory_s = {
         "Replace": cj.theory.categorical.collision_replace(gens, n_cat, p0),
