@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import math
 import sys
 from pathlib import Path
 
@@ -120,3 +121,23 @@ def test_tails_smoke(tmp_path):
     # the 1 % tails halve before the variance does
     f = {(r["series"], int(float(r["x"]))): float(r["mc_value"]) for r in rows if r["panel"] == "f"}
     assert f[("tail mass half-life", 100)] < f[("variance half-life", 100)]
+
+
+def test_accumulate_smoke(tmp_path):
+    mod = _load("accumulate")
+    assert mod.main(["--smoke", "--out", str(tmp_path)]) == 0
+    for ext in ("csv", "png", "pdf"):
+        assert (tmp_path / f"accumulate_smoke.{ext}").stat().st_size > 0
+    with open(tmp_path / "accumulate_smoke.csv") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["x_name"] == "generation"]
+    last = max(int(float(r["x"])) for r in rows)
+    val = {(r["panel"], r["series"], int(float(r["x"]))): float(r["mc_mean"]) for r in rows}
+    # the three regimes share generation 0's fit to the real sample
+    for panel in ("a", "b", "c1", "c2", "c3", "d"):
+        starts = {val[(panel, s, 0)] for s in ("Replace", "Accumulate", "AccumulateSubsample")}
+        assert len(starts) == 1
+    # Replace collapses (theory ratios about 7 at generation 10); keeping the data does not
+    for panel in ("a", "c1", "d"):
+        assert val[(panel, "Replace", last)] > 2 * val[(panel, "Accumulate", last)]
+    assert val[("d", "Accumulate", last)] < val[("d", "AccumulateSubsample", last)] < val[("d", "Replace", last)]
+    assert val[("d", "Accumulate", last)] < 1.5 * math.pi**2 / 6 * 10 / 89
