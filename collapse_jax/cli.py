@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -103,18 +104,30 @@ def cmd_figures(args) -> int:
         return 0
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    name = "timings_smoke.json" if args.smoke else "timings.json"
     timings, failed = {}, []
+    if args.only and (out / name).exists():  # a partial rerun updates its scripts' entries in place
+        try:
+            timings = json.loads((out / name).read_text())
+        except (OSError, ValueError):
+            timings = {}
     for p in chosen:
         cmd = [sys.executable, str(p), "--out", str(out)] + (["--smoke"] if args.smoke else [])
         print(f"== {p.stem}: {' '.join(cmd[1:])}", file=sys.stderr, flush=True)
         t = time.perf_counter()
         rc = subprocess.run(cmd).returncode
-        timings[p.stem] = {"wall_s": round(time.perf_counter() - t, 1), "returncode": rc, "smoke": args.smoke}
+        timings[p.stem] = {
+            "wall_s": round(time.perf_counter() - t, 1),
+            "returncode": rc,
+            "smoke": args.smoke,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "cpus": os.cpu_count(),
+        }
         if rc != 0:
             failed.append(p.stem)
-    name = "timings_smoke.json" if args.smoke else "timings.json"
-    atomic_write(out / name, lambda tmp: Path(tmp).write_text(json.dumps(timings, indent=2) + "\n"))
-    total = sum(v["wall_s"] for v in timings.values())
+        # written after every script, so an interrupted regeneration keeps the finished times
+        atomic_write(out / name, lambda tmp: Path(tmp).write_text(json.dumps(timings, indent=2) + "\n"))
+    total = sum(timings[p.stem]["wall_s"] for p in chosen)
     print(
         f"ran {len(chosen)} scripts in {total:.0f} s; timings in {out / name}"
         + (f"; FAILED: {failed}" if failed else "")

@@ -85,3 +85,8 @@ def test_figures_runs_every_study_script_and_records_times(tmp_path, capsys):
     assert main(["figures", "--experiments", str(exp), "--out", str(out)]) == 1
     timings = json.loads((out / "timings.json").read_text())
     assert timings["broken_study"]["returncode"] == 3 and timings["ok_study"]["returncode"] == 0
+    # --only reruns some scripts and keeps the others' recorded times
+    before = timings["broken_study"]
+    assert main(["figures", "--experiments", str(exp), "--out", str(out), "--only", "ok_study"]) == 0
+    timings = json.loads((out / "timings.json").read_text())
+    assert timings["broken_study"] == before and timings["ok_study"]["cpus"] >= 1
