@@ -141,3 +141,23 @@ def test_accumulate_smoke(tmp_path):
         assert val[(panel, "Replace", last)] > 2 * val[(panel, "Accumulate", last)]
     assert val[("d", "Accumulate", last)] < val[("d", "AccumulateSubsample", last)] < val[("d", "Replace", last)]
     assert val[("d", "Accumulate", last)] < 1.5 * math.pi**2 / 6 * 10 / 89
+
+
+def test_regression_smoke(tmp_path):
+    mod = _load("regression")
+    assert mod.main(["--smoke", "--out", str(tmp_path)]) == 0
+    for ext in ("csv", "png", "pdf"):
+        assert (tmp_path / f"regression_smoke.{ext}").stat().st_size > 0
+    with open(tmp_path / "regression_smoke.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["panel"] for r in rows} == {"a", "b", "c", "d", "e", "f"}
+    gen = [r for r in rows if r["x_name"] == "generation"]
+    last = max(int(float(r["x"])) for r in gen if r["panel"] == "a")
+    val = {(r["panel"], r["series"], r["design"], int(float(r["x"]))): float(r["mc_mean"]) for r in gen}
+    for design in ("fixed", "fresh"):
+        # the OLS chain's error grows linearly (theory: 13x from generation 0 to 12)
+        assert val[("a", "OLS", design, last)] > 5 * val[("a", "OLS", design, 0)]
+        # a strong ridge penalty refitted every generation shrinks the fit to zero (error ||w*||^2 = 10)
+        assert val[("b", "ridge chain lambda=0.3", design, last)] > 5 > val[("a", "OLS", design, last)]
+    # over-parameterised: the min-norm fit never learns the (1 - T/d) ||w*||^2 = 10 part
+    assert val[("f", "min-norm", "fixed", 10)] > 10
