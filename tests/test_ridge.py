@@ -65,6 +65,27 @@ def test_ridge_downstream_decomposition():
     assert_mc_close(mean, np.sqrt(se**2 + mc_se**2), value, label="ridge downstream")
 
 
+@pytest.mark.parametrize("lam", [0.05, 0.5])
+def test_ridge_chain_fixed_design(lam):
+    # ridge refitted at every generation: the shrinkage compounds (bias -> ||w*||^2)
+    g = [0, 1, 4, 10, 30]
+    res = run(cj.Ridge(D, lam=lam, noise=0.8, design="fixed"), generations=30)
+    value, mc_se = T.ridge_replace_test_error(np.array(g), N, D, 0.8, lam, w_star_sq=D, mc=20_000)
+    mean, se = summary_at(res, "test_error", g)
+    assert_mc_close(mean, np.sqrt(se**2 + mc_se**2), value, label=f"ridge chain lam={lam}")
+
+
+def test_ridge_chain_law_reduces_to_ols_and_min_norm():
+    g = np.array([0, 3, 20])
+    value, mc_se = T.ridge_replace_test_error(g, N, D, 0.7, 0.0, w_star_sq=D, mc=20_000)
+    assert_mc_close(value, mc_se, T.ols_replace_test_error(g, N, D, 0.7), label="lam = 0: OLS")
+    value, mc_se = T.ridge_replace_test_error(g, 10, 25, 0.7, 0.0, w_star_sq=25.0, mc=20_000)
+    assert_mc_close(value, mc_se, T.minnorm_replace_test_error(g, 10, 25, 0.7, w_star_sq=25.0), label="min-norm")
+    # a large penalty forgets w*: the error tends to ||w*||^2 (plus a vanishing noise term)
+    far, _ = T.ridge_replace_test_error(np.array([2000]), N, D, 0.7, 5.0, w_star_sq=D, mc=2000)
+    assert abs(far[0] - D) < 0.01 * D
+
+
 @pytest.mark.parametrize("sampler", ["samples", "exact"])
 def test_min_norm_replace(sampler):
     d, n = 30, 12  # n <= d - 2

@@ -51,3 +51,4 @@ from .regression import ols_replace_test_error as ols_replace_test_error
 from .regression import ols_weighted_test_error as ols_weighted_test_error
 from .regression import optimal_label_mixing_weight as optimal_label_mixing_weight
 from .regression import ridge_downstream_test_error as ridge_downstream_test_error
+from .regression import ridge_replace_test_error as ridge_replace_test_error

@@ -23,6 +23,7 @@ __all__ = [
     "ols_accumulate_limit",
     "dohmatob_downstream_test_error",
     "ridge_downstream_test_error",
+    "ridge_replace_test_error",
     "minnorm_replace_test_error",
     "label_mixing_factor",
     "ols_weighted_test_error",
@@ -151,6 +152,62 @@ def ridge_downstream_test_error(
     values, ses = [], []
     for gi in np.atleast_1d(g):
         per = bias + var_d + (gi + 1) * chain_unit * tr_rr
+        values.append(per.mean())
+        ses.append(per.std(ddof=1) / math.sqrt(len(per)))
+    shape = np.shape(g)
+    return _out(np.reshape(values, shape)), _out(np.reshape(ses, shape))
+
+
+def ridge_replace_test_error(
+    g,
+    n: int,
+    d: int,
+    noise: float,
+    lam: float,
+    w_star_sq: float,
+    *,
+    mc: int = 4000,
+    seed: int = 0,
+) -> tuple[FloatOrArray, FloatOrArray]:
+    """E ||w_g - w*||^2 of a RIDGE chain refitted at every generation (penalty lam per
+    point, as :class:`collapse_jax.Ridge`) under Replace on a FIXED design of n rows,
+    Sigma = I (THEORY.md section 11, item 4) [DERIVED]:
+
+        w_g = A^(g+1) w* + sum_{j=0}^{g} A^j B eps_(g-j),  A = (G + n lam I)^-1 G,
+        B = (G + n lam I)^-1 X^T,  G = X^T X,
+
+    so in G's eigenbasis (eigenvalues mu_i, shrinkage r_i = mu_i / (mu_i + n lam))
+
+        E||w_g - w*||^2 = E sum_i [ ||w*||^2 / d (1 - r_i^(g+1))^2
+                                    + sigma^2 mu_i / (mu_i + n lam)^2 sum_{j=0}^{g} r_i^(2j) ]
+
+    (G's eigenvectors are Haar-distributed and independent of its eigenvalues, so the
+    bias averages ||w*||^2 / d per direction). The shrinkage compounds: the bias tends to
+    ||w*||^2 while the noise stays bounded, unlike OLS (lam = 0: (g + 1) sigma^2 d / (n -
+    d - 1)). The expectation over G ~ Wishart_d(n, I) is evaluated by its OWN Monte
+    Carlo over ``mc`` draws of the eigenvalues; lam = 0 with n < d is the minimum-norm
+    chain (r = 0 on G's null space). A fresh design per generation has no such form
+    (the A_t of different generations do not commute).
+
+    Returns (value, Monte Carlo standard error of the value), both per g.
+    """
+    g = _gen(g)
+    n, d = _pos_int("n", n), _pos_int("d", d)
+    lam = _nonneg("lam", lam)
+    mu = _wishart_eigenvalues(n, d, _pos_int("mc", mc, 2), seed)
+    shrink = n * lam
+    live = mu + shrink > 1e-12 * max(1.0, float(mu.max()))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.where(live, mu / (mu + shrink), 0.0)
+        step_var = np.where(live, mu / (mu + shrink) ** 2, 0.0)
+    w_sq, sigma2 = _nonneg("w_star_sq", w_star_sq), _nonneg("noise", noise) ** 2
+    values, ses = [], []
+    for gi in np.atleast_1d(g):
+        t = int(gi) + 1
+        r2 = r * r
+        with np.errstate(invalid="ignore", divide="ignore"):
+            geometric = np.where(r2 < 1.0 - 1e-12, (1.0 - r2**t) / (1.0 - r2), float(t))
+        per = np.sum(w_sq / d * (1.0 - r**t) ** 2 + sigma2 * step_var * geometric, axis=1)
         values.append(per.mean())
         ses.append(per.std(ddof=1) / math.sqrt(len(per)))
     shape = np.shape(g)
