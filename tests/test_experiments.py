@@ -161,3 +161,20 @@ def test_regression_smoke(tmp_path):
         assert val[("b", "ridge chain lambda=0.3", design, last)] > 5 > val[("a", "OLS", design, last)]
     # over-parameterised: the min-norm fit never learns the (1 - T/d) ||w*||^2 = 10 part
     assert val[("f", "min-norm", "fixed", 10)] > 10
+
+
+def test_mixing_ratio_smoke(tmp_path):
+    mod = _load("mixing_ratio")
+    assert mod.main(["--smoke", "--out", str(tmp_path)]) == 0
+    for ext in ("csv", "png", "pdf"):
+        assert (tmp_path / f"mixing_ratio_smoke.{ext}").stat().st_size > 0
+    with open(tmp_path / "mixing_ratio_smoke.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["panel"] for r in rows} == {"a", "b", "c", "c'", "d", "d''"}
+    v = {(r["panel"], r["series"], float(r["x"])): float(r["mc_mean"]) for r in rows}
+    # weighting real and synthetic estimates has an interior optimum (theory 1.89 vs 0.62 at k = 1)
+    assert v[("c", "k = 1", 0.2)] > 2 * v[("c", "k = 1", 0.6)]
+    # with a learned variance the estimator matters: the unbiased one inflates the error (theory 10.0 vs 3.57)
+    assert v[("b", "unbiased, n = 10", 0.1)] > 1.5 * v[("b", "mle, n = 10", 0.1)]
+    # the min-norm / OLS optimal real label weight sits near 1/phi = 0.618
+    assert 0.55 < v[("d''", "argmin, lam = 0", 2.0)] < 0.70
