@@ -12,8 +12,10 @@ error vs generation, theory (g + 1) sigma^2 d / (T - d - 1) dashed (the same law
 (b) The ridge chain (ridge refitted at every generation) for three penalties, fixed and
 fresh design: the fit is shrunk by A = (X^T X + T lambda I)^-1 X^T X each generation, so
 the signal decays while the noise stays bounded; the error tends to ||w*||^2 (the zero
-predictor's). The library has no closed form for this chain: MC only; the OLS law dashed
-for reference.
+predictor's). Theory dashed for the fixed design (cj.theory.ridge_replace_test_error: in
+the eigenbasis of X^T X the chain is a scalar recursion per direction; its Wishart
+expectation is evaluated by its own Monte Carlo); the fresh design has no closed form
+(the shrinkages of different generations do not commute): MC only.
 (c) Dohmatob's setting: an OLS chain (fresh design) whose generation g labels a fresh
 T-row design that a downstream ridge (penalty lambda_d) is fitted on, never fed back.
 Theory dashed: lambda_d = 0, the closed form sigma^2 d/(T-d-1) + (g+1) sigma^2 d/(T-d-1)
@@ -21,13 +23,14 @@ Theory dashed: lambda_d = 0, the closed form sigma^2 d/(T-d-1) + (g+1) sigma^2 d
 cj.theory.ridge_downstream_test_error, whose Wishart expectations are evaluated by its
 own Monte Carlo (its s.e. is in the CSV).
 (d) Ridge-chain penalty sweep (one compiled program per design): the error at g = 1, 10,
-50 vs lambda; the lambda = 0 (OLS) theory per g dashed. Regularising every generation
+50 vs lambda; the fixed-design theory per g dashed. Regularising every generation
 buys less than in (e) and its best lambda does not grow with g (the shrinkage compounds too).
 (e) Downstream penalty sweep: the error at g = 1, 10, 50 vs lambda_d, theory dashed; the
 minimising lambda_d grows with g (adaptive regularisation).
 (f) Over-parameterised fixed design, d = 20 > T = 10: ridge-chain sweep at g = 1, 10, 50;
 lambda = 0 is the minimum-norm interpolator, theory (1 - T/d)||w*||^2 + (g+1) sigma^2 T /
-(d - T - 1) (cj.theory.minnorm_replace_test_error) dashed.
+(d - T - 1) (cj.theory.minnorm_replace_test_error) dotted; the ridge-chain law for every
+lambda dashed.
 
     python experiments/regression.py            # full: 10,000 chains x 100 generations (about 5 minutes on 2 cores)
     python experiments/regression.py --smoke    # 200 chains x 12 generations (about 30 s)
@@ -73,6 +76,9 @@ def main(argv=None) -> int:
         rows.append((panel, series, design, g, x_name, x, m, s, th, th_se))
 
     # (a), (b), (d): the ridge chain over the penalty grid (lambda = 0: OLS), one program per design
+    mc = 2000 if args.smoke else 20000  # draws for the theories' own Wishart expectations
+    # the fixed-design ridge chain's law, per penalty: (value, its Monte Carlo s.e.), each (generation,)
+    chain_th = {lam: cj.theory.ridge_replace_test_error(gens, T, D, SIGMA, lam, wsq, mc=mc) for lam in CHAIN_LAMS}
     chain = {}
     for design in ("fixed", "fresh"):
         fam = cj.Ridge(D, noise=SIGMA, design=design, sampler="samples")
@@ -83,14 +89,20 @@ def main(argv=None) -> int:
             row("a", "OLS", design, g, "generation", g, m[0, g], s[0, g], ols[g])
             for lam in SHOW_LAMS:
                 i = CHAIN_LAMS.index(lam)
-                row("b", f"ridge chain lambda={lam:g}", design, g, "generation", g, m[i, g], s[i, g])
+                th, ts = chain_th[lam] if design == "fixed" else (np.full(G + 1, math.nan),) * 2
+                row("b", f"ridge chain lambda={lam:g}", design, g, "generation", g, m[i, g], s[i, g], th[g], ts[g])
         for g in sweep_gens:
             for i, lam in enumerate(CHAIN_LAMS):
-                row("d", "ridge chain", design, g, "lambda", lam, m[i, g], s[i, g], ols[g] if lam == 0 else math.nan)
+                if lam == 0:
+                    th, ts = ols[g], 0.0
+                elif design == "fixed":
+                    th, ts = chain_th[lam][0][g], chain_th[lam][1][g]
+                else:
+                    th, ts = math.nan, math.nan
+                row("d", "ridge chain", design, g, "lambda", lam, m[i, g], s[i, g], th, ts)
 
     # (c), (e): Dohmatob's downstream ridge on an OLS chain; lambda_d is traced, so every call reuses one program
     down = {}
-    mc = 2000 if args.smoke else 20000  # draws for the theory's own Wishart expectations
     for lam_d in DOWN_LAMS:
         fam = cj.Ridge(D, noise=SIGMA, design="fresh", sampler="samples", downstream=cj.Downstream(T, SIGMA, lam_d))
         res = cj.simulate(fam, cj.Replace(), n=T, generations=G, metrics=["downstream_test_error"], **kw)
@@ -112,15 +124,22 @@ def main(argv=None) -> int:
     res = cj.simulate(fam, cj.Replace(), n=T_OVER, generations=g_over, sweep=sweep, metrics=["test_error"], **kw)
     over = m, s = mean_se(res.metrics["test_error"], axis=1)
     mn = cj.theory.minnorm_replace_test_error(np.arange(g_over + 1), T_OVER, D_OVER, SIGMA, w_star_sq=float(D_OVER))
+    g_arr = np.array(sweep_gens)
+    over_th = {
+        lam: cj.theory.ridge_replace_test_error(g_arr, T_OVER, D_OVER, SIGMA, lam, float(D_OVER), mc=mc)
+        for lam in CHAIN_LAMS
+        if lam > 0
+    }
     for g in range(g_over + 1):
         row("f", "min-norm", "fixed", g, "generation", g, m[0, g], s[0, g], mn[g])
-    for g in sweep_gens:
+    for j, g in enumerate(sweep_gens):
         for i, lam in enumerate(CHAIN_LAMS):
-            row("f", "ridge chain, d > T", "fixed", g, "lambda", lam, m[i, g], s[i, g], mn[g] if lam == 0 else math.nan)
+            th, ts = (mn[g], 0.0) if lam == 0 else (over_th[lam][0][j], over_th[lam][1][j])
+            row("f", "ridge chain, d > T", "fixed", g, "lambda", lam, m[i, g], s[i, g], th, ts)
 
     csv_path = out / f"regression{tag}.csv"
     atomic_write(csv_path, lambda tmp: _write_csv(tmp, rows))
-    _figure(out, tag, args, chains, G, g_over, sweep_gens, gens, ols, wsq, chain, down, over, mn)
+    _figure(out, tag, args, chains, G, g_over, sweep_gens, gens, ols, wsq, chain, chain_th, down, over, mn, over_th)
     print(f"wrote {csv_path} and regression{tag}.png/.pdf in {out}")
     for g in sweep_gens:
         best = {d: CHAIN_LAMS[int(np.argmin(chain[d][0][:, g]))] for d in chain}
@@ -146,7 +165,7 @@ def _write_csv(path, rows) -> None:
             w.writerow([p, who, design, g, xn, f"{x:g}", f"{m:.6g}", f"{s:.3g}", f"{t:.6g}", f"{ts:.3g}"])
 
 
-def _figure(out, tag, args, chains, G, g_over, sweep_gens, gens, ols, wsq, chain, down, over, mn):
+def _figure(out, tag, args, chains, G, g_over, sweep_gens, gens, ols, wsq, chain, chain_th, down, over, mn, over_th):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -182,12 +201,13 @@ def _figure(out, tag, args, chains, G, g_over, sweep_gens, gens, ols, wsq, chain
         for design, style in (("fixed", "-"), ("fresh", ":")):
             m, s = chain[design]
             band(ax, gens, m[i], s[i], f"lambda = {lam:g}, {design}", ls=style, color=f"C{k}")
+        ax.plot(gens, chain_th[lam][0], "--", color="k", lw=0.8, zorder=3)
     m, s = chain["fixed"]
     band(ax, gens, m[0], s[0], "OLS (lambda = 0), fixed", color="C3")
-    ax.plot(gens, ols, "--", color="k", lw=0.9, label="OLS theory")
+    ax.plot(gens, ols, "--", color="k", lw=0.9, label="theory, fixed design (fresh: none)")
     ax.axhline(wsq, color="grey", lw=0.7, label="||w*||^2 (the zero predictor)")
     ax.set(yscale="log", xlabel="generation g", ylabel="test error (log)")
-    ax.set_title("(b) ridge refitted every generation (no closed form: MC only)", fontsize=9)
+    ax.set_title("(b) ridge refitted every generation (theory: fixed design only)", fontsize=9)
     ax.legend(fontsize=6, ncol=2)
 
     ax = axes[0, 2]
@@ -216,10 +236,11 @@ def _figure(out, tag, args, chains, G, g_over, sweep_gens, gens, ols, wsq, chain
             label = f"g = {g}, {design} (argmin {best:g})"
             mfc = "none" if design == "fresh" else None
             ax.errorbar(x, m[:, g], yerr=2 * s[:, g], fmt=fmt, ms=3, lw=0.8, color=f"C{k}", mfc=mfc, label=label)
-        ax.axhline(ols[g], ls="--", color=f"C{k}", lw=0.8)
+        th = np.array([ols[g] if lam == 0 else chain_th[lam][0][g] for lam in CHAIN_LAMS])
+        ax.plot(x, th, "--", color=f"C{k}", lw=0.8)
     ax.axhline(wsq, color="grey", lw=0.7, label="||w*||^2 (the zero predictor)")
     ax.set(ylabel="test error at generation g (log)")
-    ax.set_title("(d) ridge chain vs penalty: the best lambda does not grow; dashed: OLS theory", fontsize=9)
+    ax.set_title("(d) ridge chain vs penalty: the best lambda does not grow; dashed: fixed-design theory", fontsize=9)
     sweep_axis(ax, CHAIN_LAMS, 1e-4, "ridge penalty lambda (every generation)", ncol=2, loc="upper left")
     ax.set_ylim(top=80)  # room for the legend above the curves
 
@@ -244,10 +265,12 @@ def _figure(out, tag, args, chains, G, g_over, sweep_gens, gens, ols, wsq, chain
         ax.errorbar(
             x, m[:, g], yerr=2 * s[:, g], fmt="o-", ms=3, lw=0.8, color=f"C{k}", label=f"g = {g} (argmin {best:g})"
         )
-        ax.axhline(mn[g], ls="--", color=f"C{k}", lw=0.8)
+        ax.axhline(mn[g], ls=":", color=f"C{k}", lw=0.8)
+        th = np.array([mn[g] if lam == 0 else over_th[lam][0][k] for lam in CHAIN_LAMS])  # k indexes sweep_gens
+        ax.plot(x, th, "--", color=f"C{k}", lw=0.8)
     ax.axhline(float(D_OVER), color="grey", lw=0.7, label="||w*||^2 (the zero predictor)")
     ax.set(ylabel="test error at generation g (log)")
-    ax.set_title(f"(f) d = {D_OVER} > T = {T_OVER}, fixed; dashed: min-norm theory (lambda = 0)", fontsize=9)
+    ax.set_title(f"(f) d = {D_OVER} > T = {T_OVER}, fixed: ridge-chain theory dashed, min-norm dotted", fontsize=9)
     sweep_axis(ax, CHAIN_LAMS, 1e-4, "ridge penalty lambda (every generation)")
 
     fig.suptitle(
