@@ -14,7 +14,7 @@ class without real data). Second panel: per-node E||mu - mu_0||^2 over generatio
 ring, chain and star (a = 0.2), Monte Carlo bands (+- 2 s.e.) with the exact recursion
 C_g = W C W^T + D dashed.
 
-    python experiments/graph_collapse.py            # full: 2,000 chains x 400 generations per cell
+    python experiments/graph_collapse.py            # full: 10,000 chains x 400 generations per cell
     python experiments/graph_collapse.py --smoke    # seconds: the whole pipeline, small
 """
 
@@ -51,7 +51,7 @@ def real_at_node0(a: float) -> np.ndarray:
 
 
 def main(argv=None) -> int:
-    args, chains, G, out, tag = study_args(__doc__, argv, chains=(200, 2000), generations=(30, 400))
+    args, chains, G, out, tag = study_args(__doc__, argv, chains=(200, 10000), generations=(30, 400))
     fam = cj.Gaussian(learn_cov=False, sampler="exact")
 
     rows, grid, curves, worst_z = [], {}, {}, 0.0
