@@ -1,9 +1,13 @@
-"""What every study script shares: its command line and its output folder."""
+"""What every study script shares: its command line, its output folder and the Monte
+Carlo mean with its standard error."""
 
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
+
+import numpy as np
 
 
 def study_args(doc: str, argv, *, chains: tuple[int, int], generations: tuple[int, int]):
@@ -22,3 +26,9 @@ def study_args(doc: str, argv, *, chains: tuple[int, int], generations: tuple[in
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     return args, c, g, out, "_smoke" if args.smoke else ""
+
+
+def mean_se(values, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Monte Carlo mean and its standard error over the chain axis (float64)."""
+    x = np.asarray(values, np.float64)
+    return x.mean(axis=axis), x.std(axis=axis, ddof=1) / math.sqrt(x.shape[axis])

@@ -40,7 +40,7 @@ import csv
 import math
 
 import numpy as np
-from _common import study_args
+from _common import mean_se, study_args
 
 import collapse_jax as cj
 from collapse_jax.results import atomic_write
@@ -50,11 +50,6 @@ DIM = 10  # panels (c) and (d)
 REGIMES = {"Replace": cj.Replace, "Accumulate": cj.Accumulate, "AccumulateSubsample": cj.AccumulateSubsample}
 COLORS = {"Replace": "C3", "Accumulate": "C0", "AccumulateSubsample": "C2"}
 PI2_6 = math.pi**2 / 6
-
-
-def mean_se(res, metric):
-    x = np.asarray(res.metrics[metric], np.float64)
-    return x.mean(axis=0), x.std(axis=0, ddof=1) / math.sqrt(x.shape[0])
 
 
 def main(argv=None) -> int:
@@ -87,14 +82,14 @@ def main(argv=None) -> int:
         f"(a) 1-D Gaussian, MLE mean and variance, n = {N}: mean error",
         "E (mu_g - mu_0)^2  (log)",
         "log",
-        {k: (*mean_se(r, "mean_sq_error"), th_mse[k], c) for k, (r, c) in res.items()},
+        {k: (*mean_se(r.metrics["mean_sq_error"]), th_mse[k], c) for k, (r, c) in res.items()},
         [(PI2_6 / N, f"pi^2/6 sigma^2/n = {PI2_6 / N:.5f} (learned-variance limit {learned_limit:.5f})")],
     )
     panels["b"] = (
         f"(b) 1-D Gaussian, n = {N}: variance (Subsample: no closed form, MC only)",
         "E[sigma_g^2] / sigma_0^2  (log)",
         "log",
-        {k: (*mean_se(r, "variance"), th_var[k], c) for k, (r, c) in res.items()},
+        {k: (*mean_se(r.metrics["variance"]), th_var[k], c) for k, (r, c) in res.items()},
         [(var_floor, f"Accumulate limit sin(pi/sqrt n)/(pi/sqrt n) = {var_floor:.4f}")],
     )
 
@@ -119,7 +114,7 @@ def main(argv=None) -> int:
         ("c3", "logdet_ratio", "log det ratio (accumulating: MC only)",
          "E[log det Sigma_g - log det Sigma_0]  (symlog)", "symlog", []),
     ):  # fmt: skip
-        series = {k: (*mean_se(r, metric), th[metric].get(k, nan), c) for k, (r, c) in res.items()}
+        series = {k: (*mean_se(r.metrics[metric]), th[metric].get(k, nan), c) for k, (r, c) in res.items()}
         panels[key] = (f"({key}) d = {DIM} Gaussian, MLE, n = {N}: {title}", ylabel, yscale, series, lines)
 
     # (d): OLS on a fixed design
@@ -135,7 +130,7 @@ def main(argv=None) -> int:
         f"(d) OLS, fixed design, d = {DIM}, T = {N}, sigma^2 = 1",
         "test error ||w_g - w*||^2  (log)",
         "log",
-        {k: (*mean_se(r, "test_error"), th_ols[k], c) for k, (r, c) in res.items()},
+        {k: (*mean_se(r.metrics["test_error"]), th_ols[k], c) for k, (r, c) in res.items()},
         [(limit, f"pi^2/6 sigma^2 d/(T-d-1) = {limit:.4f}")],
     )
 

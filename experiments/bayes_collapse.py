@@ -24,18 +24,13 @@ import math
 from pathlib import Path
 
 import numpy as np
-from _common import study_args
+from _common import mean_se, study_args
 
 import collapse_jax as cj
 from collapse_jax.results import atomic_write
 
 N = 20
 MODES = ("plugin", "posterior", "marginal")
-
-
-def mean_se(res, metric):
-    x = np.asarray(res.metrics[metric], np.float64)
-    return x.mean(axis=0), x.std(axis=0, ddof=1) / math.sqrt(x.shape[0])
 
 
 def main(argv=None) -> int:
@@ -51,11 +46,11 @@ def main(argv=None) -> int:
         fam = cj.BayesGaussian(1, 1.0, prior_var=tau2, predictive=mode, sampler="exact")
         res = cj.simulate(fam, cj.Replace(), generations=G, **kw)
         panel_a[mode] = (
-            *mean_se(res, "mean_sq_error"),
+            *mean_se(res.metrics["mean_sq_error"]),
             cj.theory.bayes.known_variance_mean_sq_error(gens, N, 1.0, tau2, mode),
         )
     mle = cj.simulate(cj.Gaussian(learn_cov=False, sampler="exact"), cj.Replace(), generations=G, **kw)
-    panel_a["flat prior (MLE)"] = (*mean_se(mle, "mean_sq_error"), (gens + 1) / N)
+    panel_a["flat prior (MLE)"] = (*mean_se(mle.metrics["mean_sq_error"]), (gens + 1) / N)
     for name, (m, s, t) in panel_a.items():
         for g in (0, G // 4, G // 2, G):
             rows.append(("a", name, "generation", g, m[g], s[g], t[g]))
@@ -91,9 +86,9 @@ def main(argv=None) -> int:
             cj.BayesGaussian(1, predictive=mode, sampler=sampler, **prior), cj.Replace(), generations=G, **kw
         )
         th = cj.theory.bayes.replace_moments(G, N, mode, prior_count=1.0, prior_df=3.0, prior_scale_trace=1.0)
-        panel_c[mode] = (*mean_se(res, "variance"), th["trace_cov"])
+        panel_c[mode] = (*mean_se(res.metrics["variance"]), th["trace_cov"])
     mle = cj.simulate(cj.Gaussian(sampler="exact"), cj.Replace(), generations=G, **kw)
-    panel_c["MLE"] = (*mean_se(mle, "variance"), cj.theory.variance_mean(gens, N, "mle"))
+    panel_c["MLE"] = (*mean_se(mle.metrics["variance"]), cj.theory.variance_mean(gens, N, "mle"))
     for name, (m, s, t) in panel_c.items():
         for g in (0, G // 4, G // 2, G):
             rows.append(("c", name, "generation", g, m[g], s[g], t[g]))

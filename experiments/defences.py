@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from _common import study_args
+from _common import mean_se, study_args
 
 import collapse_jax as cj
 from collapse_jax.pressures import candidates_needed
@@ -47,11 +47,6 @@ POWERS = (0.0, 0.5, 1.0, 1.5, 2.0)
 N0 = 10
 
 
-def mean_se(res, metric):
-    x = np.asarray(res.metrics[metric], np.float64)
-    return x.mean(axis=0), x.std(axis=0, ddof=1) / math.sqrt(x.shape[0])
-
-
 def main(argv=None) -> int:
     args, chains, G, out, tag = study_args(__doc__, argv, chains=(300, 10000), generations=(40, 200))
     kw = dict(chains=chains, seed=args.seed, progress=not args.smoke)
@@ -65,8 +60,8 @@ def main(argv=None) -> int:
     for name, pk in (("plain", {}), ("truncate 0.95", {"truncate": 0.95}), ("temperature 0.9", {"temperature": 0.9})):
         fam = cj.Pressured(cj.Gaussian(), **pk) if pk else cj.Gaussian()
         res = cj.simulate(fam, cj.Replace(), n=N_TAIL, generations=g_a, metrics=["tail_mass", "variance"], **kw)
-        tm, ts = mean_se(res, "tail_mass")
-        vm, vs = mean_se(res, "variance")
+        tm, ts = mean_se(res.metrics["tail_mass"])
+        vm, vs = mean_se(res.metrics["variance"])
         vt = cj.theory.pressure_variance_mean(gens_a, N_TAIL, "mle", **pk)
         panel_a[name] = (tm / 0.01, ts / 0.01, vm, vs, vt)
         for g in range(0, g_a + 1, 5):
@@ -137,7 +132,7 @@ def main(argv=None) -> int:
         sched = cj.Schedule.power(N0, p, G)
         sizes = np.asarray(sched.sizes)
         res = cj.simulate(exact, sched, n=int(sizes.max()), generations=G, metrics=["mean_sq_error"], **kw)
-        m, s = mean_se(res, "mean_sq_error")
+        m, s = mean_se(res.metrics["mean_sq_error"])
         t = cj.theory.schedule_mean_sq_error(sizes)
         panel_f[f"p = {p:g}"] = (m * N0, s * N0, t * N0)
         for g in range(0, G + 1, max(1, G // 10)):

@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from _common import study_args
+from _common import mean_se, study_args
 
 import collapse_jax as cj
 from collapse_jax.results import atomic_write
@@ -53,11 +53,6 @@ SHOW_LAMS = (3e-3, 3e-2, 0.3)  # panel (b)
 DOWN_LAMS = (0.0, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0)
 SHOW_DOWN = (0.0, 0.1, 1.0)  # panel (c)
 HEADER = ("panel", "series", "design", "generation", "x_name", "x", "mc_mean", "mc_se", "theory", "theory_se")
-
-
-def mean_se(x, axis):
-    x = np.asarray(x, np.float64)
-    return x.mean(axis=axis), x.std(axis=axis, ddof=1) / math.sqrt(x.shape[axis])
 
 
 def main(argv=None) -> int:

@@ -40,7 +40,7 @@ import csv
 import math
 
 import numpy as np
-from _common import study_args
+from _common import mean_se, study_args
 
 import collapse_jax as cj
 from collapse_jax.results import atomic_write
@@ -59,11 +59,6 @@ SIGMA2_HALF_TAIL = (TAIL_Z / 2.807033768343811) ** 2  # 2 (1 - Phi(z / sigma)) =
 def zipf(k: int) -> np.ndarray:
     p = 1.0 / np.arange(1, k + 1)
     return p / p.sum()
-
-
-def mean_se(x) -> tuple[np.ndarray, np.ndarray]:
-    x = np.asarray(x, np.float64)
-    return x.mean(axis=0), x.std(axis=0, ddof=1) / math.sqrt(x.shape[0])
 
 
 def first_below(curve: np.ndarray, level: float) -> float:

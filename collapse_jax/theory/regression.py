@@ -109,6 +109,15 @@ def _wishart_eigenvalues(t: int, d: int, mc: int, seed: int) -> np.ndarray:
     return np.linalg.eigvalsh(np.einsum("mti,mtj->mij", x, x))
 
 
+def _ridge_spectrum(mu: np.ndarray, shrink: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per eigenvalue mu of G = X^T X: the ridge shrinkage r = mu / (mu + shrink) and
+    the noise gain mu / (mu + shrink)^2 of (G + shrink I)^-1 X^T; both 0 on G's null
+    space when shrink = 0 (the minimum-norm convention)."""
+    live = mu + shrink > 1e-12 * max(1.0, float(mu.max()))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(live, mu / (mu + shrink), 0.0), np.where(live, mu / (mu + shrink) ** 2, 0.0)
+
+
 def ridge_downstream_test_error(
     g,
     n: int,
@@ -141,10 +150,7 @@ def ridge_downstream_test_error(
     t, d, n = _pos_int("samples", samples), _pos_int("d", d), _pos_int("n", n)
     lam = _nonneg("downstream_lam", downstream_lam)
     mu = _wishart_eigenvalues(t, d, _pos_int("mc", mc, 2), seed)
-    shrink = t * lam
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = np.where(mu + shrink > 1e-12 * max(1.0, mu.max()), mu / (mu + shrink), 0.0)
-        aga = np.where(mu + shrink > 1e-12 * max(1.0, mu.max()), mu / (mu + shrink) ** 2, 0.0)
+    r, aga = _ridge_spectrum(mu, t * lam)
     bias = _nonneg("w_star_sq", w_star_sq) * np.sum((1 - r) ** 2, axis=1) / d
     var_d = _nonneg("downstream_noise", downstream_noise) ** 2 * np.sum(aga, axis=1)
     chain_unit = _nonneg("noise", noise) ** 2 / (n - d - 1) if n >= d + 2 else math.inf
@@ -195,11 +201,7 @@ def ridge_replace_test_error(
     n, d = _pos_int("n", n), _pos_int("d", d)
     lam = _nonneg("lam", lam)
     mu = _wishart_eigenvalues(n, d, _pos_int("mc", mc, 2), seed)
-    shrink = n * lam
-    live = mu + shrink > 1e-12 * max(1.0, float(mu.max()))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = np.where(live, mu / (mu + shrink), 0.0)
-        step_var = np.where(live, mu / (mu + shrink) ** 2, 0.0)
+    r, step_var = _ridge_spectrum(mu, n * lam)
     w_sq, sigma2 = _nonneg("w_star_sq", w_star_sq), _nonneg("noise", noise) ** 2
     values, ses = [], []
     for gi in np.atleast_1d(g):
