@@ -84,6 +84,10 @@ def test_ridge_chain_law_reduces_to_ols_and_min_norm():
     # a large penalty forgets w*: the error tends to ||w*||^2 (plus a vanishing noise term)
     far, _ = T.ridge_replace_test_error(np.array([2000]), N, D, 0.7, 5.0, w_star_sq=D, mc=2000)
     assert abs(far[0] - D) < 0.01 * D
+    # vectorised over any shape of g, like every closed form
+    grid, grid_se = T.ridge_replace_test_error(np.array([[0, 3], [20, 3]]), N, D, 0.7, 0.1, w_star_sq=D, mc=500)
+    one, _ = T.ridge_replace_test_error(3, N, D, 0.7, 0.1, w_star_sq=D, mc=500)
+    assert grid.shape == grid_se.shape == (2, 2) and grid[0, 1] == grid[1, 1] == one
 
 
 @pytest.mark.parametrize("sampler", ["samples", "exact"])

@@ -109,6 +109,18 @@ def _wishart_eigenvalues(t: int, d: int, mc: int, seed: int) -> np.ndarray:
     return np.linalg.eigvalsh(np.einsum("mti,mtj->mij", x, x))
 
 
+def _draw_average(g: np.ndarray, per_draw) -> tuple[FloatOrArray, FloatOrArray]:
+    """(mean, standard error) over the Wishart draws of ``per_draw(g_i)`` for every
+    generation in ``g``, shaped like ``g``: the two ridge laws' own Monte Carlo."""
+    values, ses = [], []
+    for gi in np.ravel(g):  # any shape of g, scalars included
+        per = per_draw(gi)
+        values.append(per.mean())
+        ses.append(per.std(ddof=1) / math.sqrt(len(per)))
+    shape = np.shape(g)
+    return _out(np.reshape(values, shape)), _out(np.reshape(ses, shape))
+
+
 def _ridge_spectrum(mu: np.ndarray, shrink: float) -> tuple[np.ndarray, np.ndarray]:
     """Per eigenvalue mu of G = X^T X: the ridge shrinkage r = mu / (mu + shrink) and
     the noise gain mu / (mu + shrink)^2 of (G + shrink I)^-1 X^T; both 0 on G's null
@@ -155,13 +167,7 @@ def ridge_downstream_test_error(
     var_d = _nonneg("downstream_noise", downstream_noise) ** 2 * np.sum(aga, axis=1)
     chain_unit = _nonneg("noise", noise) ** 2 / (n - d - 1) if n >= d + 2 else math.inf
     tr_rr = np.sum(r**2, axis=1)
-    values, ses = [], []
-    for gi in np.atleast_1d(g):
-        per = bias + var_d + (gi + 1) * chain_unit * tr_rr
-        values.append(per.mean())
-        ses.append(per.std(ddof=1) / math.sqrt(len(per)))
-    shape = np.shape(g)
-    return _out(np.reshape(values, shape)), _out(np.reshape(ses, shape))
+    return _draw_average(g, lambda gi: bias + var_d + (gi + 1) * chain_unit * tr_rr)
 
 
 def ridge_replace_test_error(
@@ -203,17 +209,15 @@ def ridge_replace_test_error(
     mu = _wishart_eigenvalues(n, d, _pos_int("mc", mc, 2), seed)
     r, step_var = _ridge_spectrum(mu, n * lam)
     w_sq, sigma2 = _nonneg("w_star_sq", w_star_sq), _nonneg("noise", noise) ** 2
-    values, ses = [], []
-    for gi in np.atleast_1d(g):
+    r2 = r * r
+
+    def per_draw(gi):
         t = int(gi) + 1
-        r2 = r * r
         with np.errstate(invalid="ignore", divide="ignore"):
             geometric = np.where(r2 < 1.0 - 1e-12, (1.0 - r2**t) / (1.0 - r2), float(t))
-        per = np.sum(w_sq / d * (1.0 - r**t) ** 2 + sigma2 * step_var * geometric, axis=1)
-        values.append(per.mean())
-        ses.append(per.std(ddof=1) / math.sqrt(len(per)))
-    shape = np.shape(g)
-    return _out(np.reshape(values, shape)), _out(np.reshape(ses, shape))
+        return np.sum(w_sq / d * (1.0 - r**t) ** 2 + sigma2 * step_var * geometric, axis=1)
+
+    return _draw_average(g, per_draw)
 
 
 def minnorm_replace_test_error(g, n: int, d: int, noise: float = 1.0, w_star_sq: float = 1.0) -> FloatOrArray:
