@@ -18,13 +18,14 @@ import io
 import json
 import os
 import time
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .results import atomic_write
+from ._files import atomic_write, check_writable
 
 FORMAT = "collapse_jax checkpoint 1"
 # configuration keys that a resumed run takes from its checkpoint instead of choosing them (they
@@ -61,8 +62,11 @@ def _unflatten(skel: dict, arrays) -> Any:
     return skel["value"]
 
 
-def _digest(arrays: dict[str, np.ndarray]) -> str:
+def _digest(arrays: dict[str, np.ndarray], meta: dict) -> str:
+    """SHA-256 over the metadata (format, configuration, structure and the scalar
+    positions it holds) and every array's name, dtype, shape and bytes."""
     h = hashlib.sha256()
+    h.update(json.dumps({k: meta.get(k) for k in ("format", "config", "skeleton")}, sort_keys=True).encode())
     for name in sorted(arrays):
         a = np.ascontiguousarray(arrays[name])
         h.update(name.encode())
@@ -75,7 +79,8 @@ def save(path: Path, config: dict, state: dict) -> None:
     """Write ``state`` (nested dicts of arrays) for the run ``config``, atomically."""
     arrays: dict[str, np.ndarray] = {}
     skeleton = _flatten(state, "state", arrays)
-    meta = {"format": FORMAT, "config": config, "skeleton": skeleton, "digest": _digest(arrays)}
+    meta = {"format": FORMAT, "config": config, "skeleton": skeleton}
+    meta["digest"] = _digest(arrays, json.loads(json.dumps(meta)))
 
     def write(tmp):
         buf = io.BytesIO()
@@ -85,10 +90,7 @@ def save(path: Path, config: dict, state: dict) -> None:
             fh.flush()
             os.fsync(fh.fileno())
 
-    path = Path(path)
-    for stale in path.parent.glob(f".{path.name}.*.tmp"):  # left by a write killed mid-way (SIGKILL)
-        stale.unlink(missing_ok=True)
-    atomic_write(path, write)
+    atomic_write(Path(path), write)  # also removes temporaries of writes killed mid-way
 
 
 def read_config(path: Path) -> dict | None:
@@ -130,8 +132,10 @@ def _open(path: Path, arrays: bool):
         raise CheckpointError(
             f"checkpoint {path} has an unknown format {meta.get('format')!r}; remove it to start afresh"
         )
-    if arrays and _digest(data) != meta["digest"]:
-        raise CheckpointError(f"checkpoint {path} is corrupt (its arrays do not match their digest); remove it")
+    if arrays and _digest(data, meta) != meta.get("digest"):
+        raise CheckpointError(
+            f"checkpoint {path} is corrupt (its arrays or metadata do not match their digest); remove it"
+        )
     return meta, data
 
 
@@ -147,6 +151,8 @@ class Checkpointer:
         self.path = Path(path)
         if self.path.is_dir() or not self.path.parent.is_dir():
             raise ValueError(f"simulate: checkpoint={str(self.path)!r} must be a file in an existing folder")
+        # a checkpoint that cannot be written is refused now, not after the first block has computed
+        check_writable(self.path.parent, f"simulate: checkpoint={str(self.path)!r}")
         try:
             self.every = float(every)
         except (TypeError, ValueError):
@@ -155,6 +161,7 @@ class Checkpointer:
             raise ValueError(f"simulate: checkpoint_every must be >= 0 seconds, got {every!r}")
         self.config: dict | None = None
         self.last = time.monotonic()
+        self.failed: str | None = None  # the first write error, once a write has failed
 
     def configure(self, config: dict, chunk_size: int, block: int, adopt: bool) -> tuple[int, int]:
         """Fix the configuration the checkpoint is keyed by; a run whose only
@@ -197,5 +204,16 @@ class Checkpointer:
             "acc": acc.state() if acc is not None else None,
             "done": prog.done,
         }
-        save(self.path, self.config, state)
+        try:
+            save(self.path, self.config, state)
+        except OSError as exc:
+            # the run goes on and returns its result in memory; the next write is tried again
+            if self.failed is None:
+                warnings.warn(
+                    f"simulate: checkpoint could not be written ({exc}); the run goes on and its result is "
+                    "returned in memory, but it cannot resume from this file if interrupted",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
+            self.failed = str(exc)
         self.last = time.monotonic()

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from . import theory as T
+from ._files import check_writable
 from .families import Gaussian
 from .regimes import Accumulate, FreshMix, Replace
 from .results import atomic_write
@@ -42,8 +43,7 @@ def run_demo(
     """
     import pandas as pd
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = check_writable(out, "demo: out")  # before any compute: a finished study is never lost to a bad path
     regimes = {"Replace": Replace(), "Accumulate": Accumulate(), f"FreshMix({REAL_FRACTION})": FreshMix(REAL_FRACTION)}
     rows, t0 = [], time.perf_counter()
     for estimator in ("mle", "unbiased"):

@@ -28,6 +28,7 @@ import math
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 from jax.extend.random import threefry_2x32
 
@@ -49,9 +50,22 @@ N_STREAMS = 16
 MAX_GENERATIONS = 2**32 // N_STREAMS - 1
 
 
+SEED_BITS = 64  # a seed is any integer in [0, 2**64): every bit of it reaches the root key
+
+
 def root_key(seed: int) -> jax.Array:
-    """The run's root key (threefry2x32: its streams are safe under vmap)."""
-    return jax.random.key(seed, impl="threefry2x32")
+    """The run's root key (threefry2x32: its streams are safe under vmap).
+
+    The key's two 32-bit words are the seed's high and low halves, built on the host
+    from all 64 bits, so ``seed`` and ``seed + 2**32`` never share a key, whatever
+    the dtype of the run (``jax.random.key`` would truncate the seed to 32 bits
+    when 64-bit mode is off). For seeds below 2**32 this is ``jax.random.key(seed)``.
+    """
+    seed = int(seed)
+    if not 0 <= seed < 2**SEED_BITS:
+        raise ValueError(f"seed must be an int in [0, 2**{SEED_BITS}), got {seed}")
+    words = np.array([seed >> 32, seed & 0xFFFFFFFF], dtype=np.uint32)
+    return jax.random.wrap_key_data(jnp.asarray(words), impl="threefry2x32")
 
 
 def chain_keys(root: jax.Array, chain_ids: jax.Array) -> jax.Array:

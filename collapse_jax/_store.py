@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -72,8 +73,15 @@ def to_dataset(res: Result):
 def from_dataset(path) -> Result:
     import xarray as xr
 
-    with xr.open_dataset(path, engine="h5netcdf") as ds:
-        ds = ds.load()
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"load: no result file {str(path)!r}")
+    try:
+        with xr.open_dataset(path, engine="h5netcdf") as ds:
+            ds = ds.load()
+    except (OSError, ValueError) as exc:
+        raise ValueError(
+            f"load: {str(path)!r} is not a netCDF file written by collapse_jax's Result.save ({exc})"
+        ) from None
     if int(ds.attrs.get("format_version", -1)) != FORMAT_VERSION:
         raise ValueError(f"load: {path} is not a collapse_jax result of format {FORMAT_VERSION}")
     config = json.loads(ds.attrs["config"])

@@ -10,6 +10,8 @@ import equinox as eqx
 import jax
 import numpy as np
 
+from ._validate import as_float_array
+
 
 def apply_sweep(family, regime, values, fields):
     """Family and regime with the swept fields replaced by one sweep point's values."""
@@ -47,7 +49,7 @@ def resolve_sweep(family, regime, sweep) -> tuple[tuple[tuple[str, str], ...], t
                 f"simulate: sweep key {key!r} is a static field (it sets shapes or code paths); only traced "
                 "hyperparameters can be swept in one program"
             )
-        arr = np.asarray(vals, dtype=np.float64).reshape(-1)
+        arr = as_float_array("simulate", f"sweep values for {key!r}", vals).reshape(-1)
         if arr.size == 0:
             raise ValueError(f"simulate: sweep values for {key!r} are empty")
         current = getattr(obj, name)

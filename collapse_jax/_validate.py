@@ -30,6 +30,16 @@ def check_int(name: str, value, minimum: int) -> int:
     return int(value)
 
 
+def check_seed(name: str, value) -> int:
+    """``value`` as a seed: an int in [0, 2**64) (all 64 bits reach the root key),
+    else a TypeError/ValueError naming it and the allowed range."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int in [0, 2**64), got {value!r} ({type(value).__name__})")
+    if not 0 <= value < 2**64:
+        raise ValueError(f"{name} must be an int in [0, 2**64), got {value}")
+    return int(value)
+
+
 def parse_memory(value) -> int:
     """Bytes from an int or a string such as "4GB", "512MiB", "2.5 GB"."""
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
@@ -45,15 +55,63 @@ def parse_memory(value) -> int:
     raise ValueError(f"max_memory must be a positive number of bytes or a string like '4GB' or '512MiB', got {value!r}")
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def as_float_array(owner: str, name: str, value, *, limit: float = FLOAT32_MAX) -> np.ndarray:
+    """``value`` as a finite float64 array whose entries a float32 run can hold
+    (|x| <= ``limit``), else a TypeError/ValueError naming the owner, the parameter
+    and the value. Strings, booleans and other non-numbers are refused."""
+    try:
+        if isinstance(value, (str, bytes)) or np.asarray(value).dtype.kind not in "iuf":
+            raise TypeError
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{owner}: {name} must be numbers, got {value!r}") from None
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{owner}: {name} must be finite, got {value!r}")
+    if arr.size and np.max(np.abs(arr)) > limit:
+        raise ValueError(
+            f"{owner}: {name} must lie within +-{limit:.4g} (float32's range), got {value!r}"
+        )
+    return arr
+
+
+def _one_float(owner: str, name: str, value, expect: str) -> float:
+    """One Python or NumPy number as a float; booleans, strings and arrays are refused
+    with a TypeError saying what was expected."""
+    if not isinstance(value, (bool, np.bool_, str, bytes)) and np.ndim(value) == 0:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            pass
+    raise TypeError(f"{owner}: {name} must be {expect}, got {value!r}")
+
+
+def check_number(owner: str, name: str, value, lo: float = -math.inf, hi: float = math.inf) -> float:
+    """``value`` as one float in [lo, hi] (not a bool, a string or an array), else a
+    TypeError/ValueError naming the owner, the parameter, the value and the range."""
+    if math.isfinite(lo) and math.isfinite(hi):
+        rng = f"lie in [{lo:g}, {hi:g}]"
+    elif math.isfinite(lo) or math.isfinite(hi):
+        rng = f"be >= {lo:g}" if math.isfinite(lo) else f"be <= {hi:g}"
+    else:
+        rng = "be finite"
+    v = _one_float(owner, name, value, f"a number (one value) and {rng}")
+    if not (lo <= v <= hi) or math.isnan(v):
+        raise ValueError(f"{owner}: {name} must {rng}, got {value!r}")
+    return v
+
+
 def check_covariance(owner: str, cov, d: int) -> tuple[np.ndarray, np.ndarray]:
     """``cov`` as a (d, d) symmetric positive definite float64 matrix (None gives I,
     a scalar c gives c I) and its lower Cholesky factor, else a ValueError naming
     the owner, the parameter and what is wrong."""
-    sig = np.eye(d) if cov is None else np.asarray(cov, dtype=np.float64)
+    sig = np.eye(d) if cov is None else as_float_array(owner, "cov", cov)
     if sig.ndim == 0:
         sig = float(sig) * np.eye(d)
-    if sig.shape != (d, d) or not np.all(np.isfinite(sig)):
-        raise ValueError(f"{owner}: cov must be a finite ({d}, {d}) matrix, got shape {sig.shape}")
+    if sig.shape != (d, d):
+        raise ValueError(f"{owner}: cov must be a ({d}, {d}) matrix (or a scalar), got shape {sig.shape}")
     if not np.allclose(sig, sig.T, rtol=1e-10, atol=1e-12 * np.abs(sig).max()):
         raise ValueError(f"{owner}: cov must be symmetric positive definite; it is not symmetric")
     try:
@@ -65,11 +123,11 @@ def check_covariance(owner: str, cov, d: int) -> tuple[np.ndarray, np.ndarray]:
 
 def check_positive(owner: str, name: str, value) -> float:
     """``value`` as a finite float > 0, else a TypeError/ValueError naming the owner,
-    the parameter and the value."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{owner}: {name} must be a number > 0, got {value!r}") from None
+    the parameter and the value (booleans, strings and arrays are refused; so is a
+    value beyond float32's range, which a float32 run could not hold)."""
+    v = _one_float(owner, name, value, "a number > 0")
     if not (v > 0 and math.isfinite(v)):
         raise ValueError(f"{owner}: {name} must be a finite number > 0, got {value!r}")
+    if v > FLOAT32_MAX:
+        raise ValueError(f"{owner}: {name} must be <= {FLOAT32_MAX:.4g} (float32's range), got {value!r}")
     return v

@@ -33,9 +33,17 @@ def _regime(args):
 
 
 def cmd_run(args) -> int:
+    from ._files import check_writable
+    from .results import result_paths
     from .simulate import simulate
 
     try:
+        # where the result goes is checked before anything runs: a long run never ends in a traceback
+        nc, csv = result_paths(Path(args.out) / "result.nc")
+        check_writable(nc.parent, "--out")
+        existing = [str(p) for p in (nc, csv) if p.exists()]
+        if existing and not args.force:
+            raise ValueError(f"--out: {existing[0]!r} exists; pass --force to replace it, or choose another --out")
         fam, reg = _family(args), _regime(args)
         res = simulate(
             fam,
@@ -52,8 +60,20 @@ def cmd_run(args) -> int:
     except (ValueError, TypeError) as e:
         print(f"collapse-jax run: {e}", file=sys.stderr)
         return 2
-    out = Path(args.out)
-    path = res.save(out / "result.nc")
+    try:
+        path = res.save(nc, overwrite=args.force)
+    except OSError as e:
+        # the computed result is not lost: it goes to a fresh folder that can be written
+        import tempfile
+
+        rescue = Path(tempfile.mkdtemp(prefix="collapse_jax-run-")) / "result.nc"
+        print(f"collapse-jax run: the result could not be saved to {str(nc)!r}: {e}", file=sys.stderr)
+        try:
+            res.save(rescue)
+            print(f"collapse-jax run: saved it to {str(rescue)!r} instead", file=sys.stderr)
+        except OSError as e2:
+            print(f"collapse-jax run: it could not be saved to {str(rescue)!r} either: {e2}", file=sys.stderr)
+        return 1
     table = res.summary()
     last = table[table.generation == res.generations]
     cols = ["metric", "mean", "se", "q05", "q50", "q95", "n_finite", "n_nonfinite"]
@@ -62,6 +82,17 @@ def cmd_run(args) -> int:
         print(last[cols].to_string(index=False))
         print(f"\nwrote {path} and {path.with_suffix('.csv')}")
     return 0
+
+
+def _seed(text: str) -> int:
+    """argparse type of --seed: an int in [0, 2**64)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an int in [0, 2**64), got {text!r}") from None
+    if not 0 <= value < 2**64:
+        raise argparse.ArgumentTypeError(f"must be an int in [0, 2**64), got {value}")
+    return value
 
 
 def cmd_demo(args) -> int:
@@ -170,11 +201,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--n", type=int, default=100, help="points per generation")
     r.add_argument("--generations", type=int, default=100)
     r.add_argument("--chains", type=int, default=10_000)
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--seed", type=_seed, default=0, help="root seed, an int in [0, 2**64)")
     r.add_argument("--keep", default="auto", choices=["auto", "chains", "summary"])
     r.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     r.add_argument("--max-memory", default="4GB")
-    r.add_argument("--out", default="runs/run", help="output folder")
+    r.add_argument("--out", default="runs/run", help="output folder (result.nc and result.csv)")
+    r.add_argument("--force", action="store_true", help="replace an existing result in --out")
     r.add_argument("--quiet", action="store_true")
     r.set_defaults(func=cmd_run)
 
@@ -185,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--n", type=int, default=20)
     d.add_argument("--generations", type=int, default=100)
     d.add_argument("--chains", type=int, default=100_000)
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--seed", type=_seed, default=0, help="root seed, an int in [0, 2**64)")
     d.add_argument("--quiet", action="store_true")
     d.set_defaults(func=cmd_demo)
 

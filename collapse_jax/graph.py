@@ -27,7 +27,8 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from ._graph_kernel import _GraphRegime, _Nodes
-from ._validate import check_int
+from ._rng import root_key
+from ._validate import as_float_array, check_int, check_number, check_seed
 from .families._base import AbstractFamily
 from .families.ridge import Ridge
 from .regimes import Accumulate, Replace
@@ -38,7 +39,7 @@ ROW_TOLERANCE = 1e-6
 
 
 def _fraction_vector(name: str, value, k: int, owner: str) -> np.ndarray:
-    arr = np.asarray(value, dtype=np.float64)
+    arr = as_float_array(owner, name, value)
     if arr.ndim == 0:
         arr = np.full(k, float(arr))
     if arr.shape != (k,):
@@ -71,7 +72,7 @@ class InteractionGraph(eqx.Module):
     real_fraction: Float[Array, "t k"]
 
     def __init__(self, weights, real_fraction=None):
-        w = np.asarray(weights, dtype=np.float64)
+        w = as_float_array("InteractionGraph", "weights", weights)
         if w.ndim == 2:
             w = w[None]
         if w.ndim != 3 or w.shape[1] != w.shape[2]:
@@ -97,7 +98,7 @@ class InteractionGraph(eqx.Module):
                 )
             a = np.clip(a, 0.0, 1.0)
         else:
-            a = np.asarray(real_fraction, dtype=np.float64)
+            a = as_float_array("InteractionGraph", "real_fraction", real_fraction)
             if a.ndim <= 1:
                 a = np.broadcast_to(_fraction_vector("real_fraction", a, k, "InteractionGraph"), (t, k))
             elif a.shape != (t, k):
@@ -203,15 +204,15 @@ class InteractionGraph(eqx.Module):
         Dirichlet(c, ..., c) draw (small c gives tiny shares, which small n cannot
         realise: :meth:`counts` refuses a share that rounds to 0)."""
         k = check_int("InteractionGraph.random: nodes", nodes, 1)
-        seed = check_int("InteractionGraph.random: seed", seed, 0)
+        seed = check_seed("InteractionGraph.random: seed", seed)
         dens = float(_fraction_vector("density", density, 1, "InteractionGraph.random")[0])
         a = _fraction_vector("real_fraction", real_fraction, k, "InteractionGraph.random")
         if concentration is not None:
-            c = float(concentration)
+            c = check_number("InteractionGraph.random", "concentration", concentration)
             if not (c > 0 and np.isfinite(c)):
                 raise ValueError(f"InteractionGraph.random: concentration must be > 0, got {concentration!r}")
         # the graph's randomness comes from jax.random (threefry) on the seed, like every draw here
-        key_edges, key_split = jax.random.split(jax.random.key(seed, impl="threefry2x32"))
+        key_edges, key_split = jax.random.split(root_key(seed))
         edges = np.asarray(jax.random.uniform(key_edges, (k, k), jnp.float32)) < dens
         if not self_loops:
             np.fill_diagonal(edges, False)
@@ -241,7 +242,7 @@ class InteractionGraph(eqx.Module):
             if len(e) not in (2, 3):
                 raise ValueError(f"InteractionGraph.from_edges: an edge is (source, consumer[, weight]), got {e!r}")
             j, i = int(e[0]), int(e[1])
-            wt = float(e[2]) if len(e) == 3 else 1.0
+            wt = check_number("InteractionGraph.from_edges", "edge weight", e[2]) if len(e) == 3 else 1.0
             if not (0 <= i < k and 0 <= j < k):
                 raise ValueError(f"InteractionGraph.from_edges: edge {e!r} names a node outside 0 .. {k - 1}")
             if not wt > 0:

@@ -82,21 +82,62 @@ def heavy_tail(count, m2, m4) -> bool:
     return math.sqrt(max(kurt - 1.0, 0.0) / count) > HEAVY_TAIL_RSE
 
 
+def chain_quantiles(x: np.ndarray, qs) -> tuple[np.ndarray, np.ndarray]:
+    """Quantiles ``qs`` over axis 0 (chains), counting every chain that has a value:
+    +inf ranks last and -inf first, so the 95th percentile of a generation where
+    half the chains have an infinite KL is +inf, not the largest finite value.
+    NaN (no value) is left out of the ranking and counted. Linear interpolation
+    between order statistics (NumPy's default), where a neighbour at +-inf gives
+    that infinity (and -inf next to +inf gives NaN: the quantile lies between them).
+
+    Returns ``(q, n_nan)``: ``q`` of shape ``(len(qs), *x.shape[1:])`` (float64) and
+    the number of NaN chains per entry.
+    """
+    xs = np.sort(np.asarray(x, dtype=np.float64), axis=0)  # NaN sorts last
+    nan = np.isnan(xs)
+    n = xs.shape[0] - nan.sum(axis=0)
+    out = np.full((len(qs),) + xs.shape[1:], np.nan)
+    for i, q in enumerate(qs):
+        h = (n - 1) * q
+        lo = np.clip(np.floor(h).astype(np.int64), 0, max(xs.shape[0] - 1, 0))
+        hi = np.clip(np.ceil(h).astype(np.int64), 0, max(xs.shape[0] - 1, 0))
+        frac = h - np.floor(h)
+        if xs.shape[0] == 0:
+            continue
+        a = np.take_along_axis(xs, lo[None], axis=0)[0]
+        b = np.take_along_axis(xs, hi[None], axis=0)[0]
+        with np.errstate(invalid="ignore"):
+            lin = a + (b - a) * frac
+        val = np.where(
+            (frac == 0) | (a == b),
+            a,
+            np.where(np.isinf(a) & np.isinf(b), np.nan, np.where(np.isinf(b), b, np.where(np.isinf(a), a, lin))),
+        )
+        out[i] = np.where(n > 0, val, np.nan)
+    return out, nan.sum(axis=0)
+
+
 def quantile_ci(x: np.ndarray, q: float, level: float = 0.95):
     """Quantile ``q`` over axis 0 with a distribution-free confidence interval: the
     order statistics at ranks N q -+ z sqrt(N q (1 - q)) (normal approximation to
-    the binomial count below the quantile). Non-finite values are dropped."""
+    the binomial count below the quantile).
+
+    Every chain with a value is ranked, +-inf included (see :func:`chain_quantiles`):
+    where the interval reaches an infinite order statistic its bound is that
+    infinity, and where the quantile itself is infinite so is the estimate. NaN
+    chains are left out of the ranking (N counts the others); the caller reports them.
+    """
     if not 0 < q < 1:
         raise ValueError(f"quantile: q must be in (0, 1), got {q}")
     if not 0 < level < 1:
         raise ValueError(f"quantile: level must be in (0, 1), got {level}")
     z = NormalDist().inv_cdf(0.5 + level / 2)
-    xs = np.sort(np.where(np.isfinite(x), x, np.nan).astype(np.float64), axis=0)
-    n = np.sum(np.isfinite(xs), axis=0)
-    est = np.nanquantile(xs, q, axis=0)
+    xs = np.sort(np.asarray(x, dtype=np.float64), axis=0)  # NaN sorts last
+    n = np.sum(~np.isnan(xs), axis=0)
+    est = chain_quantiles(xs, (q,))[0][0]
     half = z * np.sqrt(n * q * (1 - q))
     lo_i = np.clip(np.floor(n * q - half).astype(int), 0, np.maximum(n - 1, 0))
     hi_i = np.clip(np.ceil(n * q + half).astype(int), 0, np.maximum(n - 1, 0))
-    lo = np.take_along_axis(xs, lo_i[None], axis=0)[0]
-    hi = np.take_along_axis(xs, hi_i[None], axis=0)[0]
+    lo = np.where(n > 0, np.take_along_axis(xs, lo_i[None], axis=0)[0], np.nan)
+    hi = np.where(n > 0, np.take_along_axis(xs, hi_i[None], axis=0)[0], np.nan)
     return est, lo, hi

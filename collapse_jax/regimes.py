@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._rng import STREAM_DECIDE, STREAM_REAL, STREAM_SUBSAMPLE, STREAM_SYNTH, STREAM_SYNTH_EXTRA, Stream
+from ._validate import check_number, check_positive
 from .families._base import AbstractFamily, tree_concat, tree_take, tree_update, tree_where
 from .pressures import candidates_needed, first_passing, fixed_design
 
@@ -43,17 +44,7 @@ def _slots(fraction, n: int, dtype) -> jax.Array:
 
 
 def _check_unit(name: str, cls: str, value) -> Any:
-    if isinstance(value, (jax.Array, np.ndarray)) and np.ndim(value) > 0:
-        arr = np.asarray(value, dtype=np.float64)
-        if not np.all((arr >= 0) & (arr <= 1)):
-            raise ValueError(f"{cls}: {name} must lie in [0, 1], got {arr.tolist()}")
-        return jnp.asarray(value, jnp.float32)
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{cls}: {name} must be a number in [0, 1], got {value!r}") from None
-    if not 0.0 <= v <= 1.0:
-        raise ValueError(f"{cls}: {name} must lie in [0, 1], got {value!r}")
+    v = check_number(cls, name, value, 0.0, 1.0)
     return jnp.asarray(v, jnp.float32)
 
 
@@ -213,12 +204,7 @@ class Weighted(AbstractRegime):
 
     def __init__(self, real_weight=0.5, ratio: float = 1.0, combine: str | None = None):
         self.real_weight = _check_unit("real_weight", "Weighted", real_weight)
-        try:
-            k = float(ratio)
-        except (TypeError, ValueError):
-            raise TypeError(f"Weighted: ratio must be a positive number, got {ratio!r}") from None
-        if not (k > 0 and math.isfinite(k)):
-            raise ValueError(f"Weighted: ratio must be > 0 (k = n_real / n_synth), got {ratio!r}")
+        k = check_positive("Weighted", "ratio", ratio)  # k = n_real / n_synth
         if combine not in (None, "estimates", "samples"):
             raise ValueError(f"Weighted: combine must be None, 'estimates' or 'samples', got {combine!r}")
         self.ratio = k

@@ -7,15 +7,16 @@ import json
 import math
 import os
 import platform
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ._files import atomic_write as atomic_write  # re-exported: the package's one atomic writer
 from .metrics import (
     QUANTILES,
+    chain_quantiles,
     combine_moments,
     heavy_tail,
     moments_from_array,
@@ -249,7 +250,10 @@ class Result:
         values (+inf KL of a collapsed fit, say) are counted, not averaged.
 
         In summary mode means and standard errors cover every chain and quantiles
-        come from the kept chains (``quantile_chains`` says how many).
+        come from the kept chains (``quantile_chains`` says how many). Quantiles
+        rank every chain, +-inf included (a q95 where more than 5 % of the chains
+        are +inf is +inf); NaN values cannot be ranked and are left out, counted in
+        ``quantile_nan``.
 
         Returns a tidy ``pandas.DataFrame`` (one row per metric and generation, plus
         sweep coordinates and extra dims).
@@ -288,7 +292,7 @@ class Result:
                 if finite_only:
                     arr = arr[self._finite_chains()]
                 mom = moments_from_array(arr)
-            qs, qsrc = self._quantiles(
+            qs, qsrc, qnan = self._quantiles(
                 kept if not (finite_only and not self.is_summary) else kept[self._finite_chains()]
             )
             shape_tail = mom["mean"].shape[1:]
@@ -312,28 +316,36 @@ class Result:
                         n_nonfinite=int(mom["nonfinite"][key]),
                         heavy_tail=bool(heavy_tail(cnt, mom["m2"][key], mom["m4"][key])),
                         quantile_chains=qsrc,
+                        quantile_nan=int(qnan[key]),
                     )
                     rows.append(row)
         return rows
 
     def _quantiles(self, arr):
-        a = np.where(np.isfinite(arr), arr, np.nan)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            qs = (
-                np.nanquantile(a.astype(np.float64), QUANTILES, axis=0)
-                if a.shape[0]
-                else np.full((len(QUANTILES),) + a.shape[1:], np.nan)
-            )
-        return qs, int(a.shape[0])
+        """Quantiles over chains (+-inf ranked, NaN left out and counted)."""
+        qs, n_nan = chain_quantiles(arr, QUANTILES)
+        return qs, int(arr.shape[0]), n_nan
 
     def quantile(self, metric: str, q: float, *, level: float = 0.95):
         """Quantile ``q`` per generation with a distribution-free confidence interval
         from order statistics (binomial, normal approximation to its ranks), from
         all chains (or the kept chains in summary mode). Returns (estimate, lo, hi),
-        each of shape (generations + 1, *extra)."""
+        each of shape (generations + 1, *extra).
+
+        Every chain is ranked, +-inf included: where more than 1 - q of the chains
+        are +inf the estimate is +inf, and a bound of the interval that reaches an
+        infinite order statistic is that infinity. NaN values (a failed fit) cannot
+        be ranked: they are left out and a ``RuntimeWarning`` says how many."""
         self._no_sweep("quantile")
         arr = self._metric(metric)
+        nan = int(np.isnan(np.asarray(arr, dtype=np.float64)).any(axis=tuple(range(1, arr.ndim))).sum())
+        if nan:
+            warnings.warn(
+                f"quantile: {nan} of {arr.shape[0]} chains have NaN {metric!r} at some generation; "
+                "they are left out of the ranking there (summary() counts them per generation in 'quantile_nan')",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         return quantile_ci(arr, q, level)
 
     def prob_below(self, metric: str, threshold: float):
@@ -438,46 +450,59 @@ class Result:
 
         return to_dataset(self)
 
-    def save(self, path) -> Path:
-        """Write one netCDF file (``xarray.open_dataset`` opens it; config, seed and
-        versions as attributes) and a tidy CSV summary beside it, both atomically
-        (a temporary file renamed into place: never a partial file)."""
-        path = Path(path)
-        if path.suffix != ".nc":
-            path = path.with_suffix(".nc")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ds = self.to_xarray()
-        atomic_write(path, lambda tmp: ds.to_netcdf(tmp, engine="h5netcdf"))
-        csv = path.with_suffix(".csv")
-        table = self.summary()
-        atomic_write(csv, lambda tmp: table.to_csv(tmp, index=False))
-        return path
+    def save(self, path, *, overwrite: bool = False) -> Path:
+        """Write the result: one netCDF file (``xarray.open_dataset`` opens it; config,
+        seed and versions as attributes) and a tidy CSV summary beside it.
+
+        Names: a path ending in ``.nc`` is used as given; any other name gets
+        ``.nc`` appended (``"run.1"`` writes ``run.1.nc``; nothing of the given name
+        is replaced). The CSV is the same name with ``.csv`` for ``.nc``. The return
+        value is the netCDF file's path.
+
+        Safety: an existing file is never replaced unless ``overwrite=True``
+        (``FileExistsError`` otherwise, before anything is written). The two files
+        are replaced together or not at all, each written completely before either
+        is renamed into place; a save killed midway is finished by the next save or
+        :func:`load` of that result, and temporaries of killed saves are removed. A
+        full disk or an unwritable folder raises an ``OSError`` that says so, with
+        the old files intact and the result still in memory to be saved elsewhere.
+        The file is serialised in memory first (about the file's size in RAM).
+        """
+        from ._files import write_set
+
+        nc, csv = result_paths(path)
+        nc.parent.mkdir(parents=True, exist_ok=True)
+        # serialise in memory: the HDF5 library must never see a failing disk write (after a
+        # failed write it can crash the interpreter when the file is closed)
+        blob = bytes(self.to_xarray().to_netcdf(engine="h5netcdf"))
+        table = self.summary().to_csv(index=False).encode()
+        write_set({nc: blob, csv: table}, overwrite=overwrite)
+        return nc
 
 
-def atomic_write(path: Path, writer) -> None:
-    """Run ``writer(tmp_path)`` and rename the file onto ``path`` only on success."""
+def result_paths(path) -> tuple[Path, Path]:
+    """(netCDF path, CSV path) that :meth:`Result.save` writes for ``path``."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise TypeError(f"Result.save: path must be a file path, got {path!r}")
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        writer(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # what a plain open() would have given, not mkstemp's 0600
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    if path.suffix == ".csv":
+        raise ValueError(f"Result.save: give the netCDF file's name (e.g. {str(path.with_suffix('.nc'))!r}); "
+                         "the CSV summary is written beside it")  # fmt: skip
+    nc = path if path.suffix == ".nc" else path.with_name(path.name + ".nc")
+    return nc, nc.with_suffix(".csv")
 
 
 def load(path) -> Result:
-    """Read a result written by :meth:`Result.save`."""
+    """Read a result written by :meth:`Result.save` (finishing first a save of it
+    that was killed after both files were written)."""
+    from ._files import recover
     from ._store import from_dataset
+
+    path = Path(path)
+    try:
+        recover(path)
+    except OSError:
+        pass  # a read-only copy: read what is there
 
     return from_dataset(path)
 

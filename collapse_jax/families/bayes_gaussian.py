@@ -30,7 +30,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from .._rng import as_stream
-from .._validate import check_covariance, check_positive
+from .._validate import as_float_array, check_covariance, check_positive
 from ._base import AbstractFamily
 from .gaussian import Gaussian, GaussianParams, GaussianStats
 
@@ -131,7 +131,7 @@ class BayesGaussian(AbstractFamily):
                 f"{owner}: sampler='exact' with predictive='marginal' needs known_variance (the learned-covariance "
                 "predictive is a Student t, whose sample statistics have no exact law here); use sampler='samples'"
             )
-        m0 = np.asarray(prior_mean, dtype=np.float64)
+        m0 = as_float_array(owner, "prior_mean", prior_mean)
         if m0.ndim == 0:
             m0 = np.full(d, float(m0))
         if m0.shape != (d,) or not np.all(np.isfinite(m0)):

@@ -24,7 +24,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from .._rng import as_stream
-from .._validate import check_int, check_positive
+from .._validate import as_float_array, check_int, check_positive
 from ._base import AbstractFamily
 from .ridge import RegressionData
 
@@ -103,7 +103,7 @@ class BayesLinearRegression(AbstractFamily):
             raise ValueError(f"{owner}: predictive must be one of {PREDICTIVES}, got {predictive!r}")
         vecs = []
         for name, value, default in (("w_star", w_star, 1.0), ("prior_mean", prior_mean, 0.0)):
-            v = np.asarray(default if value is None else value, dtype=np.float64)
+            v = as_float_array(owner, name, default if value is None else value)
             v = np.full(d, float(v)) if v.ndim == 0 else v
             if v.shape != (d,) or not np.all(np.isfinite(v)):
                 raise ValueError(f"{owner}: {name} must be a finite number or vector of shape ({d},), got {value!r}")

@@ -25,7 +25,7 @@ from jax.scipy.special import logsumexp
 from jaxtyping import Array, Bool, Float, Int
 
 from .._rng import Stream, as_stream
-from .._validate import check_covariance, check_int
+from .._validate import as_float_array, check_covariance, check_int, check_number
 from . import _linalg as _la
 from ._base import AbstractFamily
 
@@ -191,8 +191,7 @@ class GMM(AbstractFamily):
         if init not in INITS:
             raise ValueError(f"GMM: init must be one of {INITS}, got {init!r}")
         for name, v in (("tol", tol), ("reg_covar", reg_covar)):
-            if not (isinstance(v, (int, float, np.floating)) and math.isfinite(v) and v >= 0):
-                raise ValueError(f"GMM: {name} must be a finite number >= 0, got {v!r}")
+            check_number("GMM", name, v, 0.0, float(np.finfo(np.float32).max))
         d = int(dim)
         if truth is None:
             tw, tm, tc = np.ones(1), np.zeros((1, d)), np.eye(d)[None]
@@ -201,14 +200,14 @@ class GMM(AbstractFamily):
                 truth = (truth.get("weights"), truth.get("means"), truth.get("covs"))
             if not (isinstance(truth, (tuple, list)) and len(truth) == 3):
                 raise TypeError("GMM: truth must be (weights, means, covs) or a dict with those keys")
-            tw = np.asarray(truth[0], np.float64).reshape(-1)
+            tw = as_float_array("GMM", "truth weights", truth[0]).reshape(-1)
             k0 = tw.shape[0]
             if k0 < 1 or np.any(~np.isfinite(tw)) or np.any(tw < 0) or abs(tw.sum() - 1) > 1e-6:
                 raise ValueError(f"GMM: truth weights must be >= 0 and sum to 1, got {tw.tolist()}")
-            tm = np.asarray(truth[1], np.float64)
+            tm = as_float_array("GMM", "truth means", truth[1])
             if tm.shape != (k0, d) or not np.all(np.isfinite(tm)):
                 raise ValueError(f"GMM: truth means must be a finite ({k0}, {d}) array, got shape {tm.shape}")
-            tc = np.asarray(truth[2], np.float64)
+            tc = as_float_array("GMM", "truth covs", truth[2])
             if tc.shape != (k0, d, d):
                 raise ValueError(f"GMM: truth covs must have shape ({k0}, {d}, {d}), got {tc.shape}")
             for k in range(k0):

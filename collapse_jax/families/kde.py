@@ -27,7 +27,7 @@ from jax.scipy.special import logsumexp
 from jaxtyping import Array, Float
 
 from .._rng import Stream, as_stream
-from .._validate import check_covariance, check_int
+from .._validate import as_float_array, check_covariance, check_int
 from ._base import AbstractFamily
 
 KERNELS = ("gaussian",)
@@ -420,13 +420,7 @@ def _parse_truth(truth, d: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _as_float(value, name: str) -> np.ndarray:
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise TypeError(f"KDE: {name} must be numeric, got {value!r}") from None
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"KDE: {name} must be finite, got {value!r}")
-    return arr
+    return as_float_array("KDE", name, value)
 
 
 def _nested_tuple(a: np.ndarray):

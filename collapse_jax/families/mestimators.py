@@ -24,7 +24,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from .._rng import as_stream
-from .._validate import check_int, check_positive
+from .._validate import as_float_array, check_int, check_number, check_positive
 from ._base import AbstractFamily
 from .ridge import RegressionData
 
@@ -88,7 +88,7 @@ class _MEstimator(AbstractFamily):
     learning_rate: Float[Array, ""]
     w_star: Float[Array, " d"]
 
-    def _setup(self, owner, dim, w_star, default_scale, optimizer, steps, learning_rate):
+    def _setup(self, owner, dim, w_star, default_scale, optimizer, steps, learning_rate, truth_name="w_star"):
         """Validate and store; the default truth has every coordinate default_scale / sqrt(d)."""
         d = check_int(f"{owner}: dim", dim, 1)
         if optimizer not in OPTIMIZERS:
@@ -97,7 +97,7 @@ class _MEstimator(AbstractFamily):
         if optimizer != "lbfgs" and learning_rate is None:
             raise ValueError(f"{owner}: optimizer={optimizer!r} needs a learning_rate > 0")
         lr = 1.0 if learning_rate is None else check_positive(owner, "learning_rate", learning_rate)
-        ws = np.full(d, default_scale / math.sqrt(d)) if w_star is None else np.asarray(w_star, dtype=np.float64)
+        ws = np.full(d, default_scale / math.sqrt(d)) if w_star is None else as_float_array(owner, truth_name, w_star)
         if ws.ndim == 0:
             ws = np.full(d, float(ws))
         if ws.shape != (d,) or not np.all(np.isfinite(ws)):
@@ -211,12 +211,7 @@ class GLM(_MEstimator):
             raise ValueError(f"GLM: kind must be one of {GLM_KINDS}, got {kind!r}")
         self._setup("GLM", dim, w_star, 1.0 if kind == "logistic" else 0.3, optimizer, steps, learning_rate)
         self.kind = kind
-        try:
-            lam = float(penalty)
-        except (TypeError, ValueError):
-            raise TypeError(f"GLM: penalty must be a number >= 0, got {penalty!r}") from None
-        if not (lam >= 0 and math.isfinite(lam)):
-            raise ValueError(f"GLM: penalty must be a finite number >= 0, got {penalty!r}")
+        lam = check_number("GLM", "penalty", penalty, 0.0, float(np.finfo(np.float32).max))
         self.penalty = jnp.asarray(lam, jnp.float32)
 
     def describe(self) -> dict:
@@ -289,7 +284,7 @@ class HuberLocation(_MEstimator):
         steps: int = 30,
         learning_rate=None,
     ):
-        self._setup("HuberLocation", dim, mean, 0.0, optimizer, steps, learning_rate)
+        self._setup("HuberLocation", dim, mean, 0.0, optimizer, steps, learning_rate, truth_name="mean")
         self.delta = jnp.asarray(check_positive("HuberLocation", "delta", delta), jnp.float32)
 
     def describe(self) -> dict:

@@ -21,7 +21,7 @@ import numpy as np
 from jaxtyping import Array, Float, Int
 
 from .._rng import as_stream
-from .._validate import check_int, check_positive
+from .._validate import as_float_array, check_int, check_positive
 from ._base import AbstractFamily
 
 LIKELIHOODS = ("normal", "student_t")
@@ -116,7 +116,7 @@ class NUTSLocation(AbstractFamily):
         self.max_tree_depth = check_int("NUTSLocation: max_tree_depth", max_tree_depth, 1)
         vecs = []
         for name, value in (("prior_mean", prior_mean), ("mean", 0.0 if mean is None else mean)):
-            v = np.asarray(value, dtype=np.float64)
+            v = as_float_array("NUTSLocation", name, value)
             v = np.full(d, float(v)) if v.ndim == 0 else v
             if v.shape != (d,) or not np.all(np.isfinite(v)):
                 raise ValueError(

@@ -19,7 +19,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from .._rng import STREAM_REAL, Stream, as_stream
-from .._validate import check_covariance
+from .._validate import as_float_array, check_covariance, check_number
 from . import _linalg as _la
 from ._base import AbstractFamily
 
@@ -88,13 +88,7 @@ class Downstream(eqx.Module):
 
 
 def _nonneg(cls: str, name: str, value) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{cls}: {name} must be a number >= 0, got {value!r}") from None
-    if not (v >= 0 and math.isfinite(v)):
-        raise ValueError(f"{cls}: {name} must be a finite number >= 0, got {value!r}")
-    return v
+    return check_number(cls, name, value, 0.0, float(np.finfo(np.float32).max))
 
 
 class Ridge(AbstractFamily):
@@ -179,7 +173,7 @@ class Ridge(AbstractFamily):
                 raise ValueError(f"Ridge: w_star must be a vector of shape ({d},) or 'random', got {w_star!r}")
             ws, random_ws = np.zeros(d), True
         else:
-            ws = np.ones(d) if w_star is None else np.asarray(w_star, dtype=np.float64)
+            ws = np.ones(d) if w_star is None else as_float_array("Ridge", "w_star", w_star)
             if ws.shape != (d,) or not np.all(np.isfinite(ws)):
                 raise ValueError(
                     f"Ridge: w_star must be a finite vector of shape ({d},) or 'random', got shape {ws.shape}"
@@ -188,7 +182,7 @@ class Ridge(AbstractFamily):
         if cov is not None and spectrum is not None:
             raise ValueError("Ridge: give cov or spectrum, not both")
         if spectrum is not None:
-            a = float(spectrum)
+            a = check_number("Ridge", "spectrum", spectrum, 0.0, 1e3)
             eig = np.arange(1, d + 1, dtype=np.float64) ** (-a)
             cov = np.diag(eig * d / eig.sum())
         sig, chol = check_covariance("Ridge", cov, d)
