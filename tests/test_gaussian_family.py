@@ -66,9 +66,13 @@ def test_metrics_at_truth(dim, cov):
 
 def _params(fam, mean, cov):
     chol = np.linalg.cholesky(np.atleast_2d(cov))
-    shift = np.mean(np.log(np.diag(chol)))
+    log_diag = np.log(np.diag(chol))
+    shift = np.mean(log_diag)
     return cj.GaussianParams(
-        jnp.asarray(mean, jnp.float32), jnp.asarray(shift, jnp.float32), jnp.asarray(chol * np.exp(-shift), jnp.float32)
+        jnp.asarray(mean, jnp.float32),
+        jnp.asarray(shift, jnp.float32),
+        jnp.asarray(log_diag - shift, jnp.float32),
+        jnp.asarray(chol / np.diag(chol)[None, :], jnp.float32),
     )
 
 

@@ -428,7 +428,11 @@ def test_checkpoint_with_edited_metadata_is_refused(tmp_path):
 @pytest.mark.parametrize(
     "make, exc, pattern",
     [
-        (lambda: cj.FreshMix(np.array([0.1, 0.2])), TypeError, r"FreshMix: real_fraction must be a number \(one value\)"),
+        (lambda: cj.FreshMix(np.array([0.1, 0.2])), TypeError, r"FreshMix: real_fraction must be a number \(one"),
+        (lambda: cj.Gaussian(mean="x"), TypeError, r"Gaussian: mean must be numbers, got 'x'"),
+        (lambda: cj.Gaussian(mean=1e39), ValueError, r"Gaussian: mean must lie within"),
+        (lambda: cj.Gaussian(collapse_below="x"), TypeError, r"Gaussian: collapse_below must be a number > 0"),
+        (lambda: cj.Gaussian(collapse_below=True), TypeError, r"Gaussian: collapse_below must be a number > 0"),
         (lambda: cj.RetainOriginal(True), TypeError, r"RetainOriginal: fraction must be a number"),
         (lambda: cj.Weighted(True), TypeError, r"Weighted: real_weight must be a number"),
         (lambda: cj.Ridge(dim=2, spectrum="ab"), TypeError, r"Ridge: spectrum must be a number"),

@@ -71,7 +71,7 @@ def test_n_too_small_for_dim():
         (dict(cov="x"), TypeError, r"Gaussian: cov must be numbers, got 'x'"),
         (dict(cov=1e39), ValueError, r"Gaussian: cov must lie within \+-3.403e\+38 \(float32's range\)"),
         (dict(mean=[0.0, 1.0]), ValueError, r"mean must be a finite vector of shape \(1,\)"),
-        (dict(collapse_below=0.0), ValueError, r"collapse_below must be > 0"),
+        (dict(collapse_below=0.0), ValueError, r"collapse_below must be a finite number > 0"),
     ],
 )
 def test_gaussian_arguments(kwargs, exc, pattern):

@@ -1,12 +1,31 @@
 """The d-dimensional Gaussian family (Shumailov et al. 2024; Kazdan et al. 2024).
 
-Scale is tracked in log space: a fit is ``(mean, log_scale, chol)`` with
-Sigma = exp(2 log_scale) chol chol^T and ``chol`` lower-triangular with
-sum(log diag chol) = 0. Collapse is not a numerical failure: a chain at n = 10 whose
-log-variance reaches -200 stays finite (float32 underflows at about -87 in linear
-scale). The sample path is location-scale equivariant: synthetic data are drawn as
+Scale is tracked in log space, per direction: a fit is
+``(mean, log_scale, log_shape, unit)`` with Sigma = L L^T and Cholesky factor
+L = exp(log_scale) unit diag(exp(log_shape)): ``log_scale`` = log det Sigma / (2d),
+``log_shape`` the log diagonal of the unit-determinant shape (summing to 0) and
+``unit`` unit lower-triangular (unit_ij = L_ij / L_jj). Collapse is not a numerical
+failure in any dimension: a chain at n = 10 whose log-variance reaches -200 stays
+finite (float32 underflows at about -87 in linear scale), and so does a
+d-dimensional chain whose log det falls by many thousands of nats.
+
+Why per direction: under recursion the fitted factor is a product
+L_g = L_{g-1} T_g of lower-triangular factors, T_g the Cholesky factor of the
+in-frame scatter over its divisor, whose diagonal is sqrt(chi^2_{m-1-i} / divisor)
+(Bartlett's decomposition). Later coordinates therefore shrink faster, and the
+spread of log diag L grows without bound (linearly in g): a unit-determinant factor
+in linear scale overflows. With the diagonal in log space only differences
+log_shape_k - log_shape_j (k > j) are exponentiated; they drift to -inf, so
+``unit`` converges (``_linalg.compose_factor``). Every metric is computed from the
+log-space fields without forming Sigma; those that leave the float range (KL,
+held-out NLL) become +inf, never NaN. In 1-D ``log_shape`` = 0 and ``unit`` = 1.
+
+The sample path is location-scale equivariant: synthetic data are drawn as
 standard normals in the frame of the model that generates them, fitted there and
-composed with the frame, so data never round to a constant.
+composed with the frame, so data never round to a constant. The in-frame scatter's
+factor comes from the centred data by Gram-Schmidt (``_linalg.gram_root``), and the
+exact path keeps its Bartlett factor, so a nearly singular scatter (n close to d)
+is never squared and refactored.
 """
 
 from __future__ import annotations
@@ -25,7 +44,8 @@ from jaxtyping import Array, Float
 
 from .._hostmath import chi2_quantile
 from .._rng import Stream, as_stream
-from .._validate import check_covariance
+from .._validate import as_float_array, check_covariance, check_positive
+from . import _linalg as _la
 from ._base import AbstractFamily
 
 ESTIMATORS = ("mle", "unbiased")
@@ -35,27 +55,56 @@ TAIL_LINES = 32  # random lines through the origin for the d-D tail mass
 
 
 class GaussianParams(eqx.Module):
-    """One chain's fit: Sigma = exp(2 log_scale) chol chol^T, sum(log diag chol) = 0."""
+    """One chain's fit: Sigma = L L^T with Cholesky factor
+    L = exp(log_scale) unit diag(exp(log_shape)).
+
+    Attributes:
+        mean: the mean, shape (d,).
+        log_scale: (1/(2d)) log det Sigma, the log of the geometric-mean standard
+            deviation (in 1-D the log sd), shape ().
+        log_shape: log of the unit-determinant shape's diagonal, shape (d,), summing
+            to 0 (in 1-D always 0).
+        unit: L with its columns divided by their diagonal entries, shape (d, d):
+            unit lower-triangular (in 1-D always 1).
+    """
 
     mean: Float[Array, " d"]
     log_scale: Float[Array, ""]
-    chol: Float[Array, "d d"]
+    log_shape: Float[Array, " d"]
+    unit: Float[Array, "d d"]
+
+    @property
+    def log_diag(self) -> jax.Array:
+        """log diag L = log_scale + log_shape."""
+        return self.log_scale[..., None] + self.log_shape
+
+    @property
+    def chol(self) -> jax.Array:
+        """L exp(-log_scale): the unit-determinant shape in linear scale (its entries
+        overflow once the directions' scales differ by more than the float range;
+        computations use ``log_shape`` and ``unit``)."""
+        return self.unit * jnp.exp(self.log_shape)[..., None, :]
 
 
 class GaussianStats(eqx.Module):
     """Weighted sufficient statistics: total weight W, sum of squared weights W2,
-    weighted mean and weighted scatter sum_i w_i (x_i - mean)(x_i - mean)^T."""
+    weighted mean, weighted scatter S = sum_i w_i (x_i - mean)(x_i - mean)^T and a
+    lower-triangular root of it (root root^T = S), computed without squaring so that
+    a nearly singular scatter keeps its small directions (in 1-D sqrt(S))."""
 
     count: Float[Array, ""]
     count2: Float[Array, ""]
     mean: Float[Array, " d"]
     scatter: Float[Array, "d d"]
+    root: Float[Array, "d d"]
 
 
-def _normalise(t: jax.Array, base_log_scale) -> tuple[jax.Array, jax.Array]:
-    """Split a lower-triangular factor into exp(log_scale) * chol with unit det chol."""
-    shift = jnp.mean(jnp.log(jnp.diagonal(t)))
-    return base_log_scale + shift, t * jnp.exp(-shift)
+def _stats_1d(count, count2, mean, scatter) -> GaussianStats:
+    return GaussianStats(count, count2, mean, scatter, jnp.sqrt(scatter))
+
+
+def _stats_nd(count, count2, mean, root) -> GaussianStats:
+    return GaussianStats(count, count2, mean, root @ root.T, root)
 
 
 class Gaussian(AbstractFamily):
@@ -107,8 +156,9 @@ class Gaussian(AbstractFamily):
     collapse_below: Float[Array, ""]
     # derived from (mean, cov) at construction
     _log_scale0: Float[Array, ""]
+    _log_shape0: Float[Array, " d"]
+    _unit0: Float[Array, "d d"]
     _chol0: Float[Array, "d d"]
-    _chol_full0: Float[Array, "d d"]
     _sqrt0: Float[Array, "d d"]
     _logdet0: Float[Array, ""]
     _tail_q: float = eqx.field(static=True)
@@ -139,16 +189,15 @@ class Gaussian(AbstractFamily):
         if not isinstance(learn_cov, (bool, np.bool_)):
             raise TypeError(f"Gaussian: learn_cov must be a bool, got {learn_cov!r}")
         d = int(dim)
-        mu = np.zeros(d) if mean is None else np.asarray(mean, dtype=np.float64)
+        mu = np.zeros(d) if mean is None else as_float_array("Gaussian", "mean", mean)
         if mu.ndim == 0:
             mu = np.full(d, float(mu))
         if mu.shape != (d,) or not np.all(np.isfinite(mu)):
             raise ValueError(f"Gaussian: mean must be a finite vector of shape ({d},), got {mean!r}")
         sig, l0 = check_covariance("Gaussian", cov, d)
-        cb = float(collapse_below)
-        if not cb > 0:
-            raise ValueError(f"Gaussian: collapse_below must be > 0, got {collapse_below!r}")
-        shift = float(np.mean(np.log(np.diag(l0))))
+        cb = check_positive("Gaussian", "collapse_below", collapse_below)
+        log_diag0 = np.log(np.diag(l0))
+        shift = float(np.mean(log_diag0))
         w, v = np.linalg.eigh(sig)
         self.dim = d
         self.estimator = estimator
@@ -158,15 +207,16 @@ class Gaussian(AbstractFamily):
         self.cov = jnp.asarray(sig, dtype=jnp.float32)
         self.collapse_below = jnp.asarray(cb, dtype=jnp.float32)
         self._log_scale0 = jnp.asarray(shift, dtype=jnp.float32)
-        self._chol0 = jnp.asarray(l0 * math.exp(-shift), dtype=jnp.float32)
-        self._chol_full0 = jnp.asarray(l0, dtype=jnp.float32)
+        self._log_shape0 = jnp.asarray(log_diag0 - shift, dtype=jnp.float32)
+        self._unit0 = jnp.asarray(l0 / np.diag(l0)[None, :], dtype=jnp.float32)
+        self._chol0 = jnp.asarray(l0, dtype=jnp.float32)
         self._sqrt0 = jnp.asarray((v * np.sqrt(w)) @ v.T, dtype=jnp.float32)
         self._logdet0 = jnp.asarray(2.0 * np.sum(np.log(np.diag(l0))), dtype=jnp.float32)
         self._tail_q = chi2_quantile(d, TAIL_LEVEL)
 
     # ------------------------------------------------------------------ basics
     def truth(self) -> GaussianParams:
-        return GaussianParams(self.mean, self._log_scale0, self._chol0)
+        return GaussianParams(self.mean, self._log_scale0, self._log_shape0, self._unit0)
 
     def min_points(self) -> int:
         return self.dim + 1 if self.learn_cov else 1
@@ -188,9 +238,12 @@ class Gaussian(AbstractFamily):
 
     # ------------------------------------------------------------------ frames
     def _affine(self, params: GaussianParams, frame: GaussianParams | None):
-        """(offset, M): coordinates in ``frame`` of x = mean + L z are offset + M z."""
+        """(offset, M): coordinates in ``frame`` of x = mean + L z are offset + M z
+        (M = L_frame^-1 L, lower-triangular, formed from log-diagonal factors)."""
         if frame is None:
-            return params.mean, jnp.exp(params.log_scale) * params.chol
+            if self.dim == 1:
+                return params.mean, jnp.exp(params.log_scale) * params.unit
+            return params.mean, _la.factor(params.log_scale + params.log_shape, params.unit)
         if frame is params:
             # a model in its own frame: exactly the identity map. Computing K^-1 K
             # instead loses all precision once a d-D fit is very anisotropic (the
@@ -200,23 +253,46 @@ class Gaussian(AbstractFamily):
             offset = _scale_down(params.mean - frame.mean, frame.log_scale)
             m = jnp.exp(params.log_scale - frame.log_scale).reshape(1, 1)
             return offset, m
-        offset = _scale_down(solve_triangular(frame.chol, params.mean - frame.mean, lower=True), frame.log_scale)
-        m = solve_triangular(frame.chol, params.chol, lower=True) * jnp.exp(params.log_scale - frame.log_scale)
-        return offset, m
+        y = _la.solve_unit_lower(frame.unit, params.mean - frame.mean)
+        offset = _scale_down(y, frame.log_scale + frame.log_shape)
+        gap = (params.log_scale - frame.log_scale) + (params.log_shape[None, :] - frame.log_shape[:, None])
+        return offset, _la.relative_factor(frame.unit, params.unit, gap)
+
+    def _frame_or_identity(self, frame: GaussianParams | None, dtype) -> GaussianParams:
+        if frame is not None:
+            return frame
+        d = self.dim
+        zero = jnp.zeros((d,), dtype)
+        return GaussianParams(zero, jnp.zeros((), dtype), zero, jnp.eye(d, dtype=dtype))
+
+    def _compose_mean(self, mean_f, frame: GaussianParams) -> jax.Array:
+        """frame.mean + L_frame mean_f (terms below the float range vanish, never NaN)."""
+        if self.dim == 1:
+            return frame.mean + jnp.exp(frame.log_scale) * (frame.unit @ mean_f)
+        return frame.mean + frame.unit @ (jnp.exp(frame.log_scale + frame.log_shape) * mean_f)
 
     def _compose(self, mean_f, cov_f, frame: GaussianParams | None) -> GaussianParams:
         """Absolute parameters from a fit (mean_f, cov_f) expressed in ``frame``."""
+        if self.dim > 1 and self.learn_cov:
+            return self._compose_root(mean_f, jnp.linalg.cholesky(cov_f), frame)
         dtype = mean_f.dtype
-        if frame is None:
-            frame = GaussianParams(jnp.zeros_like(mean_f), jnp.zeros((), dtype), jnp.eye(self.dim, dtype=dtype))
-        mean = frame.mean + jnp.exp(frame.log_scale) * (frame.chol @ mean_f)
+        frame = self._frame_or_identity(frame, dtype)
+        mean = self._compose_mean(mean_f, frame)
         if not self.learn_cov:
-            return GaussianParams(mean, self._log_scale0.astype(dtype), self._chol0.astype(dtype))
-        if self.dim == 1:
-            log_scale = frame.log_scale + 0.5 * jnp.log(cov_f[0, 0])
-            return GaussianParams(mean, log_scale, jnp.ones((1, 1), dtype))
-        log_scale, chol = _normalise(frame.chol @ jnp.linalg.cholesky(cov_f), frame.log_scale)
-        return GaussianParams(mean, log_scale, chol)
+            return GaussianParams(
+                mean, self._log_scale0.astype(dtype), self._log_shape0.astype(dtype), self._unit0.astype(dtype)
+            )
+        log_scale = frame.log_scale + 0.5 * jnp.log(cov_f[0, 0])
+        return GaussianParams(mean, log_scale, jnp.zeros((1,), dtype), jnp.ones((1, 1), dtype))
+
+    def _compose_root(self, mean_f, t, frame: GaussianParams | None) -> GaussianParams:
+        """d-D, learned covariance: the fit with in-frame mean ``mean_f`` and in-frame
+        Cholesky factor ``t`` (lower-triangular), composed with ``frame``: L = L_frame t.
+        The scale moves by the mean log pivot of t; the shape keeps its sum at 0."""
+        frame = self._frame_or_identity(frame, mean_f.dtype)
+        log_shape, unit = _la.compose_factor(frame.log_shape, frame.unit, t)
+        shift = jnp.mean(log_shape)
+        return GaussianParams(self._compose_mean(mean_f, frame), frame.log_scale + shift, log_shape - shift, unit)
 
     # ------------------------------------------------------------------ sample / fit
     def sample(self, key, params: GaussianParams, n: int, frame: GaussianParams | None = None):
@@ -252,11 +328,9 @@ class Gaussian(AbstractFamily):
         safe = jnp.where(total > 0, total, 1.0)
         mean = jnp.sum(w[:, None] * x, axis=0) / safe
         dev = jnp.where(pos, x - mean[None, :], 0.0)
-        if self.dim == 1:
-            scatter = jnp.sum(w[:, None] * dev * dev, axis=0).reshape(1, 1)
-        else:
-            scatter = (w[:, None] * dev).T @ dev
-        return GaussianStats(total, jnp.sum(w * w), mean, scatter)
+        # root root^T = sum_i w_i dev_i dev_i^T, by Gram-Schmidt on the weighted deviations
+        root = _la.gram_root(jnp.sqrt(jnp.maximum(w, 0.0))[:, None] * dev)
+        return _stats_nd(total, jnp.sum(w * w), mean, root)
 
     def _data_stats_1d(self, x, w) -> GaussianStats:
         pos = w > 0
@@ -265,20 +339,28 @@ class Gaussian(AbstractFamily):
         mean = jnp.sum(w * x) / jnp.where(total > 0, total, 1.0)
         dev = jnp.where(pos, x - mean, 0.0)
         scatter = jnp.sum(w * dev * dev)
-        return GaussianStats(total, jnp.sum(w * w), mean.reshape(1), scatter.reshape(1, 1))
+        return _stats_1d(total, jnp.sum(w * w), mean.reshape(1), scatter.reshape(1, 1))
 
     def merge_stats(self, a: GaussianStats, b: GaussianStats) -> GaussianStats:
+        """The parallel-variance merge (Chan, Golub, LeVeque 1979); in d-D the root of
+        the merged scatter is the Gram-Schmidt root of [root_a, root_b, sqrt(c) diff]
+        with c = W_a W_b / (W_a + W_b)."""
         total = a.count + b.count
         safe = jnp.where(total > 0, total, 1.0)
         diff = b.mean - a.mean
         mean = a.mean + diff * (b.count / safe)
-        scatter = a.scatter + b.scatter + (a.count * b.count / safe) * jnp.outer(diff, diff)
-        return GaussianStats(total, a.count2 + b.count2, mean, scatter)
+        c = a.count * b.count / safe
+        if self.dim == 1:
+            return _stats_1d(total, a.count2 + b.count2, mean, a.scatter + b.scatter + c * jnp.outer(diff, diff))
+        rows = jnp.concatenate([a.root.T, b.root.T, (jnp.sqrt(c) * diff)[None, :]])
+        return _stats_nd(total, a.count2 + b.count2, mean, _la.gram_root(rows))
 
     def fit_stats(self, stats: GaussianStats, frame: GaussianParams | None = None) -> GaussianParams:
         w = stats.count
         denom = w if self.estimator == "mle" else w - stats.count2 / jnp.where(w > 0, w, 1.0)
-        return self._compose(stats.mean, stats.scatter / denom, frame)
+        if self.dim == 1 or not self.learn_cov:
+            return self._compose(stats.mean, stats.scatter / denom, frame)
+        return self._compose_root(stats.mean, stats.root * jax.lax.rsqrt(denom), frame)
 
     def fit(self, key, data, weights, frame: GaussianParams | None = None) -> GaussianParams:
         return self.fit_stats(self.data_stats(data, weights), frame)
@@ -297,7 +379,8 @@ class Gaussian(AbstractFamily):
             # draws (the mean's normals come first in the stream, so they are unchanged)
             zbar = _normals(stream, 1, dtype)[0].reshape(1) if d == 1 else stream.child(0).normal((d,), dtype)
             offset, mm = self._affine(params, frame)
-            return GaussianStats(mf, mf, offset + mm @ (zbar * inv_sqrt_m), jnp.zeros((d, d), dtype))
+            zero = jnp.zeros((d, d), dtype)
+            return GaussianStats(mf, mf, offset + mm @ (zbar * inv_sqrt_m), zero, zero)
         if d == 1:
             (zbar,) = _normals(stream, 1, dtype)
             min_df = float(m - 1) if static_m else None
@@ -306,14 +389,14 @@ class Gaussian(AbstractFamily):
             offset, mm = self._affine(params, frame)
             a = mm[0, 0]
             mean = offset + a * zbar
-            return GaussianStats(mf, mf, mean.reshape(1), (a * a * scat).reshape(1, 1))
+            return _stats_1d(mf, mf, mean.reshape(1), (a * a * scat).reshape(1, 1))
         zbar = stream.child(0).normal((d,), dtype) * inv_sqrt_m
         off = jnp.tril(stream.child(1).normal((d, d), dtype), -1)
         diag = [jnp.sqrt(stream.child(2).chi2(jnp.maximum(mf - 1.0 - i, 0.0), dtype, offset=i * 64)) for i in range(d)]
         bart = off + jnp.diag(jnp.stack(diag))
         offset, mm = self._affine(params, frame)
-        t = mm @ bart
-        return GaussianStats(mf, mf, offset + mm @ zbar, t @ t.T)
+        # the scatter's root is kept: the fit reads it directly (never t t^T refactored)
+        return _stats_nd(mf, mf, offset + mm @ zbar, mm @ bart)
 
     def location(self, params: GaussianParams) -> jax.Array:
         """The mean (interaction graphs' ``homogenisation``)."""
@@ -322,7 +405,8 @@ class Gaussian(AbstractFamily):
     # ------------------------------------------------------------------ pressures (collapse_jax.Pressured)
     def temper(self, params: GaussianParams, tau) -> GaussianParams:
         """The model at temperature tau: covariance tau^2 Sigma (log scale + log tau)."""
-        return GaussianParams(params.mean, params.log_scale + jnp.log(tau).astype(params.log_scale.dtype), params.chol)
+        log_scale = params.log_scale + jnp.log(tau).astype(params.log_scale.dtype)
+        return GaussianParams(params.mean, log_scale, params.log_shape, params.unit)
 
     @property
     def truncates_directly(self) -> bool:
@@ -391,16 +475,23 @@ class Gaussian(AbstractFamily):
         w = jnp.asarray(w, p_real.mean.dtype)
         mean = w * p_real.mean + (1 - w) * p_synth.mean
         if not self.learn_cov:
-            return GaussianParams(mean, p_real.log_scale, p_real.chol)
+            return GaussianParams(mean, p_real.log_scale, p_real.log_shape, p_real.unit)
         log_w, log_1mw = jnp.log(w), jnp.log1p(-w)
         if self.dim == 1:
             log_var = jnp.logaddexp(log_w + 2 * p_real.log_scale, log_1mw + 2 * p_synth.log_scale)
-            return GaussianParams(mean, 0.5 * log_var, p_real.chol)
-        top = jnp.maximum(p_real.log_scale, p_synth.log_scale)
-        a = jnp.exp(log_w + 2 * (p_real.log_scale - top)) * (p_real.chol @ p_real.chol.T)
-        b = jnp.exp(log_1mw + 2 * (p_synth.log_scale - top)) * (p_synth.chol @ p_synth.chol.T)
-        log_scale, chol = _normalise(jnp.linalg.cholesky(a + b), top)
-        return GaussianParams(mean, log_scale, chol)
+            return GaussianParams(mean, 0.5 * log_var, p_real.log_shape, p_real.unit)
+        # in the real fit's frame: Sigma = L_r (w I + (1 - w) K K^T) L_r^T, K = L_r^-1 L_s
+        _, k = self._affine(p_synth, p_real)
+        inner = w * jnp.eye(self.dim, dtype=w.dtype) + (1 - w) * (k @ k.T)
+        mixed = self._compose_root(jnp.zeros_like(mean), jnp.linalg.cholesky(inner), p_real)
+        # w = 0 is the synthetic fit exactly (however far it has collapsed below the real one)
+        synth = w == 0
+        return GaussianParams(
+            mean,
+            jnp.where(synth, p_synth.log_scale, mixed.log_scale),
+            jnp.where(synth, p_synth.log_shape, mixed.log_shape),
+            jnp.where(synth, p_synth.unit, mixed.unit),
+        )
 
     # ------------------------------------------------------------------ metrics
     def events(self, params: GaussianParams) -> dict[str, jax.Array]:
@@ -408,7 +499,7 @@ class Gaussian(AbstractFamily):
         return {"collapse": ratio < 2 * self.dim * jnp.log(self.collapse_below.astype(ratio.dtype))}
 
     def _logdet_ratio(self, params: GaussianParams) -> jax.Array:
-        logdet = 2 * self.dim * params.log_scale + 2 * jnp.sum(jnp.log(jnp.diagonal(params.chol)))
+        logdet = 2 * self.dim * params.log_scale + 2 * jnp.sum(params.log_shape)
         return logdet - self._logdet0.astype(logdet.dtype)
 
     def metrics(self, key, params: GaussianParams) -> dict[str, jax.Array]:
@@ -450,39 +541,47 @@ class Gaussian(AbstractFamily):
         }
 
     def _metrics_nd(self, stream: Stream, p: GaussianParams) -> dict[str, jax.Array]:
+        """d-D metrics from (mean, log_scale, log_shape, unit), Sigma never formed:
+        with L = U D, D = diag(exp(l)), l = log_scale + log_shape, every linear-scale
+        quantity is a sum of terms exp(log-term) that under- or overflows alone (0 or
+        +inf, never NaN)."""
         d = self.dim
-        s = p.log_scale
+        ld, unit = p.log_scale + p.log_shape, p.unit
         diff = p.mean - self.mean
-        l0 = self._chol_full0
         logdet_ratio = self._logdet_ratio(p)
         tr0 = jnp.trace(self.cov)
-        # KL(N0 || N) = 0.5 [tr(S^-1 S0) + maha - d + logdet S - logdet S0]
-        kinv_l0 = solve_triangular(p.chol, l0, lower=True)
-        kinv_diff = solve_triangular(p.chol, diff, lower=True)
-        tr_term = jnp.exp(jnp.log(jnp.sum(kinv_l0**2)) - 2 * s)
-        maha = jnp.exp(jnp.log(jnp.sum(kinv_diff**2)) - 2 * s)
+        # KL(N0 || N) = 0.5 [tr(S^-1 S0) + maha - d + logdet S - logdet S0], L^-1 = D^-1 U^-1
+        rows = jnp.sum(_la.solve_unit_lower(unit, self._chol0) ** 2, axis=1)  # squared rows of U^-1 L0
+        tr_term = jnp.sum(jnp.exp(jnp.log(rows) - 2 * ld))
+        y = _scale_down(_la.solve_unit_lower(unit, diff), ld)  # L^-1 (mu - mu0)
+        maha = jnp.sum(y * y)
         kl = 0.5 * (tr_term + maha - d + logdet_ratio)
+        # tr S = e^{2c} ||U exp(l - c)||_F^2 and the nuclear norm likewise, c = max l
+        top = jnp.max(ld)
+        shape = _la.factor(ld - top, unit)  # L e^{-c}: largest column scale 1
+        log_trace = 2 * top + jnp.log(jnp.sum(shape * shape))
+        trace = jnp.exp(log_trace)
         # W2^2 = |diff|^2 + tr S + tr S0 - 2 ||S0^(1/2) L||_* (nuclear norm)
-        trace = jnp.exp(2 * s) * jnp.sum(p.chol**2)
-        nuc = jnp.exp(s) * jnp.sum(jnp.linalg.svd(self._sqrt0 @ p.chol, compute_uv=False))
-        w2 = jnp.sum(diff**2) + trace + tr0 - 2 * nuc
+        nuc = jnp.exp(top) * jnp.sum(jnp.linalg.svd(self._sqrt0 @ shape, compute_uv=False))
+        w2 = jnp.where(jnp.isfinite(trace), jnp.sum(diff**2) + trace + tr0 - 2 * nuc, jnp.inf)
         return {
             "mean_sq_error": jnp.sum(diff**2),
-            "trace_ratio": trace / tr0,
+            "trace_ratio": jnp.exp(log_trace - jnp.log(tr0)),
             "logdet_ratio": logdet_ratio,
             "kl_to_truth": kl,
             "w2_sq_to_truth": jnp.maximum(w2, 0.0),
-            "tail_mass": self._tail_mass_nd(stream, p, diff),
+            "tail_mass": self._tail_mass_nd(stream, top, shape, diff),
             "heldout_nll": kl + 0.5 * d * (1.0 + math.log(2 * math.pi)) + 0.5 * self._logdet0,
         }
 
-    def _tail_mass_nd(self, stream: Stream, p: GaussianParams, diff) -> jax.Array:
-        """P_fit(Q > q), Q = ||b + e^s B z||^2, b = L0^-1 (mu - mu0), B = L0^-1 chol,
-        integrated exactly in the radius along random lines z = r u (see class doc)."""
+    def _tail_mass_nd(self, stream: Stream, top, shape, diff) -> jax.Array:
+        """P_fit(Q > q), Q = ||b + e^c B z||^2, b = L0^-1 (mu - mu0), B = L0^-1 L e^{-c}
+        (``shape`` = L e^{-c}, c = ``top``), integrated exactly in the radius along
+        random lines z = r u (see class doc)."""
         dtype = diff.dtype
         d = self.dim
-        b = solve_triangular(self._chol_full0, diff, lower=True)
-        bt = solve_triangular(self._chol_full0, p.chol, lower=True)
+        b = solve_triangular(self._chol0, diff, lower=True)
+        bt = solve_triangular(self._chol0, shape, lower=True)
         u = stream.child(0).normal((TAIL_LINES, d), dtype)
         u = u / jnp.linalg.norm(u, axis=1, keepdims=True)
         v = u @ bt.T  # (lines, d): B u
@@ -495,12 +594,12 @@ class Gaussian(AbstractFamily):
         half = 0.5 * d
 
         def inside(sign):
-            # rho = e^s r along direction sign*u: Q <= q for rho in [rho_lo, rho_hi]
+            # rho = e^c r along direction sign*u: Q <= q for rho in [rho_lo, rho_hi]
             bb = sign * beta
             lo = jnp.maximum((-bb - root) / a, 0.0)
             hi = jnp.maximum((-bb + root) / a, 0.0)
-            r2_lo = jnp.exp(2 * (jnp.log(lo) - p.log_scale))
-            r2_hi = jnp.exp(2 * (jnp.log(hi) - p.log_scale))
+            r2_lo = jnp.exp(2 * (jnp.log(lo) - top))
+            r2_hi = jnp.exp(2 * (jnp.log(hi) - top))
             prob = gammainc(half, 0.5 * r2_hi) - gammainc(half, 0.5 * r2_lo)
             return jnp.where(disc > 0, prob, 0.0)
 
