@@ -9,7 +9,7 @@ data) run as one compiled program, beside the closed-form theory.
     res.summary()
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 from . import theory as theory
 from ._rng import Stream as Stream
