@@ -29,7 +29,7 @@ from ._host import HostArrays
 from ._plan import chain_shardings, default_chunk_size, local_devices, memory_cause, names, sizes
 from ._progress import Progress
 from ._sweep import apply_sweep, resolve_sweep
-from ._validate import check_int, parse_memory
+from ._validate import as_float_array, check_int, check_seed, parse_memory
 from .families._base import AbstractFamily
 from .regimes import AbstractRegime, Context, Replace
 from .results import Result, SummaryAccumulator, run_info
@@ -63,10 +63,20 @@ def _apply_sweep(family, regime, values, cfg: _Static):
 def _observe(family: AbstractFamily, ck, params, g, cfg: _Static):
     stream = _rng.Stream(ck, jnp.asarray(g, jnp.int32), _rng.STREAM_METRICS, prng=cfg.prng)
     allm = family.metrics(stream, params)
-    met = {k: allm[k] for k in cfg.metrics}
+    nonfinite = ~family.is_finite(params)
+    # a metric of a model that is not finite is never a number: comparisons with NaN are False, so
+    # a metric such as a tail mass would otherwise read as a finite, plausible value
+    met = {k: _nan_where(nonfinite, allm[k]) for k in cfg.metrics}
     diag = {k: v for k, v in family.diagnostics(params).items() if k in cfg.diagnostics}
     ev = family.events(params)
-    return met, diag, ev, ~family.is_finite(params)
+    return met, diag, ev, nonfinite
+
+
+def _nan_where(mask, x):
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.inexact):
+        x = x.astype(jnp.result_type(float))
+    return jnp.where(mask, jnp.asarray(jnp.nan, x.dtype), x)
 
 
 def _sweep_vmap(fn, cfg: _Static, n_sweep_args: int):
@@ -265,9 +275,11 @@ def simulate(
         generations: G >= 0; the result has G + 1 columns, generation 0 being the
             fit to the original real sample (paper fit t = g + 1).
         chains: number of independent chains.
-        seed: root seed. Chain c's draws depend only on (seed, c): the first c
-            chains of a larger run equal a c-chain run at the same chunk size, and
-            runs sharing a seed share their real data (common random numbers).
+        seed: root seed, an int in [0, 2**64); all of its bits reach the root key
+            (``seed`` and ``seed + 2**32`` are different runs). Chain c's draws
+            depend only on (seed, c): the first c chains of a larger run equal a
+            c-chain run at the same chunk size, and runs sharing a seed share their
+            real data (common random numbers).
         keep: ``"chains"`` keeps every chain's trajectory; ``"summary"`` streams
             per-generation moments (float64, fixed chunk order), threshold counts
             and the trajectories of chains 0..keep_chains-1; ``"auto"`` keeps
@@ -312,7 +324,7 @@ def simulate(
     n = check_int("n", n, 1)
     generations = check_int("generations", generations, 0)
     chains = check_int("chains", chains, 1)
-    seed = check_int("seed", seed, 0)
+    seed = check_seed("seed", seed)
     keep_chains = check_int("keep_chains", keep_chains, 0)
     if generations > _rng.MAX_GENERATIONS:
         raise ValueError(f"simulate: generations must be <= {_rng.MAX_GENERATIONS}, got {generations}")
@@ -360,7 +372,7 @@ def simulate(
             raise ValueError(
                 f"simulate: thresholds names metric {name!r}, which is not computed; computed: {list(chosen)}"
             )
-        for c in np.atleast_1d(np.asarray(vals, dtype=np.float64)):
+        for c in np.atleast_1d(as_float_array("simulate", f"thresholds[{name!r}]", vals, limit=math.inf)):
             thr.append((name, float(c)))
 
     fields, values, coords = resolve_sweep(family, regime, sweep)
@@ -439,43 +451,39 @@ def _run(
     block = G if G <= 10 else math.ceil(G / 10)
     block = max(block, 1)
 
-    # per-chain sizes, from shapes only (no compute), cached by static signature
-    carry_bytes, out_bytes, point_bytes = sizes(
-        family, regime, values, n, G, exact, chosen, diag_names, ev_names, fields, block
-    )
-    # one fit's data: a data-storing regime fits up to (G + 1) n points (Accumulate on a point family)
-    fit_bytes = point_bytes * regime.fit_size(family, n, G) // n
-    factor = family.working_set_factor
-    per_chain_run = carry_bytes + max(8, factor) * sweep_n * fit_bytes + (block + 1) * out_bytes
-    full_arrays = chains * (G + 1) * out_bytes
+    # per-chain sizes, from shapes only (no compute), cached by static signature, and the memory
+    # plan: every array the run holds, by how it grows with the chunk (collapse_jax._plan.MemoryPlan)
+    size = sizes(family, regime, values, n, G, exact, chosen, diag_names, ev_names, fields)
+
+    def plan(summary):
+        cause = memory_cause(regime, family)
+        return size.plan(family, n, chains, G, block, summary, keep_chains, thr, budget, ckpt is not None, cause)
 
     if keep == "auto":
+        full_arrays = plan(False).host
         summary = full_arrays > budget // 2
         if summary:
             warnings.warn(
-                f"simulate: per-chain arrays would take {full_arrays / 2**30:.2f} GiB (> half of max_memory); "
+                f"simulate: per-chain arrays would take {full_arrays / 2**20:,.1f} MiB (> half of max_memory); "
                 f"keeping summaries and the first {keep_chains} chains (keep='summary')",
                 stacklevel=3,
             )
     else:
         summary = keep == "summary"
-        if not summary and full_arrays > budget:
-            raise ValueError(
-                f"simulate: keep='chains' needs {full_arrays / 2**30:.2f} GiB of per-chain arrays, more than "
-                f"max_memory={budget / 2**30:.2f} GiB; use keep='summary' or raise max_memory"
-            )
+    memory = plan(summary)
+    memory.check()  # before compiling: a run that cannot fit is refused, naming the cost
     if chunk_size is None:
-        chunk_size = default_chunk_size(
-            family,
-            chains,
-            budget,
-            per_chain_run,
-            carry_bytes + factor * sweep_n * fit_bytes,
-            memory_cause(regime, family),
-        )
+        # one fit's data: a data-storing regime fits up to (G + 1) n points (Accumulate on a point family)
+        fit_bytes = size.points * regime.fit_size(family, n, G) // n
+        working = size.carry + family.working_set_factor * sweep_n * fit_bytes
+        chunk_size = default_chunk_size(family, chains, memory.max_chunk, working)
+    else:
+        memory.check_chunk(chunk_size)
     if len(devs) > 1:
-        # every device holds the same number of a chunk's chains
-        chunk_size = -(-chunk_size // len(devs)) * len(devs)
+        # every device holds the same number of a chunk's chains (rounded down where rounding up
+        # would leave the budget)
+        up = -(-chunk_size // len(devs)) * len(devs)
+        chunk_size = up if up <= memory.max_chunk or chunk_size < len(devs) else chunk_size // len(devs) * len(devs)
     if exact and FAST_EXACT:
         # fast mode redoes a block when one of its draws needs a rejection retry (probability
         # ~1e-7 to 3e-7 per draw): about 2e5 draws per block keeps reruns to a few percent
