@@ -211,7 +211,9 @@ class GLM(_MEstimator):
             raise ValueError(f"GLM: kind must be one of {GLM_KINDS}, got {kind!r}")
         self._setup("GLM", dim, w_star, 1.0 if kind == "logistic" else 0.3, optimizer, steps, learning_rate)
         self.kind = kind
-        lam = check_number("GLM", "penalty", penalty, 0.0, float(np.finfo(np.float32).max))
+        lam = check_number("GLM", "penalty", penalty)
+        if not (lam >= 0 and math.isfinite(lam)):
+            raise ValueError(f"GLM: penalty must be a finite number >= 0, got {penalty!r}")
         self.penalty = jnp.asarray(lam, jnp.float32)
 
     def describe(self) -> dict:
