@@ -88,7 +88,10 @@ class Downstream(eqx.Module):
 
 
 def _nonneg(cls: str, name: str, value) -> float:
-    return check_number(cls, name, value, 0.0, float(np.finfo(np.float32).max))
+    v = check_number(cls, name, value)
+    if not (v >= 0 and math.isfinite(v)):
+        raise ValueError(f"{cls}: {name} must be a finite number >= 0, got {value!r}")
+    return v
 
 
 class Ridge(AbstractFamily):
