@@ -191,7 +191,8 @@ class GMM(AbstractFamily):
         if init not in INITS:
             raise ValueError(f"GMM: init must be one of {INITS}, got {init!r}")
         for name, v in (("tol", tol), ("reg_covar", reg_covar)):
-            check_number("GMM", name, v, 0.0, float(np.finfo(np.float32).max))
+            if not (check_number("GMM", name, v) >= 0 and math.isfinite(v)):
+                raise ValueError(f"GMM: {name} must be a finite number >= 0, got {v!r}")
         d = int(dim)
         if truth is None:
             tw, tm, tc = np.ones(1), np.zeros((1, d)), np.eye(d)[None]
