@@ -48,9 +48,11 @@ def test_other_chunk_sizes_agree_to_float_tolerance():
 
 
 def test_a_small_budget_gives_chunks_below_64_with_the_same_results():
-    # KDE under Accumulate stores (generations + 1) n points per chain: 40 KB fits a few chains
+    # KDE under Accumulate stores (generations + 1) n points per chain and its held-out
+    # log-density compares every held-out point with all of them: about 0.7 MB a chain, so 4 MB
+    # fits a few chains
     kw = dict(n=20, generations=4, chains=40, keep="chains")
-    small = run(cj.KDE(0.5), cj.Accumulate(), max_memory="40KB", **kw)
+    small = run(cj.KDE(0.5), cj.Accumulate(), max_memory="4MB", **kw)
     assert 1 <= small.config["chunk_size"] < 40
     big = run(cj.KDE(0.5), cj.Accumulate(), **kw)
     assert big.config["chunk_size"] >= 40
