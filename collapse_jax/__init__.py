@@ -43,6 +43,7 @@ from .pressures import Pressured as Pressured
 from .regimes import AbstractRegime as AbstractRegime
 from .regimes import Accumulate as Accumulate
 from .regimes import AccumulateSubsample as AccumulateSubsample
+from .regimes import Context as Context
 from .regimes import FreshMix as FreshMix
 from .regimes import Provenance as Provenance
 from .regimes import Replace as Replace
@@ -52,3 +53,4 @@ from .regimes import Weighted as Weighted
 from .results import Result as Result
 from .results import load as load
 from .simulate import simulate as simulate
+from .synthesis import Synthesis as Synthesis

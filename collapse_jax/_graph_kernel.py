@@ -15,7 +15,8 @@ from jaxtyping import Array, Int
 
 from . import _rng
 from ._rng import STREAM_METRICS, STREAM_REAL, STREAM_SYNTH, STREAM_SYNTH_EXTRA, Stream
-from .families._base import AbstractFamily, tree_take
+from .families._base import tree_take
+from .families._protocol import AbstractFamily, Located, MixedSampler
 from .regimes import AbstractRegime, Accumulate, Context, Replace, truth_dtype
 
 if TYPE_CHECKING:
@@ -40,8 +41,8 @@ class _Nodes(AbstractFamily):
 
     # ---- forwarded declarations
     @property
-    def sampler(self) -> str:
-        return getattr(self.base, "sampler", "samples")
+    def is_exact(self) -> bool:
+        return self.base.is_exact
 
     @property
     def has_stats(self) -> bool:
@@ -77,7 +78,8 @@ class _Nodes(AbstractFamily):
         return self.base.min_points()
 
     def for_run(self, regime, n: int, generations: int) -> _Nodes:
-        node_regime = Accumulate() if getattr(regime, "node_regime", "replace") == "accumulate" else Replace()
+        accumulate = isinstance(regime, _GraphRegime) and regime.node_regime == "accumulate"
+        node_regime = Accumulate() if accumulate else Replace()
         return _Nodes(self.base.for_run(node_regime, n, generations), self.k, self.sizes)
 
     # ---- per node
@@ -121,14 +123,13 @@ class _Nodes(AbstractFamily):
 
 
 def _mixes(family) -> bool:
-    """Whether the family draws a mixed training set in one go (optional hook
-    ``sample_mixed(key, models, source, n, frame)``; real data must then be plain
-    draws from ``chain_truth``)."""
-    return callable(getattr(family, "sample_mixed", None)) and (type(family).sample_real is AbstractFamily.sample_real)
+    """Whether the family draws a mixed training set in one go (a MixedSampler; its
+    real data are draws from ``chain_truth``)."""
+    return isinstance(family, MixedSampler)
 
 
 def _has_location(family) -> bool:
-    return callable(getattr(family, "location", None))
+    return isinstance(family, Located)
 
 
 class _GraphRegime(AbstractRegime):

@@ -97,9 +97,9 @@ class HostArrays:
             events=self.events,
             nonfinite=self.nonfinite,
             summary_stats=acc.finish() if acc is not None else None,
-            metric_dims={**getattr(family, "metric_dims", {})},
-            diagnostic_dims={**getattr(family, "diagnostic_dims", {})},
-            event_dims={**getattr(family, "event_dims", {})},
+            metric_dims={**family.metric_dims},
+            diagnostic_dims={**family.diagnostic_dims},
+            event_dims={**family.event_dims},
             sweep=coords,
             info=info,
         )

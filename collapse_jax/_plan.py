@@ -167,23 +167,23 @@ def _signature(*trees) -> tuple:
     )
 
 
-def sizes(family, regime, values, n, G, exact, chosen, diag_names, ev_names, fields) -> Sizes:
-    """Per-chain sizes of a configuration (see :class:`Sizes`), found by tracing
-    generation 0 and one later generation of one chain (no compute)."""
-    key = (_signature(family, regime, values), n, G, exact, chosen, fields)
+def sizes(model, values, n, G, exact, chosen, diag_names, ev_names, fields) -> Sizes:
+    """Per-chain sizes of a configuration (see :class:`Sizes`; ``model`` is the run's
+    ``(family, regime, synthesis)``), found by tracing generation 0 and one later
+    generation of one chain (no compute)."""
+    family = model[0]
+    key = (_signature(model, values), n, G, exact, chosen, fields)
     if key not in _SIZE_CACHE:
         from .simulate import _init_one, _Static, _step_one, _sweep_vmap
 
         probe = _Static(n, G, exact, chosen, diag_names, ev_names, False, 0, (), fields, 1)
         ck1 = jnp.zeros((1, 2), jnp.uint32)
-        init = _sweep_vmap(lambda f, r, c: _init_one(f, r, c, probe), probe, 0)
-        init_jaxpr, (carry_shape, out_shape) = jax.make_jaxpr(
-            lambda: init(family, regime, values, ck1), return_shape=True
-        )()
+        init = _sweep_vmap(lambda m, c: _init_one(m, c, probe), probe, 0)
+        init_jaxpr, (carry_shape, out_shape) = jax.make_jaxpr(lambda: init(model, values, ck1), return_shape=True)()
 
         def step(carry, g):
-            one = lambda f, r, c, cr: _step_one(f, r, c, cr, g, probe)  # noqa: E731
-            return _sweep_vmap(one, probe, 1)(family, regime, values, ck1, carry)
+            one = lambda m, c, cr: _step_one(m, c, cr, g, probe)  # noqa: E731
+            return _sweep_vmap(one, probe, 1)(model, values, ck1, carry)
 
         step_jaxpr = jax.make_jaxpr(step)(carry_shape, jax.ShapeDtypeStruct((), jnp.int32))
         if exact:
@@ -442,12 +442,9 @@ def chain_shardings(devs, n_sweep):
 def memory_cause(regime, family) -> str | None:
     """What makes one chain grow with the generations, for the over-budget message
     (None when nothing does)."""
-    from .regimes import Accumulate, AccumulateSubsample, _subsamples_stats
+    from .compat import stores_points
 
-    stores = (isinstance(regime, Accumulate) and not family.has_stats) or (
-        isinstance(regime, AccumulateSubsample) and not _subsamples_stats(family)
-    )
-    if stores:
+    if stores_points(regime, family):
         return (
             f"{type(regime).__name__} stores every generation's points for {type(family).__name__}: "
             "(generations + 1) * n per chain"

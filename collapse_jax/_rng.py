@@ -1,6 +1,6 @@
 """Counter-based random streams: one threefry hash per two 32-bit words.
 
-Key hierarchy (DESIGN.md, "Randomness and reproducibility"). One root key per run
+Key hierarchy (docs/ARCHITECTURE.md, "Randomness and reproducibility"). One root key per run
 from ``seed``; chain ``c`` uses ``fold_in(root, c)`` with the *global* chain id, so
 a chain's draws never depend on how chains are chunked, batched or sharded. Inside
 a chain, word ``i`` of the named sub-stream ``s`` of generation ``g`` is
@@ -44,6 +44,7 @@ STREAM_DECIDE = 8  # coin flips of verifiers and provenance detectors
 STREAM_REFERENCE = 9  # reference draws for score quantiles estimated by Monte Carlo (model)
 STREAM_REFERENCE_TRUTH = 10  # the same, from the truth (verifiers)
 STREAM_PIPELINE_METRICS = 11  # the acceptance-rate metric's candidates
+STREAM_USER = (12, 13, 14)  # free for extensions written outside the package (docs/EXTENDING.md)
 STREAM_KEY = 15  # reserved: counters used to derive jax.random keys
 N_STREAMS = 16
 
@@ -334,7 +335,7 @@ def _finish_gamma(a, boost, value, u_boost, dtype):
 
 class Stream(eqx.Module):
     """One named sub-stream of one chain in one generation: what families receive
-    where DESIGN.md writes ``key``. Pure and cheap: it holds the chain's key data,
+    where the family protocol writes ``key``. Pure and cheap: it holds the chain's key data,
     the generation and the stream's name; every draw hashes its own counters.
 
     ``child(j)`` gives independent sub-stream ``j`` (< 256) of the same stream, for

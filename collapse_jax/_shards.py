@@ -47,7 +47,7 @@ def finish(shards, timeout, config, block, chunks, chunk_size, n_chunks, n_sweep
     p, count = jax.process_index(), jax.process_count()
     meta = {"n_chunks": n_chunks, "n_sweep": n_sweep, "processes": count}
     for k in ("metric_dims", "diagnostic_dims", "event_dims"):
-        meta[k] = {m: list(d) for m, d in getattr(family, k, {}).items()}
+        meta[k] = {m: list(d) for m, d in getattr(family, k).items()}
     flat = json.loads(json.dumps({**config, "block": block}, default=str))
     write(shards, p, count, flat, chunks, chunk_size, host, acc, meta)
     return wait_and_merge(shards, count, flat, timeout)

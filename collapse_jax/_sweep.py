@@ -12,19 +12,23 @@ import numpy as np
 
 from ._validate import as_float_array
 
+TARGETS = ("family", "regime", "synthesis")
 
-def apply_sweep(family, regime, values, fields):
-    """Family and regime with the swept fields replaced by one sweep point's values."""
+
+def apply_sweep(model, values, fields):
+    """The run's ``(family, regime, synthesis)`` with the swept fields replaced by one
+    sweep point's values."""
+    parts = dict(zip(TARGETS, model))
     for (target, name), v in zip(fields, values):
-        if target == "family":
-            family = eqx.tree_at(lambda f, name=name: getattr(f, name), family, v.astype(getattr(family, name).dtype))
-        else:
-            regime = eqx.tree_at(lambda r, name=name: getattr(r, name), regime, v.astype(getattr(regime, name).dtype))
-    return family, regime
+        obj = parts[target]
+        parts[target] = eqx.tree_at(lambda o, name=name: getattr(o, name), obj, v.astype(getattr(obj, name).dtype))
+    return tuple(parts[t] for t in TARGETS)
 
 
-def resolve_sweep(family, regime, sweep) -> tuple[tuple[tuple[str, str], ...], tuple[np.ndarray, ...], dict]:
-    """Grid over traced hyperparameters -> (fields, flattened values, coords)."""
+def resolve_sweep(model, sweep) -> tuple[tuple[tuple[str, str], ...], tuple[np.ndarray, ...], dict]:
+    """Grid over traced hyperparameters of the run's ``(family, regime, synthesis)``
+    -> (fields, flattened values, coords)."""
+    family, regime, synthesis = model
     if not sweep:
         return (), (), {}
     if not isinstance(sweep, dict):
@@ -33,17 +37,24 @@ def resolve_sweep(family, regime, sweep) -> tuple[tuple[tuple[str, str], ...], t
     for key, vals in sweep.items():
         target, _, name = key.rpartition(".")
         candidates = []
-        for tname, obj in (("regime", regime), ("family", family)):
+        for tname, obj in (("regime", regime), ("family", family), ("synthesis", synthesis)):
             if target in ("", tname) and name in {f.name for f in dataclasses.fields(obj)}:
                 candidates.append((tname, obj))
         if not candidates:
             raise ValueError(
-                f"simulate: sweep key {key!r} names no field of {type(regime).__name__} or {type(family).__name__}"
+                f"simulate: sweep key {key!r} names no field of {type(regime).__name__}, {type(family).__name__} "
+                "or the synthesis"
             )
         if len(candidates) > 1:
-            raise ValueError(f"simulate: sweep key {key!r} is ambiguous; write 'regime.{name}' or 'family.{name}'")
+            which = " or ".join(f"'{t}.{name}'" for t, _ in candidates)
+            raise ValueError(f"simulate: sweep key {key!r} is ambiguous; write {which}")
         tname, obj = candidates[0]
         field = next(f for f in dataclasses.fields(obj) if f.name == name)
+        if getattr(obj, name) is None and tname == "synthesis":
+            raise ValueError(
+                f"simulate: sweep key {key!r} names a synthesis step the run does not have; give it a value, "
+                f"e.g. cj.Synthesis({name}=...)"
+            )
         if field.metadata.get("static", False) or not isinstance(getattr(obj, name), jax.Array):
             raise ValueError(
                 f"simulate: sweep key {key!r} is a static field (it sets shapes or code paths); only traced "
@@ -56,7 +67,7 @@ def resolve_sweep(family, regime, sweep) -> tuple[tuple[tuple[str, str], ...], t
         if current.ndim != 0:
             raise ValueError(f"simulate: sweep key {key!r} is not a scalar field")
         # every value must satisfy the bounds the class declares for this traced field
-        low, high = getattr(type(obj), "traced_bounds", {}).get(name, (-math.inf, math.inf))
+        low, high = type(obj).traced_bounds.get(name, (-math.inf, math.inf))
         bad = arr[~((arr >= low) & (arr <= high))]
         if bad.size:
             raise ValueError(

@@ -71,9 +71,7 @@ def as_float_array(owner: str, name: str, value, *, limit: float = FLOAT32_MAX) 
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{owner}: {name} must be finite, got {value!r}")
     if arr.size and np.max(np.abs(arr)) > limit:
-        raise ValueError(
-            f"{owner}: {name} must lie within +-{limit:.4g} (float32's range), got {value!r}"
-        )
+        raise ValueError(f"{owner}: {name} must lie within +-{limit:.4g} (float32's range), got {value!r}")
     return arr
 
 

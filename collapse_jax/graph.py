@@ -26,11 +26,12 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from . import compat
 from ._graph_kernel import _GraphRegime, _Nodes
 from ._rng import root_key
 from ._validate import as_float_array, check_int, check_number, check_seed
-from .families._base import AbstractFamily
-from .families.ridge import Ridge
+from .families._protocol import AbstractFamily, fixed_design
+from .pressures import Pressured
 from .regimes import Accumulate, Replace
 from .theory import graph as _tg
 
@@ -367,8 +368,8 @@ class InteractionGraph(eqx.Module):
         collapsing = [i for i in range(k) if any(r[i, c].any() for c in free)]
         rates = _tg.growth_rates(w_eff, nv) if nv is not None else None
         rank_ok = None
-        d = getattr(family, "dim", None)
-        ridge = isinstance(family, Ridge) and family.design == "fixed"
+        ridge = fixed_design(family)
+        d = family.dim if ridge else None
         if ridge and nv is not None:
             real_rows = self.counts(nv)[:, :, 0].min(axis=0)
             rank_ok = [bool(max(real_rows[j] for j in np.flatnonzero(r[i])) >= d) for i in range(k)]
@@ -501,34 +502,22 @@ def simulate_graph(
 
     if not isinstance(graph, InteractionGraph):
         raise TypeError(f"simulate_graph: graph must be a cj.InteractionGraph, got {graph!r}")
-    if not isinstance(family, AbstractFamily):
-        raise TypeError(f"simulate_graph: family must be a collapse_jax family (e.g. cj.Gaussian()), got {family!r}")
-    if type(family).sample_synthetic is not AbstractFamily.sample_synthetic:
+    if isinstance(family, Pressured) or kwargs.get("synthesis") is not None:
         raise ValueError(
             f"simulate_graph: {type(family).__name__} changes how synthetic data are drawn (cj.Pressured); "
             "graph nodes draw from each other with plain samples only"
         )
+    if not isinstance(family, AbstractFamily):
+        raise TypeError(f"simulate_graph: family must be a collapse_jax family (e.g. cj.Gaussian()), got {family!r}")
     regime = Replace() if regime is None else regime
-    if type(regime) not in (Replace, Accumulate):
-        raise ValueError(f"simulate_graph: regime must be Replace() or Accumulate() (per node), got {regime!r}")
+    compat.check_graph(family, regime, family.is_exact)
     if "sweep" in kwargs:
         raise ValueError(
             "simulate_graph: sweeps are not supported; run one graph per call (a new W does not recompile)"
         )
     k = graph.nodes
     sizes = node_sizes(n, k)
-    exact = getattr(family, "sampler", "samples") == "exact"
     accumulate = isinstance(regime, Accumulate)
-    if accumulate and not family.has_stats:
-        raise ValueError(
-            f"simulate_graph: Accumulate at graph nodes needs sufficient statistics; {type(family).__name__} has none "
-            "(use Replace)"
-        )
-    if exact and isinstance(family, Ridge) and family.design == "fixed":
-        raise ValueError(
-            "simulate_graph: Ridge(sampler='exact') on a fixed design cannot mix label vectors row by row; "
-            "use sampler='samples' or design='fresh'"
-        )
     small = [i for i in range(k) if sizes[i] < family.min_points()]
     if small:
         i = small[0]

@@ -1,4 +1,4 @@
-"""How generation g's training set is composed (DESIGN.md, regime table).
+"""How generation g's training set is composed (docs/ARCHITECTURE.md; the table of regimes is README.md, "Regimes").
 
 Generation 0 is always the fit to the chain's original sample of n real points;
 a regime decides what generation g >= 1 trains on. Every regime works for every
@@ -19,13 +19,18 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._rng import STREAM_DECIDE, STREAM_REAL, STREAM_SUBSAMPLE, STREAM_SYNTH, STREAM_SYNTH_EXTRA, Stream
+from ._rng import STREAM_USER as STREAM_USER  # streams free for user regimes and synthesis steps
 from ._validate import check_number, check_positive
-from .families._base import AbstractFamily, tree_concat, tree_take, tree_update, tree_where
-from .pressures import candidates_needed, first_passing, fixed_design
+from .families._base import tree_concat, tree_take, tree_update, tree_where
+from .families._protocol import AbstractFamily, SubsampleStats
+from .synthesis import Synthesis, candidates_needed, first_passing
+
+PLAIN = Synthesis()  # plain draws from the fit
 
 
 class Context(eqx.Module):
-    """What a regime step sees of its chain: key data and the run's static sizes."""
+    """What a regime step sees of its chain: key data, the run's static sizes and how
+    synthetic data are drawn (``synthesis``; ``None``: plain draws)."""
 
     chain_key: jax.Array
     n: int = eqx.field(static=True)
@@ -33,9 +38,18 @@ class Context(eqx.Module):
     exact: bool = eqx.field(static=True)
     safe: bool = eqx.field(static=True, default=True)
     prng: str = eqx.field(static=True, default="threefry")
+    synthesis: Synthesis | None = None
 
     def stream(self, g, s: int) -> Stream:
         return Stream(self.chain_key, jnp.asarray(g, jnp.int32), s, 0, self.safe, None, self.prng)
+
+    def draw(self, family: AbstractFamily, stream: Stream, params, m: int, frame=None):
+        """``m`` synthetic points from the fit ``params``: every regime's synthetic draw."""
+        return (self.synthesis or PLAIN).draw(family, stream, params, m, frame)
+
+    def draw_stats(self, family: AbstractFamily, stream: Stream, params, m, frame=None):
+        """The exact path's :meth:`draw`: statistics of ``m`` synthetic points."""
+        return (self.synthesis or PLAIN).draw_stats(family, stream, params, m, frame)
 
 
 def _slots(fraction, n: int, dtype) -> jax.Array:
@@ -71,20 +85,17 @@ def truth_dtype(family: AbstractFamily):
 class AbstractRegime(eqx.Module):
     """A data regime. ``init`` builds the per-chain state after generation 0;
     ``step`` builds generation g's training set from the previous fit ``prev`` and
-    returns the new state and fit. ``needs_points``: the regime cannot run on the
-    exact (sufficient-statistics) path."""
+    returns the new state and fit. Synthetic points are drawn with ``ctx.draw`` (the
+    run's synthesis), real ones with ``family.sample_real``. ``needs_points``: the
+    regime cannot run on the exact (sufficient-statistics) path (rules:
+    :func:`collapse_jax.compat.check`)."""
 
     needs_points: ClassVar[bool] = False
     traced_bounds: ClassVar[dict[str, tuple[float, float]]] = {}  # inclusive bounds of sweepable fields
 
     def validate(self, family: AbstractFamily, n: int, generations: int, exact: bool) -> None:
-        """Raise before compiling if this regime cannot run this configuration."""
-        if exact and self.needs_points:
-            raise ValueError(
-                f"{type(self).__name__} needs the data points; sampler='exact' works only with regimes that "
-                "never need them (Replace, Accumulate, FreshMix, Weighted with combine='estimates'; "
-                "AccumulateSubsample for families with subsample_stats, such as Categorical)"
-            )
+        """Raise before compiling if a value of this regime cannot run this
+        configuration (capability rules live in :func:`collapse_jax.compat.check`)."""
 
     def generation_zero(self, family: AbstractFamily, ctx: Context):
         """The fit at generation 0 (the same for every regime but graphs'; see
@@ -119,8 +130,8 @@ def _fit_synthetic(family, ctx, prev, g, m, s=STREAM_SYNTH, frame="prev"):
     frame = prev if frame == "prev" else frame
     stream = ctx.stream(g, s)
     if ctx.exact:
-        return family.fit_stats(family.sample_stats_synthetic(stream, prev, m, frame), frame)
-    data = family.sample_synthetic(stream, prev, m, frame)
+        return family.fit_stats(ctx.draw_stats(family, stream, prev, m, frame), frame)
+    data = ctx.draw(family, stream, prev, m, frame)
     return family.fit(ctx.stream(g, STREAM_SYNTH_EXTRA), data, None, frame)
 
 
@@ -150,7 +161,7 @@ class FreshMix(AbstractRegime):
         if ctx.exact:
             return state, _fit_pooled_stats(family, ctx, prev, g, r)
         real = family.sample_real(real_s, ctx.n, prev, prev)
-        synth = family.sample_synthetic(synth_s, prev, ctx.n, prev)
+        synth = ctx.draw(family, synth_s, prev, ctx.n, prev)
         data = tree_where(jnp.arange(ctx.n) < r, real, synth)
         return state, family.fit(ctx.stream(g, STREAM_SYNTH_EXTRA), data, None, prev)
 
@@ -159,7 +170,7 @@ def _fit_pooled_stats(family, ctx, prev, g, r):
     """Exact path: the fit to r real points and n - r synthetic points from ``prev``
     (r may be traced)."""
     a = family.sample_stats(ctx.stream(g, STREAM_REAL), family.chain_truth(prev), r, prev)
-    b = family.sample_stats_synthetic(ctx.stream(g, STREAM_SYNTH), prev, ctx.n - r, prev)
+    b = ctx.draw_stats(family, ctx.stream(g, STREAM_SYNTH), prev, ctx.n - r, prev)
     return family.fit_stats(family.merge_stats(a, b), prev)
 
 
@@ -181,7 +192,7 @@ class RetainOriginal(AbstractRegime):
         dtype = truth_dtype(family)
         r = _slots(self.fraction, ctx.n, dtype)
         original = original_sample(family, ctx, prev, prev)
-        synth = family.sample_synthetic(ctx.stream(g, STREAM_SYNTH), prev, ctx.n, prev)
+        synth = ctx.draw(family, ctx.stream(g, STREAM_SYNTH), prev, ctx.n, prev)
         data = tree_where(jnp.arange(ctx.n) < r, original, synth)
         return state, family.fit(ctx.stream(g, STREAM_SYNTH_EXTRA), data, None, prev)
 
@@ -220,23 +231,6 @@ class Weighted(AbstractRegime):
     def mode(self, family: AbstractFamily) -> str:
         return self.combine or family.default_combine
 
-    def validate(self, family, n, generations, exact):
-        mode = self.mode(family)
-        if mode not in family.combine_modes:
-            raise ValueError(
-                f"Weighted: combine={mode!r} is not supported by {type(family).__name__}; "
-                f"allowed: {family.combine_modes}"
-            )
-        m = self.synthetic_count(n)
-        need = family.min_points() if mode == "estimates" else 1
-        if m < need:
-            raise ValueError(
-                f"Weighted: ratio={self.ratio} gives m = floor(n/ratio + 1/2) = {m} synthetic points at n={n}; "
-                f"{type(family).__name__} needs m >= {need}"
-            )
-        if exact and mode == "samples":
-            raise ValueError("Weighted: combine='samples' needs the data points; use sampler='samples'")
-
     def step(self, family, ctx, state, prev, g):
         dtype = truth_dtype(family)
         n, m = ctx.n, self.synthetic_count(ctx.n)
@@ -252,7 +246,7 @@ class Weighted(AbstractRegime):
             p_synth = _fit_synthetic(family, ctx, prev, g, m)
             return state, family.combine(p_real, p_synth, w)
         real = family.sample_real(ctx.stream(g, STREAM_REAL), n, prev, prev)
-        synth = family.sample_synthetic(ctx.stream(g, STREAM_SYNTH), prev, m, prev)
+        synth = ctx.draw(family, ctx.stream(g, STREAM_SYNTH), prev, m, prev)
         weights = jnp.concatenate([jnp.full((n,), w / n, dtype), jnp.full((m,), (1 - w) / m, dtype)])
         data = tree_concat(real, synth)
         return state, family.fit(ctx.stream(g, STREAM_SYNTH_EXTRA), data, weights, prev)
@@ -284,9 +278,9 @@ class Accumulate(AbstractRegime):
         if family.has_stats:
             stream = ctx.stream(g, STREAM_SYNTH)
             if ctx.exact:
-                batch = family.sample_stats_synthetic(stream, prev, ctx.n, frame)
+                batch = ctx.draw_stats(family, stream, prev, ctx.n, frame)
             else:
-                data = family.sample_synthetic(stream, prev, ctx.n, frame)
+                data = ctx.draw(family, stream, prev, ctx.n, frame)
                 batch = family.data_stats(data, None)
             pooled = family.merge_stats(state, batch)
             return pooled, family.fit_stats(pooled, frame)
@@ -300,17 +294,13 @@ class AccumulateSubsample(AbstractRegime):
     2024, "accumulate-subsample"). In general this cannot be reduced to sufficient
     statistics: every point is stored, (generations + 1) * n per chain.
 
-    Optional family hook ``subsample_stats(key, stats, n)``: the exact law of the
-    statistics of a uniform n-subset of the points behind ``stats`` (Categorical:
-    a multivariate hypergeometric draw from the pooled counts). Families that
-    provide it pool statistics as ``Accumulate`` does (exact, constant memory, and
+    ``SubsampleStats`` families know the exact law of the statistics of a uniform
+    n-subset of the points behind pooled statistics (``subsample_stats(key, stats,
+    n)``; Categorical: a multivariate hypergeometric draw from the pooled counts).
+    They pool statistics as ``Accumulate`` does (exact, constant memory, and
     ``sampler="exact"`` is allowed); the others use the point buffer."""
 
     needs_points: ClassVar[bool] = True
-
-    def validate(self, family, n, generations, exact):
-        if not _subsamples_stats(family):
-            super().validate(family, n, generations, exact)
 
     def init(self, family, ctx, params0):
         if _subsamples_stats(family):
@@ -331,8 +321,8 @@ class AccumulateSubsample(AbstractRegime):
 
 
 def _subsamples_stats(family) -> bool:
-    """Whether ``family`` has the optional ``subsample_stats`` hook (see AccumulateSubsample)."""
-    return family.has_stats and callable(getattr(family, "subsample_stats", None))
+    """Whether ``family`` is a ``SubsampleStats`` family (see AccumulateSubsample)."""
+    return isinstance(family, SubsampleStats)
 
 
 def _store_init(family, ctx, params0):
@@ -346,7 +336,7 @@ def _store_init(family, ctx, params0):
 
 def _store_add(family, ctx, state, prev, g):
     buffer, weights = state
-    batch = family.sample_synthetic(ctx.stream(g, STREAM_SYNTH), prev, ctx.n, family.pooled_frame(prev))
+    batch = ctx.draw(family, ctx.stream(g, STREAM_SYNTH), prev, ctx.n, family.pooled_frame(prev))
     start = jnp.asarray(g, jnp.int32) * ctx.n
     buffer = tree_update(buffer, batch, start)
     weights = (jnp.arange(weights.shape[0]) < start + ctx.n).astype(weights.dtype)
@@ -425,8 +415,8 @@ class Schedule(AbstractRegime):
         m = self._size(g)
         stream = ctx.stream(g, STREAM_SYNTH)
         if ctx.exact:
-            return state, family.fit_stats(family.sample_stats_synthetic(stream, prev, m, prev), prev)
-        data = family.sample_synthetic(stream, prev, ctx.n, prev)
+            return state, family.fit_stats(ctx.draw_stats(family, stream, prev, m, prev), prev)
+        data = ctx.draw(family, stream, prev, ctx.n, prev)
         weights = (jnp.arange(ctx.n) < m).astype(truth_dtype(family))
         return state, family.fit(ctx.stream(g, STREAM_SYNTH_EXTRA), data, weights, prev)
 
@@ -496,11 +486,6 @@ class Provenance(AbstractRegime):
     def fit_size(self, family, n, generations):
         return 2 * self.pool_size(n)  # real and synthetic candidates for every pool slot
 
-    def validate(self, family, n, generations, exact):
-        super().validate(family, n, generations, exact)
-        if fixed_design(family) and not exact:
-            raise ValueError("Provenance: the pool holds more points than a fixed design's n rows; use design='fresh'")
-
     def effective_real_fraction(self, dtype):
         a, e, h = (x.astype(dtype) for x in (self.pool_real_fraction, self.false_real, self.false_synthetic))
         real = a * (1 - h)
@@ -517,7 +502,7 @@ class Provenance(AbstractRegime):
             return state, _fit_pooled_stats(family, ctx, prev, g, r)
         size = self.pool_size(n)
         real = family.sample_real(real_s, size, prev, prev)
-        synth = family.sample_synthetic(synth_s, prev, size, prev)
+        synth = ctx.draw(family, synth_s, prev, size, prev)
         u = decide.uniform((size, 2), dtype)
         is_real = u[:, 0] < self.pool_real_fraction.astype(dtype)
         labelled_real = jnp.where(

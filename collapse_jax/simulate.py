@@ -24,15 +24,17 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import _checkpoint, _rng, _shards
+from . import _checkpoint, _rng, _shards, compat
 from ._host import HostArrays
 from ._plan import chain_shardings, default_chunk_size, local_devices, memory_cause, names, sizes
 from ._progress import Progress
 from ._sweep import apply_sweep, resolve_sweep
 from ._validate import as_float_array, check_int, check_seed, parse_memory
 from .families._base import AbstractFamily
+from .pressures import Pressured
 from .regimes import AbstractRegime, Context, Replace
 from .results import Result, SummaryAccumulator, run_info
+from .synthesis import Synthesis
 
 KEEP_MODES = ("chains", "summary", "auto")
 DTYPES = ("float32", "float64")
@@ -56,13 +58,13 @@ class _Static:
 
 
 # --------------------------------------------------------------------------- one chain
-def _apply_sweep(family, regime, values, cfg: _Static):
-    return apply_sweep(family, regime, values, cfg.sweep_fields)
+def _apply_sweep(model, values, cfg: _Static):
+    return apply_sweep(model, values, cfg.sweep_fields)
 
 
-def _observe(family: AbstractFamily, ck, params, g, cfg: _Static):
+def _observe(family: AbstractFamily, synthesis: Synthesis, ck, params, g, cfg: _Static):
     stream = _rng.Stream(ck, jnp.asarray(g, jnp.int32), _rng.STREAM_METRICS, prng=cfg.prng)
-    allm = family.metrics(stream, params)
+    allm = {**family.metrics(stream, params), **synthesis.metrics(family, stream, params)}
     nonfinite = ~family.is_finite(params)
     # a metric of a model that is not finite is never a number: comparisons with NaN are False, so
     # a metric such as a tail mass would otherwise read as a finite, plausible value
@@ -80,32 +82,39 @@ def _nan_where(mask, x):
 
 
 def _sweep_vmap(fn, cfg: _Static, n_sweep_args: int):
-    """vmap ``fn(family, regime, sweep_values, *args)`` over chains, then sweep."""
+    """vmap ``fn(model, chain_key, *args)`` over chains, then over the sweep axis;
+    ``model`` is the run's ``(family, regime, synthesis)``."""
 
-    def over_chains(family, regime, values, ck, *args):
-        family, regime = _apply_sweep(family, regime, values, cfg)
-        return jax.vmap(lambda c, *a: fn(family, regime, c, *a))(ck, *args)
+    def over_chains(model, values, ck, *args):
+        model = _apply_sweep(model, values, cfg)
+        return jax.vmap(lambda c, *a: fn(model, c, *a))(ck, *args)
 
     if not cfg.sweep_fields:
-        return lambda family, regime, values, ck, *args: over_chains(family, regime, values, ck, *args)
-    in_axes = (None, None, 0, None) + (0,) * n_sweep_args
+        return over_chains
+    in_axes = (None, 0, None) + (0,) * n_sweep_args
     return jax.vmap(over_chains, in_axes=in_axes)
 
 
-def _init_one(family, regime, ck, cfg: _Static):
-    ctx = Context(ck, cfg.n, cfg.generations, cfg.exact, cfg.safe, cfg.prng)
+def _context(ck, synthesis: Synthesis, cfg: _Static) -> Context:
+    return Context(ck, cfg.n, cfg.generations, cfg.exact, cfg.safe, cfg.prng, synthesis)
+
+
+def _init_one(model, ck, cfg: _Static):
+    family, regime, synthesis = model
+    ctx = _context(ck, synthesis, cfg)
     p0 = regime.generation_zero(family, ctx)
     state = regime.init(family, ctx, p0)
-    met, diag, ev, nf = _observe(family, ck, p0, 0, cfg)
+    met, diag, ev, nf = _observe(family, synthesis, ck, p0, 0, cfg)
     events = {k: jnp.where(ev[k], 0, -1).astype(jnp.int32) for k in cfg.events}
     return (state, p0, events), (met, diag, nf)
 
 
-def _step_one(family, regime, ck, carry, g, cfg: _Static):
+def _step_one(model, ck, carry, g, cfg: _Static):
+    family, regime, synthesis = model
     state, prev, events = carry
-    ctx = Context(ck, cfg.n, cfg.generations, cfg.exact, cfg.safe, cfg.prng)
+    ctx = _context(ck, synthesis, cfg)
     state, params = regime.step(family, ctx, state, prev, g)
-    met, diag, ev, nf = _observe(family, ck, params, g, cfg)
+    met, diag, ev, nf = _observe(family, synthesis, ck, params, g, cfg)
     live = g <= cfg.generations
     events = {k: jnp.where((events[k] < 0) & ev[k] & live, g, events[k]).astype(jnp.int32) for k in cfg.events}
     return (state, params, events), (met, diag, nf)
@@ -198,11 +207,11 @@ def _bound_compiled_programs(key) -> None:
 @functools.partial(jax.jit, static_argnames=("static", "cfg"))
 def _init_chunk(dynamic, static, values, ck, valid, cfg: _Static):
     """Generation 0 of a chunk. ``(dynamic, static)`` is ``eqx.partition((family,
-    regime), eqx.is_array)``, done once per run: plain ``jax.jit`` with a hashable
-    static part dispatches several times faster than re-partitioning every call."""
-    family, regime = eqx.combine(dynamic, static)
+    regime, synthesis), eqx.is_array)``, done once per run: plain ``jax.jit`` with a
+    hashable static part dispatches several times faster than re-partitioning every call."""
+    model = eqx.combine(dynamic, static)
     TRACE_COUNTS["init"] += 1
-    carry, out = _sweep_vmap(lambda f, r, c: _init_one(f, r, c, cfg), cfg, 0)(family, regime, values, ck)
+    carry, out = _sweep_vmap(lambda m, c: _init_one(m, c, cfg), cfg, 0)(model, values, ck)
     fresh = jnp.any(out[2] & valid)
     return carry, _reduce(out, valid, cfg), fresh
 
@@ -219,13 +228,13 @@ def _run_block_impl(dynamic, static, values, ck, valid, carry, g0, cfg: _Static)
     finite at the start became non-finite (in fast mode: possibly a deferred
     exact-sampler retry, so the host reruns the block in safe mode)."""
     TRACE_COUNTS["block"] += 1
-    family, regime = eqx.combine(dynamic, static)
-    start_nf = _chain_nonfinite(family, carry[1], valid.ndim)
+    model = eqx.combine(dynamic, static)
+    start_nf = _chain_nonfinite(model[0], carry[1], valid.ndim)
 
     def body(state, g):
         carry, fresh = state
-        step = _sweep_vmap(lambda f, r, c, cr: _step_one(f, r, c, cr, g, cfg), cfg, 1)
-        carry, out = step(family, regime, values, ck, carry)
+        step = _sweep_vmap(lambda m, c, cr: _step_one(m, c, cr, g, cfg), cfg, 1)
+        carry, out = step(model, values, ck, carry)
         fresh = fresh | jnp.any(out[2] & ~start_nf & valid)
         return (carry, fresh), _reduce(out, valid, cfg)
 
@@ -246,6 +255,7 @@ def simulate(
     family: AbstractFamily,
     regime: AbstractRegime | None = None,
     *,
+    synthesis: Synthesis | None = None,
     n: int,
     generations: int,
     chains: int,
@@ -271,6 +281,10 @@ def simulate(
     Args:
         family: a model family, e.g. ``cj.Gaussian(dim=1, estimator="mle")``.
         regime: how each generation's training set is built (default ``Replace()``).
+        synthesis: how a fitted model generates its synthetic data (temperature,
+            truncation, a verifier, self-correction; default plain draws), e.g.
+            ``cj.Synthesis(temperature=0.9)``. ``cj.Pressured(family, ...)`` passed
+            as ``family`` is the same as the family with this synthesis.
         n: points per generation (see each regime for what n counts); static.
         generations: G >= 0; the result has G + 1 columns, generation 0 being the
             fit to the original real sample (paper fit t = g + 1).
@@ -294,8 +308,10 @@ def simulate(
         metrics: subset of the family's metrics to compute (default all).
         thresholds: ``{metric: value or [values]}``: streamed counts of chains
             with metric < value, for :meth:`Result.prob_below` in summary mode.
-        sweep: ``{hyperparameter: values}`` over traced fields of the regime or the
-            family (e.g. ``{"real_fraction": [0.1, 0.5]}``); several keys form a
+        sweep: ``{hyperparameter: values}`` over traced fields of the regime, the
+            family or the synthesis (e.g. ``{"real_fraction": [0.1, 0.5]}``; write
+            ``"regime.x"``, ``"family.x"`` or ``"synthesis.x"`` where a name is
+            shared); several keys form a
             grid. The whole grid runs as one compiled program with a leading
             ``sweep`` axis; every sweep point shares the chains' random numbers.
         chunk_size: chains per compiled chunk (default: chosen from the budget).
@@ -317,8 +333,17 @@ def simulate(
         A :class:`collapse_jax.Result`.
     """
     regime = Replace() if regime is None else regime
+    if isinstance(family, Pressured):
+        if synthesis is not None:
+            raise ValueError("simulate: give the synthesis once, as cj.Pressured(family, ...) or as synthesis=")
+        family, synthesis = family.family, family.synthesis
+    synthesis = Synthesis() if synthesis is None else synthesis
     if not isinstance(family, AbstractFamily):
         raise TypeError(f"simulate: family must be a collapse_jax family (e.g. cj.Gaussian()), got {family!r}")
+    if not isinstance(synthesis, Synthesis):
+        raise TypeError(
+            f"simulate: synthesis must be a cj.Synthesis (e.g. cj.Synthesis(temperature=0.9)), got {synthesis!r}"
+        )
     if not isinstance(regime, AbstractRegime):
         raise TypeError(f"simulate: regime must be a collapse_jax regime (e.g. cj.Replace()), got {regime!r}")
     n = check_int("n", n, 1)
@@ -334,18 +359,17 @@ def simulate(
         raise ValueError(f"simulate: dtype must be one of {DTYPES}, got {dtype!r}")
     budget = parse_memory(max_memory)
     if n < family.min_points():
-        args = ", ".join(f"{a}={getattr(family, a)}" for a in ("components", "dim", "learn_cov") if hasattr(family, a))
+        desc = family.describe()
+        args = ", ".join(f"{a}={desc[a]}" for a in ("components", "dim", "learn_cov") if a in desc)
         raise ValueError(
             f"simulate: n={n} is too small for {type(family).__name__}({args}): "
             f"each fit needs n >= {family.min_points()}"
         )
-    exact = getattr(family, "sampler", "samples") == "exact"
-    if exact and not family.has_exact:
-        raise ValueError(f"{type(family).__name__} has no exact path; use sampler='samples'")
-    regime.validate(family, n, generations, exact)
-    family.validate_regime(regime, n, exact)
+    exact = family.is_exact
+    compat.check(family, regime, synthesis, n, generations, exact)
     family = family.for_run(regime, n, generations)
     regime = regime.for_run(family, n, generations)
+    synthesis = synthesis.for_run(family, n)
     if chunk_size is not None:
         chunk_size = check_int("chunk_size", chunk_size, 1)
     if progress not in (None, True, False):
@@ -356,7 +380,7 @@ def simulate(
         checkpoint = _shards.prepare(shards, checkpoint)
     ckpt = _checkpoint.Checkpointer(checkpoint, checkpoint_every) if checkpoint is not None else None
 
-    all_metrics = names(family)[0]
+    all_metrics = names(family)[0] + synthesis.metric_names(family)
     if metrics is None:
         chosen = all_metrics
     else:
@@ -375,7 +399,7 @@ def simulate(
         for c in np.atleast_1d(as_float_array("simulate", f"thresholds[{name!r}]", vals, limit=math.inf)):
             thr.append((name, float(c)))
 
-    fields, values, coords = resolve_sweep(family, regime, sweep)
+    fields, values, coords = resolve_sweep((family, regime, synthesis), sweep)
     n_sweep = len(values[0]) if values else None
 
     ctx_x64 = jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
@@ -383,10 +407,12 @@ def simulate(
         jdtype = jnp.dtype(dtype)
         family = _cast(family, jdtype)
         regime = _cast(regime, jdtype)
+        synthesis = _cast(synthesis, jdtype)
         jvalues = tuple(jnp.asarray(v, jdtype) for v in values)
         return _run(
             family,
             regime,
+            synthesis,
             jvalues,
             coords,
             fields,
@@ -421,6 +447,7 @@ def _cast(tree, dtype):
 def _run(
     family,
     regime,
+    synthesis,
     values,
     coords,
     fields,
@@ -453,7 +480,7 @@ def _run(
 
     # per-chain sizes, from shapes only (no compute), cached by static signature, and the memory
     # plan: every array the run holds, by how it grows with the chunk (collapse_jax._plan.MemoryPlan)
-    size = sizes(family, regime, values, n, G, exact, chosen, diag_names, ev_names, fields)
+    size = sizes((family, regime, synthesis), values, n, G, exact, chosen, diag_names, ev_names, fields)
 
     def plan(summary):
         cause = memory_cause(regime, family)
@@ -475,7 +502,7 @@ def _run(
     if chunk_size is None:
         # one fit's data: a data-storing regime fits up to (G + 1) n points (Accumulate on a point family)
         fit_bytes = size.points * regime.fit_size(family, n, G) // n
-        working = size.carry + family.working_set_factor * sweep_n * fit_bytes
+        working = size.carry + family.working_set_factor * synthesis.candidates(family) * sweep_n * fit_bytes
         chunk_size = default_chunk_size(family, chains, memory.max_chunk, working)
     else:
         memory.check_chunk(chunk_size)
@@ -491,6 +518,7 @@ def _run(
     config = {
         "family": family.describe(),
         "regime": regime.describe(),
+        **({} if synthesis.identity else {"synthesis": synthesis.describe(family)}),
         "n": n,
         "generations": G,
         "chains": chains,
@@ -522,7 +550,7 @@ def _run(
     label = "collapse_jax" if n_proc == 1 else f"collapse_jax [process {proc}/{n_proc}]"  # one line per process
     prog = Progress(total=own * (G + 1) * sweep_n, enabled=progress, unit="chain-generations", prefix=label)
 
-    dyn, stat = eqx.partition((family, regime), eqx.is_array)
+    dyn, stat = eqx.partition((family, regime, synthesis), eqx.is_array)
     _bound_compiled_programs((stat, cfg, chunk_size, dtype, n_sweep, len(devs)))
     if len(devs) > 1:
         chain_sharding, chain_sharding_b, replicated = chain_shardings(devs, n_sweep)

@@ -61,6 +61,32 @@ def rng():
     return np.random.default_rng(SEED)
 
 
+SLOW_LIST = os.path.join(os.path.dirname(__file__), "slow_tests.txt")
+
+
+def _slow_ids() -> set[str]:
+    with open(SLOW_LIST) as f:
+        return {ln.strip() for ln in f if ln.strip() and not ln.startswith("#")}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the tests listed in tests/slow_tests.txt slow (see that file)."""
+    slow = _slow_ids()
+    seen = set()
+    for item in items:
+        node = item.nodeid
+        base = node.split("[", 1)[0]
+        hit = node if node in slow else base if base in slow else None
+        if hit is not None:
+            item.add_marker(pytest.mark.slow)
+            seen.add(hit)
+    # a listed id that no longer exists is a stale entry, reported rather than silently ignored
+    if len(items) > 200:  # the whole suite was collected
+        stale = sorted(slow - seen)
+        if stale:
+            raise pytest.UsageError(f"tests/slow_tests.txt names tests that do not exist: {stale[:5]}")
+
+
 def pytest_report_header(config):
     return f"jax {jax.__version__}, backend {jax.default_backend()}, x64 {jax.config.jax_enable_x64}"
 

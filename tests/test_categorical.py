@@ -9,6 +9,7 @@ import itertools
 import json
 import math
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,7 +18,9 @@ from conftest import SEED, assert_mc_close, summary_at, z_for
 from scipy import stats
 
 import collapse_jax as cj
+from collapse_jax import compat
 from collapse_jax._rng import Stream
+from collapse_jax.families import Combinable, ExactSampler, Scorable, Temperable
 from collapse_jax.families.categorical import Categorical
 from collapse_jax.simulate import TRACE_COUNTS
 from collapse_jax.theory import categorical as cat_theory
@@ -310,10 +313,33 @@ def test_first_passage_theory_is_consistent():
 
 
 # ------------------------------------------------------------------------------ other regimes
-class _PointsOnly(Categorical):
-    """Categorical without the subsample hook: AccumulateSubsample stores every point."""
+class _PointsOnly(ExactSampler, Combinable, Temperable, Scorable):
+    """Categorical without the SubsampleStats capability (its other laws and methods,
+    reused): AccumulateSubsample stores every point."""
 
-    subsample_stats = None
+    num_categories: int = eqx.field(static=True)
+    sampler: str = eqx.field(static=True)
+    probs: jax.Array
+    rare_below: jax.Array
+    metric_dims = Categorical.metric_dims
+    event_dims = Categorical.event_dims
+    traced_bounds = Categorical.traced_bounds
+
+    __init__ = Categorical.__init__
+    truth = Categorical.truth
+    min_points = Categorical.min_points
+    sample = Categorical.sample
+    data_stats = Categorical.data_stats
+    merge_stats = Categorical.merge_stats
+    fit_stats = Categorical.fit_stats
+    fit = Categorical.fit
+    sample_stats = Categorical.sample_stats
+    combine = Categorical.combine
+    temper = Categorical.temper
+    score = Categorical.score
+    score_quantile = Categorical.score_quantile
+    metrics = Categorical.metrics
+    events = Categorical.events
 
 
 @pytest.fixture(scope="module")
@@ -362,12 +388,15 @@ def test_accumulate_keeps_collision_below_replace(pooled_runs, replace_runs):
 
 
 def test_subsample_hook_allows_the_exact_path():
-    # with the hook, AccumulateSubsample never needs the points; without it, it still refuses sampler="exact"
-    cj.AccumulateSubsample().validate(Categorical(P0, sampler="exact"), N, G, True)
+    # with the capability, AccumulateSubsample never needs the points; without it, sampler="exact" is refused
+    def check(family):
+        compat.check(family, cj.AccumulateSubsample(), cj.Synthesis(), N, G, True)
+
+    check(Categorical(P0, sampler="exact"))
     with pytest.raises(ValueError, match="needs the data points"):
-        cj.AccumulateSubsample().validate(cj.Gaussian(sampler="exact"), N, G, True)
+        check(cj.Gaussian(sampler="exact"))
     with pytest.raises(ValueError, match="needs the data points"):
-        cj.AccumulateSubsample().validate(_PointsOnly(P0, sampler="exact"), N, G, True)
+        check(_PointsOnly(P0, sampler="exact"))
 
 
 def test_freshmix_exact_against_theory(replace_runs):

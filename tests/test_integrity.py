@@ -154,7 +154,7 @@ def _families():
         "HuberRegression": cj.HuberRegression(dim=2),
         "GLM": cj.GLM(dim=2),
         "NUTSLocation": cj.NUTSLocation(warmup=5, samples=5),
-        "Pressured Gaussian": cj.Pressured(cj.Gaussian(), temperature=0.9),
+        "Pressured Gaussian": cj.Pressured(cj.Gaussian(dim=2), temperature=0.9, support=0.9),
     }
 
 
@@ -169,17 +169,21 @@ def _nan_leaves(tree):
 def test_every_metric_of_a_nonfinite_fit_is_nonfinite(name):
     """The kernel's observation step, on a fit whose parameters are NaN: every metric
     is NaN and the fit is counted as non-finite (a tail mass used to read 1.0)."""
-    family = _families()[name]
+    family, synthesis = _families()[name], cj.Synthesis()
+    if isinstance(family, cj.Pressured):  # the synthesis adds metrics of its own (accept_rate, shortfall)
+        family, synthesis = family.family, family.synthesis.for_run(family.family, 10)
     if isinstance(family, cj.KDE):  # its truth is a template holding no points: a fit of 10 NaN points
         params = cj.KDEParams(jnp.full((10, family.dim), jnp.nan), jnp.full((10,), 0.1))
     else:
         params = _nan_leaves(family.truth())
+    names = tuple(family.metric_names()) + synthesis.metric_names(family)
     cfg = sim_mod._Static(
-        n=10, generations=1, exact=False, metrics=tuple(family.metric_names()), diagnostics=(), events=(),
+        n=10, generations=1, exact=False, metrics=names, diagnostics=(), events=(),
         summary=False, kept=0, thresholds=(), sweep_fields=(), block=1,
     )  # fmt: skip
     ck = jax.random.key_data(jax.random.key(0))
-    met, _, _, nonfinite = sim_mod._observe(family, ck, params, jnp.int32(1), cfg)
+    met, _, _, nonfinite = sim_mod._observe(family, synthesis, ck, params, jnp.int32(1), cfg)
+    assert set(met) == set(names)
     assert bool(nonfinite)
     finite = [k for k, v in met.items() if np.any(np.isfinite(np.asarray(v, dtype=np.float64)))]
     assert not finite, f"{name}: metrics {finite} are finite for a NaN fit"

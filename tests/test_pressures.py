@@ -12,6 +12,7 @@ from conftest import SEED, assert_mc_close, summary_at
 
 import collapse_jax as cj
 from collapse_jax import theory as T
+from collapse_jax.simulate import TRACE_COUNTS
 
 GENS = [0, 1, 3, 6]
 
@@ -364,3 +365,64 @@ def test_bad_provenance_is_refused():
         cj.Provenance(0.0, false_real=0.0)
     with pytest.raises(ValueError, match="design='fresh'"):
         cj.simulate(cj.Ridge(dim=2, design="fixed"), cj.Provenance(0.5), n=10, generations=1, chains=2)
+
+
+# ------------------------------------------------------------------ the synthesis beside the family
+def _same(a, b):
+    for k in a.metrics:
+        np.testing.assert_array_equal(np.asarray(a.metrics[k]), np.asarray(b.metrics[k]), err_msg=k)
+
+
+def test_pressured_is_the_family_with_a_synthesis():
+    kw = dict(n=20, generations=3, chains=16)
+    fam = cj.Gaussian()
+    a = run(cj.Pressured(fam, temperature=0.9, truncate=0.9), **kw)
+    b = run(fam, synthesis=cj.Synthesis(temperature=0.9, truncate=0.9), **kw)
+    _same(a, b)
+    assert a.config["family"] == fam.describe() and a.config["synthesis"]["temperature"] == pytest.approx(0.9)
+    with pytest.raises(ValueError, match="give the synthesis once"):
+        run(cj.Pressured(fam, temperature=0.9), synthesis=cj.Synthesis(truncate=0.9), **kw)
+    with pytest.raises(TypeError, match="synthesis must be a cj.Synthesis"):
+        run(fam, synthesis={"temperature": 0.9}, **kw)
+
+
+def test_pressured_keeps_the_exact_path_of_a_subsampling_family():
+    """Was: a tempered exact Categorical under AccumulateSubsample failed while the bare family ran."""
+    fam = cj.Categorical([0.5, 0.3, 0.2], sampler="exact")
+    res = run(cj.Pressured(fam, temperature=0.9), cj.AccumulateSubsample(), n=20, generations=3, chains=8)
+    assert res.config["sampler"] == "exact"
+    assert np.all(np.isfinite(np.asarray(res.metrics["entropy"])))
+
+
+def test_pressured_keeps_a_fixed_design_and_its_sweepable_fields():
+    """Was: Pressured(Ridge(dim=2), correct=...) lost the fixed design, and a sweep over lam was refused."""
+    ridge = cj.Ridge(dim=2)
+    kw = dict(n=12, generations=3, chains=16)
+    assert run(cj.Pressured(ridge, correct=0.2), **kw).config["family"]["design"] == "fixed"
+    _same(run(cj.Pressured(ridge, correct=0.0), **kw), run(ridge, **kw))  # gamma = 0 is the plain fixed-design run
+    swept = run(cj.Pressured(ridge, correct=0.2), sweep={"lam": [0.0, 0.5]}, **kw)
+    for i, lam in enumerate([0.0, 0.5]):
+        alone = run(cj.Pressured(cj.Ridge(dim=2, lam=lam), correct=0.2), **kw)
+        np.testing.assert_allclose(
+            np.asarray(swept.sel(i).metrics["test_error"]), np.asarray(alone.metrics["test_error"]), rtol=1e-5
+        )
+
+
+def test_pressured_fixed_design_under_provenance_is_refused_before_tracing():
+    """Was: a fixed-design Ridge under Pressured + Provenance failed during tracing."""
+    before = dict(TRACE_COUNTS)
+    with pytest.raises(ValueError, match="design='fresh'"):
+        run(cj.Pressured(cj.Ridge(dim=2), correct=0.2), cj.Provenance(0.5), n=10, generations=2, chains=4)
+    assert TRACE_COUNTS == before
+
+
+def test_sweeps_reach_synthesis_fields_by_name():
+    res = run(cj.Gaussian(), synthesis=cj.Synthesis(temperature=0.9), n=20, generations=3, chains=16,
+              sweep={"synthesis.temperature": [0.8, 1.0]})  # fmt: skip
+    alone = run(cj.Gaussian(), synthesis=cj.Synthesis(temperature=1.0), n=20, generations=3, chains=16)
+    for k in alone.metrics:
+        np.testing.assert_allclose(
+            np.asarray(res.sel(1).metrics[k]), np.asarray(alone.metrics[k]), rtol=1e-5, atol=1e-7
+        )
+    with pytest.raises(ValueError, match="synthesis step the run does not have"):
+        run(cj.Gaussian(), n=20, generations=3, chains=4, sweep={"truncate": [0.8, 0.9]})

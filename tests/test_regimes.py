@@ -1,4 +1,4 @@
-"""Every regime with both estimators, and the limiting cases of DESIGN.md."""
+"""Every regime with both estimators, and their limiting cases."""
 
 from __future__ import annotations
 

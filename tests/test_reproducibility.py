@@ -1,4 +1,4 @@
-"""The reproducibility contract of DESIGN.md, no-retrace of traced
+"""The reproducibility contract of docs/ARCHITECTURE.md, no-retrace of traced
 hyperparameters, and sweeps equal to separate runs."""
 
 from __future__ import annotations

@@ -364,7 +364,7 @@ def test_weighted_limits():
 
 
 def test_counts_round_half_up():
-    # DESIGN.md: r = floor(lam n + 1/2) and m = floor(n/k + 1/2); here all are x.5 cases.
+    # the regimes round shares as r = floor(lam n + 1/2) and m = floor(n/k + 1/2); here all are x.5 cases.
     n, var0 = 10, 1.0
     for lam_rounded, lam_exact in [(0.25, 0.3), (0.05, 0.1)]:  # 2.5 -> 3, 0.5 -> 1
         assert np.array_equal(

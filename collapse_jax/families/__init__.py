@@ -1,6 +1,23 @@
 """Model families: one file each."""
 
-from ._base import AbstractFamily as AbstractFamily
+from ._base import tree_concat as tree_concat
+from ._base import tree_take as tree_take
+from ._base import tree_update as tree_update
+from ._base import tree_where as tree_where
+from ._protocol import AbstractFamily as AbstractFamily
+from ._protocol import Combinable as Combinable
+from ._protocol import Correctable as Correctable
+from ._protocol import CountWeights as CountWeights
+from ._protocol import Designed as Designed
+from ._protocol import DirectTruncation as DirectTruncation
+from ._protocol import ExactSampler as ExactSampler
+from ._protocol import Located as Located
+from ._protocol import MixedSampler as MixedSampler
+from ._protocol import Scorable as Scorable
+from ._protocol import SubsampleStats as SubsampleStats
+from ._protocol import SufficientStats as SufficientStats
+from ._protocol import Temperable as Temperable
+from ._protocol import capabilities as capabilities
 from .bayes_gaussian import BayesGaussian as BayesGaussian
 from .bayes_gaussian import BayesGaussianParams as BayesGaussianParams
 from .bayes_regression import BayesLinearRegression as BayesLinearRegression

@@ -31,7 +31,7 @@ from jaxtyping import Array, Float
 
 from .._rng import as_stream
 from .._validate import as_float_array, check_covariance, check_positive
-from ._base import AbstractFamily
+from ._protocol import CountWeights, ExactSampler, Located
 from .gaussian import Gaussian, GaussianParams, GaussianStats
 
 PREDICTIVES = ("plugin", "posterior", "marginal")
@@ -51,7 +51,7 @@ class BayesGaussianParams(eqx.Module):
     template: bool = eqx.field(static=True, default=False)
 
 
-class BayesGaussian(AbstractFamily):
+class BayesGaussian(ExactSampler, Located, CountWeights):
     """The conjugate Bayesian Gaussian (see the module docstring).
 
     Args:
@@ -156,9 +156,13 @@ class BayesGaussian(AbstractFamily):
         self.gaussian = Gaussian(d, "mle", mean=mean, cov=cov, learn_cov=True)
 
     # ------------------------------------------------------------------ basics
-    @property
-    def has_exact(self) -> bool:
-        return self.known or self.predictive != "marginal"
+    def exact_unavailable(self) -> str | None:
+        if self.known or self.predictive != "marginal":
+            return None
+        return (
+            "predictive='marginal' with an unknown covariance draws Student-t points, whose statistics "
+            "have no exact law here"
+        )
 
     def truth(self) -> BayesGaussianParams:
         d, dtype = self.dim, self.prior_mean.dtype
@@ -175,10 +179,10 @@ class BayesGaussian(AbstractFamily):
             "dim": self.dim,
             "known_variance": float(self.known_variance) if self.known else None,
             "prior_mean": np.asarray(self.prior_mean).tolist(),
-            "prior_var": float(self.prior_var) if self.known else None,
-            "prior_count": None if self.known else float(self.prior_count),
-            "prior_df": None if self.known else float(self.prior_df),
-            "prior_scale": None if self.known else np.asarray(self.prior_scale).tolist(),
+            "prior_var": float(self.prior_var),
+            "prior_count": float(self.prior_count),
+            "prior_df": float(self.prior_df),
+            "prior_scale": np.asarray(self.prior_scale).tolist(),
             "predictive": self.predictive,
             "sampler": self.sampler,
             "mean": np.asarray(self.gaussian.mean).tolist(),
@@ -186,13 +190,6 @@ class BayesGaussian(AbstractFamily):
         }
 
     def validate_regime(self, regime, n: int, exact: bool) -> None:
-        from ..regimes import Weighted
-
-        if isinstance(regime, Weighted):
-            raise ValueError(
-                "BayesGaussian: Weighted rescales the weights, which a posterior reads as numbers of points; use "
-                "FreshMix (pooled real and synthetic points) or Replace/Accumulate"
-            )
         if not self.known:
             nu_n = float(self.prior_df) + n
             if nu_n <= self.dim + 1:

@@ -25,7 +25,7 @@ from jaxtyping import Array, Float
 
 from .._rng import as_stream
 from .._validate import as_float_array, check_int, check_positive
-from ._base import AbstractFamily
+from ._protocol import CountWeights, Located, SufficientStats
 from .ridge import RegressionData
 
 PREDICTIVES = ("plugin", "posterior", "marginal")
@@ -51,7 +51,7 @@ class BLRStats(eqx.Module):
     yty: Float[Array, ""]
 
 
-class BayesLinearRegression(AbstractFamily):
+class BayesLinearRegression(SufficientStats, Located, CountWeights):
     """Normal-Inverse-Gamma linear regression (see the module docstring).
 
     Args:
@@ -138,12 +138,6 @@ class BayesLinearRegression(AbstractFamily):
         }
 
     def validate_regime(self, regime, n: int, exact: bool) -> None:
-        from ..regimes import Weighted
-
-        if isinstance(regime, Weighted):
-            raise ValueError(
-                "BayesLinearRegression: Weighted rescales the weights, which a posterior reads as numbers of points"
-            )
         a_n = float(self.prior_shape) + n / 2
         if self.predictive == "plugin" and a_n <= 1:
             raise ValueError(

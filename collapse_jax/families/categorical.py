@@ -28,7 +28,7 @@ import numpy as np
 from jaxtyping import Array, Float, Int
 
 from .._rng import MAX_PAIRS, as_stream, words_per_number
-from ._base import AbstractFamily
+from ._protocol import Combinable, ExactSampler, Scorable, SubsampleStats, Temperable
 
 SAMPLERS = ("samples", "exact")
 SUM_TOLERANCE = 1e-6
@@ -73,7 +73,7 @@ def _check_size(where: str, n) -> int:
     return int(n)
 
 
-class Categorical(AbstractFamily):
+class Categorical(ExactSampler, SubsampleStats, Combinable, Temperable, Scorable):
     """A categorical distribution over K categories, refitted by (weighted) empirical
     frequencies: n draws from the fitted frequencies each generation.
 
@@ -126,12 +126,12 @@ class Categorical(AbstractFamily):
     probs: Float[Array, " k"]
     rare_below: Float[Array, ""]
 
-    combine_modes: ClassVar[tuple[str, ...]] = ("estimates", "samples")
-    default_combine: ClassVar[str] = "estimates"
     traced_bounds: ClassVar[dict[str, tuple[float, float]]] = {"rare_below": (0.0, 1.0)}
 
-    def __init__(self, probs, rare_below: float = 0.05, *, sampler: str = "samples"):
+    def __init__(self, probs, rare_below: float = 0.05, *, sampler: str = "samples", num_categories: int | None = None):
         p = _check_probs(probs)
+        if num_categories is not None and num_categories != p.size:
+            raise ValueError(f"Categorical: num_categories={num_categories!r} but probs has {p.size} entries")
         rb = _check_unit("rare_below", rare_below)
         if sampler not in SAMPLERS:
             raise ValueError(f"Categorical: sampler must be one of {SAMPLERS}, got {sampler!r}")
@@ -213,7 +213,7 @@ class Categorical(AbstractFamily):
 
     def subsample_stats(self, key, stats, n: int) -> Float[Array, " k"]:
         """Counts of a uniform n-subset, without replacement, of the points behind
-        the pooled counts ``stats`` (the ``AccumulateSubsample`` hook): a
+        the pooled counts ``stats`` (the ``SubsampleStats`` capability, for ``AccumulateSubsample``): a
         multivariate hypergeometric draw, exactly.
 
         Conditional univariate hypergeometrics down a binary tree over the

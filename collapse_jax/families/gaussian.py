@@ -46,7 +46,15 @@ from .._hostmath import chi2_quantile
 from .._rng import Stream, as_stream
 from .._validate import as_float_array, check_covariance, check_positive
 from . import _linalg as _la
-from ._base import AbstractFamily
+from ._protocol import (
+    Combinable,
+    Correctable,
+    DirectTruncation,
+    ExactSampler,
+    Located,
+    MixedSampler,
+    Temperable,
+)
 
 ESTIMATORS = ("mle", "unbiased")
 SAMPLERS = ("samples", "exact")
@@ -107,7 +115,7 @@ def _stats_nd(count, count2, mean, root) -> GaussianStats:
     return GaussianStats(count, count2, mean, root @ root.T, root)
 
 
-class Gaussian(AbstractFamily):
+class Gaussian(ExactSampler, Combinable, Temperable, DirectTruncation, Correctable, Located, MixedSampler):
     """A Gaussian N(mean, cov) in ``dim`` dimensions, refitted by MLE or the unbiased
     estimator.
 
@@ -163,8 +171,6 @@ class Gaussian(AbstractFamily):
     _logdet0: Float[Array, ""]
     _tail_q: float = eqx.field(static=True)
 
-    combine_modes: ClassVar[tuple[str, ...]] = ("estimates", "samples")
-    default_combine: ClassVar[str] = "estimates"
     traced_bounds: ClassVar[dict[str, tuple[float, float]]] = {"collapse_below": (1e-300, math.inf)}
 
     def __init__(
@@ -408,7 +414,6 @@ class Gaussian(AbstractFamily):
         log_scale = params.log_scale + jnp.log(tau).astype(params.log_scale.dtype)
         return GaussianParams(params.mean, log_scale, params.log_shape, params.unit)
 
-    @property
     def truncates_directly(self) -> bool:
         """In 1-D truncated draws come straight from the inverse CDF (:meth:`sample_truncated`)."""
         return self.dim == 1

@@ -27,7 +27,7 @@ from jaxtyping import Array, Bool, Float, Int
 from .._rng import Stream, as_stream
 from .._validate import as_float_array, check_covariance, check_int, check_number
 from . import _linalg as _la
-from ._base import AbstractFamily
+from ._protocol import Scorable, Temperable
 
 COVARIANCES = ("full", "diag", "spherical")
 INITS = ("warm", "refit")
@@ -109,7 +109,7 @@ def l2_distance_sq(a: GMMParams, b: GMMParams) -> jax.Array:
     return _cross(a, a) - 2.0 * _cross(a, b) + _cross(b, b)
 
 
-class GMM(AbstractFamily):
+class GMM(Temperable, Scorable):
     """A K-component Gaussian mixture in d dimensions, refitted by EM.
 
     Args:

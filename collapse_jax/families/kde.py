@@ -28,7 +28,7 @@ from jaxtyping import Array, Float
 
 from .._rng import Stream, as_stream
 from .._validate import as_float_array, check_covariance, check_int
-from ._base import AbstractFamily
+from ._protocol import Scorable
 
 KERNELS = ("gaussian",)
 HELDOUT_SIZE = 500  # Kazdan et al. evaluate the NLL on 500 fresh real test points
@@ -49,7 +49,7 @@ class KDEParams(eqx.Module):
     template: bool = eqx.field(static=True, default=False)
 
 
-class KDE(AbstractFamily):
+class KDE(Scorable):
     """A kernel density estimate with a fixed absolute bandwidth, refitted on its own
     samples.
 
@@ -118,8 +118,6 @@ class KDE(AbstractFamily):
     truth_weights: Float[Array, " k"]
     _truth_spec: tuple = eqx.field(static=True)  # JSON-able copy of the truth for describe()
 
-    combine_modes: ClassVar[tuple[str, ...]] = ("samples",)
-    default_combine: ClassVar[str] = "samples"
     traced_bounds: ClassVar[dict[str, tuple[float, float]]] = {"bandwidth": BANDWIDTH_BOUNDS}
 
     def __init__(

@@ -25,7 +25,7 @@ from jaxtyping import Array, Float
 
 from .._rng import as_stream
 from .._validate import as_float_array, check_int, check_number, check_positive
-from ._base import AbstractFamily
+from ._protocol import Located
 from .ridge import RegressionData
 
 OPTIMIZERS = ("lbfgs", "gd", "adam")
@@ -79,7 +79,7 @@ def _minimise(objective, w0, optimizer: str, steps: int, learning_rate):
     return params, jnp.sqrt(jnp.sum(grad.w * grad.w)), value
 
 
-class _MEstimator(AbstractFamily):
+class _MEstimator(Located):
     """Shared machinery: validation of the optimizer settings, fit, metrics."""
 
     dim: int = eqx.field(static=True)

@@ -22,7 +22,7 @@ from jaxtyping import Array, Float, Int
 
 from .._rng import as_stream
 from .._validate import as_float_array, check_int, check_positive
-from ._base import AbstractFamily
+from ._protocol import CountWeights, Located
 
 LIKELIHOODS = ("normal", "student_t")
 PREDICTIVES = ("plugin", "posterior", "marginal")
@@ -40,7 +40,7 @@ class NUTSParams(eqx.Module):
     template: bool = eqx.field(static=True, default=False)
 
 
-class NUTSLocation(AbstractFamily):
+class NUTSLocation(Located, CountWeights):
     """A location model whose posterior is sampled by NUTS every generation.
 
     Args:
@@ -153,14 +153,6 @@ class NUTSLocation(AbstractFamily):
             "samples": self.samples,
             "max_tree_depth": self.max_tree_depth,
         }
-
-    def validate_regime(self, regime, n: int, exact: bool) -> None:
-        from ..regimes import Weighted
-
-        if isinstance(regime, Weighted):
-            raise ValueError(
-                "NUTSLocation: Weighted rescales the weights, which a posterior reads as numbers of points"
-            )
 
     def is_finite(self, params: NUTSParams) -> jax.Array:
         return jnp.all(jnp.isfinite(params.mean))

@@ -21,7 +21,7 @@ from jaxtyping import Array, Float
 from .._rng import STREAM_REAL, Stream, as_stream
 from .._validate import as_float_array, check_covariance, check_number
 from . import _linalg as _la
-from ._base import AbstractFamily
+from ._protocol import Combinable, Correctable, Designed, ExactSampler, Located, MixedSampler, Scorable
 
 DESIGNS = ("fixed", "fresh")
 SAMPLERS = ("samples", "exact")
@@ -94,7 +94,7 @@ def _nonneg(cls: str, name: str, value) -> float:
     return v
 
 
-class Ridge(AbstractFamily):
+class Ridge(ExactSampler, Combinable, Scorable, Correctable, Located, MixedSampler, Designed):
     """Ridge regression refitted on its own labels.
 
     The weighted ridge fit minimises sum_i w_i (y_i - x_i^T b)^2 / sum_i w_i
@@ -224,20 +224,6 @@ class Ridge(AbstractFamily):
             if ds is None
             else {"samples": ds.samples, "noise": float(ds.noise), "lam": float(ds.lam)},
         }
-
-    def validate_regime(self, regime, n: int, exact: bool) -> None:
-        from ..regimes import Accumulate, Replace, Weighted
-
-        if self.design == "fixed" and isinstance(regime, Weighted) and regime.ratio != 1.0:
-            raise ValueError(
-                f"Weighted: ratio={regime.ratio} on a fixed design; real and synthetic labels share the design's "
-                "rows, so ratio must be 1 (or use Ridge(design='fresh'))"
-            )
-        if exact and self.design == "fixed" and not isinstance(regime, (Replace, Accumulate)):
-            raise ValueError(
-                f"{type(regime).__name__} on a fixed design needs the data points (it mixes label vectors row by "
-                "row); sampler='exact' supports Replace and Accumulate there. Use sampler='samples' or design='fresh'"
-            )
 
     def is_finite(self, params: RidgeParams) -> jax.Array:
         # the chain's context (w*, design, its Gram matrix) is fixed at generation 0 and enters every

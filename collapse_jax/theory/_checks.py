@@ -69,7 +69,7 @@ def _out(arr: NDArray[np.float64] | float) -> FloatOrArray:
 
 
 def _count(fraction: float, n: int) -> int:
-    """floor(fraction * n + 1/2), the simulator's rounding of a share (DESIGN.md)."""
+    """floor(fraction * n + 1/2), the simulator's rounding of a share (collapse_jax.regimes)."""
     return math.floor(fraction * n + 0.5)
 
 

@@ -1,0 +1,152 @@
+"""Every compatibility rule between a family, a regime, a synthesis and a path, in one
+place, checked before anything compiles.
+
+What a family can do is the capability classes it inherits
+(:mod:`collapse_jax.families._protocol`), asked here with ``isinstance``. Rules about a
+configuration's *values* (a schedule longer than the run, a prior too weak for n) stay
+with the object that owns the values (``regime.validate``, ``family.validate_regime``)
+and are called from :func:`check`. A combination that is refused says which
+capability or value is missing; one that passes never fails inside tracing.
+"""
+
+from __future__ import annotations
+
+from .families._protocol import (
+    AbstractFamily,
+    CountWeights,
+    Designed,
+    ExactSampler,
+    SubsampleStats,
+    SufficientStats,
+    fixed_design,
+)
+from .regimes import AbstractRegime, Accumulate, AccumulateSubsample, Provenance, Replace, Weighted
+from .synthesis import Synthesis
+
+_METHODS = {
+    "Temperable": "temper",
+    "Scorable": "score",
+    "Correctable": "correct",
+}
+
+
+def _name(family: AbstractFamily) -> str:
+    return type(family).__name__
+
+
+def check_synthesis(family: AbstractFamily, synthesis: Synthesis, owner: str = "simulate") -> None:
+    """The capabilities ``synthesis`` needs of ``family`` (path-independent rules)."""
+    for cap, what in synthesis.required():
+        if not isinstance(family, cap):
+            raise ValueError(
+                f"{owner}: {what} needs a {cap.__name__} family (the method {_METHODS[cap.__name__]}()), which "
+                f"{_name(family)} is not; see collapse_jax.families._protocol for who has it"
+            )
+    if synthesis.filters and fixed_design(family):
+        raise ValueError(
+            f"{owner}: filters draw more candidates than n, which a fixed design cannot; "
+            f"use {_name(family)}(design='fresh')"
+        )
+
+
+def weighted_mode(regime: Weighted, family: AbstractFamily) -> str:
+    """The combine mode a ``Weighted`` regime runs with on ``family``."""
+    return regime.mode(family)
+
+
+def stores_points(regime: AbstractRegime, family: AbstractFamily) -> bool:
+    """Whether the regime keeps every generation's points (memory grows with G)."""
+    if isinstance(regime, AccumulateSubsample):
+        return not isinstance(family, SubsampleStats)
+    return isinstance(regime, Accumulate) and not isinstance(family, SufficientStats)
+
+
+def needs_points(regime: AbstractRegime, family: AbstractFamily) -> bool:
+    """Whether the regime needs the data points (so cannot run on the exact path)."""
+    if isinstance(regime, AccumulateSubsample):
+        return not isinstance(family, SubsampleStats)
+    if isinstance(regime, Weighted):
+        return weighted_mode(regime, family) == "samples"
+    return regime.needs_points
+
+
+def check(
+    family: AbstractFamily,
+    regime: AbstractRegime,
+    synthesis: Synthesis,
+    n: int,
+    generations: int,
+    exact: bool,
+) -> None:
+    """Raise, naming what is missing, if this combination cannot run."""
+    fam, reg = _name(family), type(regime).__name__
+    # ---- the synthesis: what it needs of the family comes first (the most basic rule)
+    check_synthesis(family, synthesis)
+    # ---- the path
+    if exact:
+        if not family.has_exact:
+            why = family.exact_unavailable() if isinstance(family, ExactSampler) else "it is not an ExactSampler family"
+            raise ValueError(f"{fam} has no exact path ({why}); use sampler='samples'")
+        if needs_points(regime, family):
+            raise ValueError(
+                f"{reg} needs the data points; sampler='exact' works only with regimes that never need them "
+                "(Replace, Accumulate, FreshMix, Weighted with combine='estimates'; AccumulateSubsample for "
+                "SubsampleStats families, such as Categorical)"
+            )
+        if synthesis.needs_points:
+            raise ValueError(
+                f"synthesis: {type(synthesis).__name__}'s steps (filters: truncate, verifier; correct; or a step of "
+                "its own) need the synthetic points; sampler='exact' supports temperature alone"
+            )
+        if fixed_design(family) and not isinstance(regime, (Replace, Accumulate)):
+            raise ValueError(
+                f"{reg} on a fixed design needs the data points (it mixes label vectors row by row); "
+                "sampler='exact' supports Replace and Accumulate there. Use sampler='samples' or design='fresh'"
+            )
+    # ---- the regime
+    if isinstance(regime, Weighted):
+        mode = weighted_mode(regime, family)
+        if mode not in family.combine_modes:
+            need = " (it is not a Combinable family)" if mode == "estimates" else ""
+            raise ValueError(
+                f"Weighted: combine={mode!r} is not supported by {fam}{need}; allowed: {family.combine_modes}"
+            )
+        if isinstance(family, CountWeights):
+            raise ValueError(
+                f"{fam}: Weighted rescales the weights, which a posterior reads as numbers of points; use "
+                "FreshMix (pooled real and synthetic points) or Replace/Accumulate"
+            )
+        if isinstance(family, Designed) and family.design == "fixed" and regime.ratio != 1.0:
+            raise ValueError(
+                f"Weighted: ratio={regime.ratio} on a fixed design; real and synthetic labels share the design's "
+                f"rows, so ratio must be 1 (or use {fam}(design='fresh'))"
+            )
+        m = regime.synthetic_count(n)
+        need = family.min_points() if mode == "estimates" else 1
+        if m < need:
+            raise ValueError(
+                f"Weighted: ratio={regime.ratio} gives m = floor(n/ratio + 1/2) = {m} synthetic points at n={n}; "
+                f"{fam} needs m >= {need}"
+            )
+    if isinstance(regime, Provenance) and fixed_design(family) and not exact:
+        raise ValueError("Provenance: the pool holds more points than a fixed design's n rows; use design='fresh'")
+    # ---- values owned by the regime and the family
+    regime.validate(family, n, generations, exact)
+    family.validate_regime(regime, n, exact)
+
+
+def check_graph(family: AbstractFamily, regime: AbstractRegime, exact: bool) -> None:
+    """The rules of interaction graphs (Replace or Accumulate at every node)."""
+    fam = _name(family)
+    if type(regime) not in (Replace, Accumulate):
+        raise ValueError(f"simulate_graph: regime must be Replace() or Accumulate() (per node), got {regime!r}")
+    if isinstance(regime, Accumulate) and not isinstance(family, SufficientStats):
+        raise ValueError(
+            f"simulate_graph: Accumulate at graph nodes needs sufficient statistics; {fam} has none "
+            "(it is not a SufficientStats family; use Replace)"
+        )
+    if exact and fixed_design(family):
+        raise ValueError(
+            f"simulate_graph: {fam}(sampler='exact') on a fixed design cannot mix label vectors row by row; "
+            "use sampler='samples' or design='fresh'"
+        )

@@ -1,0 +1,333 @@
+"""The whole family contract on one page.
+
+A family is an :class:`AbstractFamily` (five required methods) plus the capability
+classes it inherits. The engine asks what a family can do with ``isinstance`` in one
+place, :func:`collapse_jax.compat.check`; nothing probes for methods by name.
+
+========================  =========================================================
+capability                what it adds, and what needs it
+========================  =========================================================
+:class:`SufficientStats`  ``data_stats``, ``merge_stats``, ``fit_stats``: Accumulate
+                          pools statistics (constant memory) instead of points
+:class:`ExactSampler`     ``sample_stats`` and the ``sampler`` field: ``sampler="exact"``
+                          draws a generation's statistics from their exact law
+:class:`SubsampleStats`   ``subsample_stats``: AccumulateSubsample on statistics
+:class:`Combinable`       ``combine``: ``Weighted(combine="estimates")``
+:class:`Temperable`       ``temper``: synthesis ``temperature``
+:class:`Scorable`         ``score`` (and optionally ``score_quantile``): synthesis
+                          ``truncate`` and the verifier
+:class:`DirectTruncation` ``sample_truncated``: truncated draws without candidates
+:class:`Correctable`      ``correct``: synthesis ``correct`` (self-correction)
+:class:`Located`          ``location``: graphs report ``homogenisation``
+:class:`MixedSampler`     ``sample_mixed``: a graph node draws from all sources at once
+:class:`Designed`         ``design``: regression inputs, ``"fixed"`` rows per chain or
+                          ``"fresh"`` ones; a fixed design cannot give more than n rows
+:class:`CountWeights`     a marker: weights are numbers of points (posteriors), so
+                          ``Weighted`` is refused
+========================  =========================================================
+
+Every method acts on ONE chain, takes its randomness first and is pure; the kernel
+vmaps it over chains (and over a sweep axis). ``key`` is a :class:`collapse_jax.Stream`
+(a ``jax.random`` key is accepted when calling a family by hand). ``weights`` are
+importance weights of shape ``(points,)`` (``None``: all equal): zero marks an empty
+slot, and scaling all weights changes nothing.
+
+**Frames.** ``sample``/``fit`` take an optional ``frame``: parameters of the same
+family relative to which the data are expressed (``None`` = absolute coordinates).
+Location-scale families use it to stay exact while the scale collapses (draw standard
+normals, fit them, compose with the frame: data never round to a constant); other
+families ignore it. The kernel passes the previous generation's fit (the truth at
+generation 0) or ``None``.
+
+docs/EXTENDING.md writes a family from scratch.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, ClassVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+
+from .._rng import Stream
+
+Params = Any  # a pytree of arrays, one chain
+Data = Any  # a pytree of arrays whose leaves share a leading "point" axis
+Stats = Any  # sufficient statistics (exact path)
+
+
+class AbstractFamily(eqx.Module):
+    """A statistical model family refitted generation after generation.
+
+    Required: :meth:`truth`, :meth:`sample`, :meth:`fit`, :meth:`metrics`,
+    :meth:`min_points`. Everything else has a default; abilities beyond the basics are
+    the capability classes of this module.
+
+    Class-level declarations:
+      * ``metric_dims``: extra xarray dims per metric, e.g. ``{"component_sd":
+        ("component",)}``; metrics not listed are scalars per chain and generation.
+      * ``diagnostic_dims`` / ``event_dims``: the same for diagnostics and events.
+      * ``traced_bounds``: inclusive bounds of traced fields, checked for sweeps.
+      * ``combine_modes`` / ``default_combine``: the ``Weighted`` combine modes.
+      * ``working_set_factor``: temporaries of one generation (sampling and fitting)
+        in units of one generation's data; sizes the default CPU chunk.
+      * ``max_chunk``: largest default chunk of chains on CPU (``None``: no limit).
+    """
+
+    metric_dims: ClassVar[dict[str, tuple[str, ...]]] = {}
+    diagnostic_dims: ClassVar[dict[str, tuple[str, ...]]] = {}
+    event_dims: ClassVar[dict[str, tuple[str, ...]]] = {}
+    traced_bounds: ClassVar[dict[str, tuple[float, float]]] = {}
+    combine_modes: ClassVar[tuple[str, ...]] = ("samples",)  # Weighted's modes (Combinable adds "estimates")
+    default_combine: ClassVar[str] = "samples"
+    working_set_factor: ClassVar[int] = 2
+    max_chunk: ClassVar[int | None] = None
+
+    # ---- required -----------------------------------------------------------
+    @abc.abstractmethod
+    def truth(self) -> Params:
+        """Parameters of the data-generating distribution (never a generation)."""
+
+    @abc.abstractmethod
+    def sample(self, key: Stream, params: Params, n: int, frame: Params | None = None) -> Data:
+        """``n`` i.i.d. points from the model ``params``, expressed in ``frame``."""
+
+    @abc.abstractmethod
+    def fit(self, key: Stream, data: Data, weights: jax.Array | None, frame: Params | None = None) -> Params:
+        """Fit the family to weighted data expressed in ``frame``."""
+
+    @abc.abstractmethod
+    def metrics(self, key: Stream, params: Params) -> dict[str, jax.Array]:
+        """Per-chain metrics of a fit (a key: some metrics need fresh draws)."""
+
+    @abc.abstractmethod
+    def min_points(self) -> int:
+        """Smallest number of points one fit accepts."""
+
+    # ---- optional, with defaults ----------------------------------------------
+    def metric_names(self) -> tuple[str, ...]:
+        """Names of :meth:`metrics`, in order (found by tracing once, no compute)."""
+        out = jax.eval_shape(lambda: self.metrics(_dummy_stream(), self.truth()))
+        return tuple(out)
+
+    def diagnostics(self, params: Params) -> dict[str, jax.Array]:
+        """Fit diagnostics (iterations, convergence flags, ...) carried in params."""
+        return {}
+
+    def events(self, params: Params) -> dict[str, jax.Array]:
+        """Boolean conditions; the kernel records the first generation each holds."""
+        return {}
+
+    def is_finite(self, params: Params) -> jax.Array:
+        """Whether a fit is usable (counted as ``nonfinite`` otherwise): by default
+        every inexact leaf is finite. Families carrying a large constant per-chain
+        context (a fixed design) check only what a generation changes."""
+        return all_finite(params)
+
+    def sample_real(self, key: Stream, n: int, prev: Params, frame: Params | None = None) -> Data:
+        """``n`` real points (from the truth of the chain whose model is ``prev``)."""
+        return self.sample(key, self.chain_truth(prev), n, frame)
+
+    def chain_truth(self, prev: Params | None = None) -> Params:
+        """The truth of the chain whose current model is ``prev`` (default: the
+        family's truth). Families with a per-chain truth (a random w*, a fixed
+        design) read it from ``prev``."""
+        return self.truth()
+
+    def pooled_frame(self, prev: Params):
+        """The frame of fits that pool data across generations (Accumulate,
+        AccumulateSubsample): ``None`` = absolute coordinates. Families whose fits
+        need the chain's context (or a warm start) return ``prev``."""
+        return None
+
+    def validate_regime(self, regime, n: int, exact: bool) -> None:
+        """Raise before compiling if a value of this family's configuration cannot run
+        ``regime`` at this ``n`` (rules about capabilities live in
+        :func:`collapse_jax.compat.check`)."""
+
+    def for_run(self, regime, n: int, generations: int) -> AbstractFamily:
+        """The family as one run uses it (called after validation, before compiling):
+        families whose fits have a size fixed by the regime (KDE's stored sample) fill
+        it in here from ``regime.fit_size``. Default: ``self``."""
+        return self
+
+    def describe(self) -> dict:
+        """A JSON-able description of the configuration (stored with results)."""
+        return {"family": type(self).__name__}
+
+    # ---- what the family can do (read-only views of the capability classes) -----
+    @property
+    def has_stats(self) -> bool:
+        """Whether the family pools sufficient statistics (:class:`SufficientStats`)."""
+        return isinstance(self, SufficientStats)
+
+    @property
+    def has_exact(self) -> bool:
+        """Whether ``sampler="exact"`` is available (:class:`ExactSampler`)."""
+        return isinstance(self, ExactSampler) and self.exact_unavailable() is None
+
+    @property
+    def is_exact(self) -> bool:
+        """Whether this configuration runs on the exact path (``sampler="exact"``)."""
+        return isinstance(self, ExactSampler) and self.sampler == "exact"
+
+
+# --------------------------------------------------------------------------- capabilities
+class SufficientStats(AbstractFamily):
+    """Fits that depend on the data only through additive statistics."""
+
+    @abc.abstractmethod
+    def data_stats(self, data: Data, weights: jax.Array | None) -> Stats:
+        """Statistics of weighted points (``None``: unit weights)."""
+
+    @abc.abstractmethod
+    def merge_stats(self, a: Stats, b: Stats) -> Stats:
+        """Statistics of the union of two samples."""
+
+    @abc.abstractmethod
+    def fit_stats(self, stats: Stats, frame: Params | None = None) -> Params:
+        """The fit to the points behind ``stats``: ``fit(data) == fit_stats(data_stats(data))``."""
+
+
+class ExactSampler(SufficientStats):
+    """Statistics of ``m`` points drawn from their exact law, never the points
+    (``sampler="exact"``: O(1) in n per generation)."""
+
+    sampler: eqx.AbstractVar[str]  # "samples" or "exact"
+
+    @abc.abstractmethod
+    def sample_stats(self, key: Stream, params: Params, m, frame: Params | None = None) -> Stats:
+        """Statistics of ``m`` i.i.d. points from ``params`` (``m`` may be traced)."""
+
+    def exact_unavailable(self) -> str | None:
+        """Why this configuration has no exact law (``None``: it has one)."""
+        return None
+
+
+class SubsampleStats(SufficientStats):
+    """The exact law of the statistics of a uniform n-subset of pooled points
+    (AccumulateSubsample pools statistics and runs on the exact path)."""
+
+    @abc.abstractmethod
+    def subsample_stats(self, key: Stream, stats: Stats, n: int) -> Stats: ...
+
+
+class Combinable(AbstractFamily):
+    """Parameter averages: ``Weighted(combine="estimates")``."""
+
+    combine_modes: ClassVar[tuple[str, ...]] = ("estimates", "samples")
+    default_combine: ClassVar[str] = "estimates"
+
+    @abc.abstractmethod
+    def combine(self, p_real: Params, p_synth: Params, w: jax.Array) -> Params:
+        """w * theta(real) + (1 - w) * theta(synth)."""
+
+
+class Temperable(AbstractFamily):
+    """Sampling at a temperature (synthesis ``temperature``)."""
+
+    @abc.abstractmethod
+    def temper(self, params: Params, tau) -> Params:
+        """The model ``params`` at temperature ``tau``."""
+
+
+class Scorable(AbstractFamily):
+    """A nonconformity score (synthesis ``truncate`` and the verifier)."""
+
+    @abc.abstractmethod
+    def score(self, params: Params, data: Data, frame: Params | None = None) -> jax.Array:
+        """Per-point score, larger = further in the tails (e.g. -log p(x))."""
+
+    def score_quantile(self, params: Params, q) -> jax.Array | None:
+        """The exact q-quantile of the score under ``params``, or ``None``: filters then
+        estimate it from an independent batch of draws."""
+        return None
+
+
+class DirectTruncation(Scorable):
+    """Truncated draws without candidates (by inversion)."""
+
+    def truncates_directly(self) -> bool:
+        """Whether this configuration draws truncated points directly."""
+        return True
+
+    @abc.abstractmethod
+    def sample_truncated(self, key: Stream, params: Params, n: int, q, frame: Params | None = None) -> Data:
+        """``n`` points from ``params`` restricted to its central mass ``q``."""
+
+
+class Correctable(AbstractFamily):
+    """A transport map towards the truth (synthesis ``correct``)."""
+
+    @abc.abstractmethod
+    def correct(self, params: Params, truth: Params, data: Data, gamma, frame: Params | None = None) -> Data:
+        """Move points a fraction ``gamma`` along the map from ``params`` to ``truth``."""
+
+
+class Located(AbstractFamily):
+    """A location parameter (the Gaussian's mean, a regression's w)."""
+
+    @abc.abstractmethod
+    def location(self, params: Params) -> jax.Array:
+        """The fit's location vector, shape ``(p,)``."""
+
+
+class MixedSampler(AbstractFamily):
+    """One draw of n points, each from its own source's model (graphs). Real points
+    are taken as draws from :meth:`chain_truth` (a family with its own
+    ``sample_real`` is not a MixedSampler)."""
+
+    @abc.abstractmethod
+    def sample_mixed(self, key: Stream, models: Params, source, n: int, frame: Params | None = None) -> Data:
+        """Point k from ``models[source[k]]`` (models stacked on a leading axis)."""
+
+
+class Designed(AbstractFamily):
+    """Regression inputs: ``design="fixed"`` draws each chain's n rows once;
+    ``"fresh"`` draws new rows for every sample."""
+
+    design: eqx.AbstractVar[str]
+    dim: eqx.AbstractVar[int]  # input dimension: a fixed design's rows must span R^dim
+
+
+class CountWeights(AbstractFamily):
+    """A fit that reads weights as numbers of points (a posterior): rescaled weights
+    (``Weighted``) would change its meaning, so that regime is refused."""
+
+
+def fixed_design(family: AbstractFamily) -> bool:
+    """Whether the family's inputs are a fixed design of exactly n rows (then nothing
+    can draw more than n points of it)."""
+    return isinstance(family, Designed) and family.design == "fixed"
+
+
+CAPABILITIES = (
+    SufficientStats,
+    ExactSampler,
+    SubsampleStats,
+    Combinable,
+    Temperable,
+    Scorable,
+    DirectTruncation,
+    Correctable,
+    Located,
+    MixedSampler,
+    Designed,
+    CountWeights,
+)
+
+
+def capabilities(family: AbstractFamily) -> tuple[str, ...]:
+    """Names of the capability classes ``family`` has."""
+    return tuple(c.__name__ for c in CAPABILITIES if isinstance(family, c))
+
+
+def _dummy_stream() -> Stream:
+    return Stream(jnp.zeros((2,), jnp.uint32), jnp.int32(0), 0)
+
+
+def all_finite(params: Params) -> jax.Array:
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(params) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.bool_(True)

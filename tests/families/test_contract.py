@@ -1,0 +1,225 @@
+"""The family contract (collapse_jax.families._protocol), checked on every family:
+shapes, finiteness, jit, vmap, determinism, the capability laws and the describe()
+round trip through the constructor (also for every regime and the synthesis)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import collapse_jax as cj
+from collapse_jax.families import (
+    AbstractFamily,
+    Combinable,
+    ExactSampler,
+    Located,
+    Scorable,
+    SubsampleStats,
+    SufficientStats,
+    Temperable,
+    capabilities,
+)
+
+N = 12
+
+
+def _families() -> dict[str, AbstractFamily]:
+    return {
+        "Gaussian": cj.Gaussian(),
+        "Gaussian d=3 exact": cj.Gaussian(dim=3, sampler="exact"),
+        "Categorical": cj.Categorical([0.5, 0.3, 0.2]),
+        "GMM": cj.GMM(2, 1),
+        "KDE": cj.KDE(0.5),
+        "Ridge fixed": cj.Ridge(dim=2),
+        "Ridge fresh exact": cj.Ridge(dim=2, design="fresh", sampler="exact"),
+        "BayesGaussian": cj.BayesGaussian(),
+        "BayesLinearRegression": cj.BayesLinearRegression(dim=2),
+        "NUTSLocation": cj.NUTSLocation(),
+        "HuberLocation": cj.HuberLocation(),
+        "HuberRegression": cj.HuberRegression(dim=2),
+        "GLM": cj.GLM(dim=2),
+    }
+
+
+FAMILIES = _families()
+
+
+def _stream(i: int = 0) -> cj.Stream:
+    return cj.Stream(jnp.asarray([0, i], jnp.uint32), jnp.int32(1), 0)
+
+
+def _leading(tree) -> set:
+    return {x.shape[0] for x in jax.tree.leaves(tree)}
+
+
+def _structure(tree):
+    return jax.tree.structure(tree), [(x.shape, x.dtype) for x in jax.tree.leaves(tree)]
+
+
+def _same_layout(a, b) -> bool:
+    """Same tree and dtypes; shapes equal where both leaves hold data (size-0 leaves are
+    per-chain context a path does not carry)."""
+    la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
+    return jax.tree.structure(a) == jax.tree.structure(b) and all(
+        x.dtype == y.dtype and (x.shape == y.shape or 0 in (x.size, y.size)) for x, y in zip(la, lb)
+    )
+
+
+def _fit_truth_sample(family, i=0):
+    truth = family.for_run(cj.Replace(), N, 1).truth()
+    data = family.sample(_stream(i), truth, N, truth)
+    return family.fit(_stream(i + 100), data, None, truth)
+
+
+def _close(a, b, rtol=1e-5, atol=1e-6):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_allclose(np.asarray(x, np.float64), np.asarray(y, np.float64), rtol=rtol, atol=atol)
+
+
+def _close_fitted(a, b, rtol=1e-4, atol=1e-5):
+    """Equal where both carry a leaf: a fixed design's rows travel with the data on the
+    points path and with the frame on the statistics path (a leaf of size 0 there)."""
+    pairs = [(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)) if np.shape(x) == np.shape(y)]
+    assert pairs and jax.tree.structure(a) == jax.tree.structure(b)
+    for x, y in pairs:
+        np.testing.assert_allclose(np.asarray(x, np.float64), np.asarray(y, np.float64), rtol=rtol, atol=atol)
+
+
+# A Markov chain's accept/reject steps turn last-bit differences between two compiled
+# programs (eager vs jit, one chain vs a batch) into different draws; for these the
+# contract is determinism of each program, finiteness and equal structure.
+CHAOTIC = {"NUTSLocation"}
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_required_methods_shapes_and_finiteness(name):
+    family = FAMILIES[name].for_run(cj.Replace(), N, 1)
+    assert N >= family.min_points() >= 1
+    truth = family.truth()
+    data = family.sample(_stream(), truth, N, truth)
+    assert _leading(data) == {N}, f"{name}: every data leaf leads with the point axis"
+    assert all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree.leaves(data))
+    fit = family.fit(_stream(1), data, None, truth)
+    assert bool(family.is_finite(fit))
+    met = family.metrics(_stream(2), fit)
+    assert set(met) == set(family.metric_names())
+    for k, v in met.items():
+        extra = family.metric_dims.get(k, ())
+        assert np.ndim(v) == len(extra), f"{name}: metric {k} has shape {np.shape(v)}, declared dims {extra}"
+    for k, v in family.diagnostics(fit).items():
+        assert np.ndim(v) == len(family.diagnostic_dims.get(k, ())), k
+    for k, v in family.events(fit).items():
+        assert np.asarray(v).dtype == bool, k
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_deterministic_and_jit_equals_eager(name):
+    family = FAMILIES[name]
+    a = _fit_truth_sample(family)
+    b = _fit_truth_sample(family)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    jitted = jax.jit(lambda f: _fit_truth_sample(f))(family)
+    assert _structure(jitted) == _structure(a)
+    assert bool(family.is_finite(jitted))
+    again = jax.jit(lambda f: _fit_truth_sample(f))(family)
+    for x, y in zip(jax.tree.leaves(jitted), jax.tree.leaves(again)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    if name not in CHAOTIC:
+        _close(jitted, a, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_vmap_over_chains_equals_one_chain_at_a_time(name):
+    family = FAMILIES[name]
+    many = jax.vmap(lambda i: _fit_truth_sample(family, i))(jnp.arange(3, dtype=jnp.uint32))
+    for i in range(3):
+        one = _fit_truth_sample(family, i)
+        row = jax.tree.map(lambda x, i=i: x[i], many)
+        assert _structure(row) == _structure(one) and bool(family.is_finite(row))
+        if name not in CHAOTIC:
+            _close(row, one, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_capability_laws(name):
+    family = FAMILIES[name].for_run(cj.Replace(), N, 1)
+    truth = family.truth()
+    data = family.sample(_stream(), truth, N, truth)
+    fit = family.fit(_stream(1), data, None, truth)
+    if isinstance(family, SufficientStats):
+        # fit == fit_stats(data_stats(...)), and merging two halves equals the whole
+        via_stats = family.fit_stats(family.data_stats(data, None), truth)
+        _close_fitted(via_stats, fit)
+        half = jax.tree.map(lambda x: x[: N // 2], data), jax.tree.map(lambda x: x[N // 2 :], data)
+        merged = family.merge_stats(family.data_stats(half[0], None), family.data_stats(half[1], None))
+        _close_fitted(family.fit_stats(merged, truth), fit)
+    if isinstance(family, ExactSampler):
+        stats = family.sample_stats(_stream(3), truth, N, truth)
+        assert _same_layout(stats, family.data_stats(data, None))
+        assert family.sampler in ("samples", "exact")
+    if isinstance(family, SubsampleStats):
+        pooled = family.merge_stats(family.data_stats(data, None), family.data_stats(data, None))
+        sub = family.subsample_stats(_stream(4), pooled, N)
+        assert _same_layout(sub, pooled)
+    if isinstance(family, Combinable):
+        assert "estimates" in family.combine_modes
+        _close_fitted(family.combine(fit, fit, jnp.float32(0.3)), fit)
+    if isinstance(family, Temperable):
+        _close_fitted(family.temper(fit, jnp.float32(1.0)), fit, rtol=1e-6, atol=1e-7)
+    if isinstance(family, Scorable):
+        score = family.score(fit, data, truth)
+        assert score.shape == (N,)
+    if isinstance(family, Located):
+        assert family.location(fit).ndim == 1
+
+
+@pytest.mark.parametrize("name", list(FAMILIES))
+def test_describe_round_trips_through_the_constructor(name):
+    family = FAMILIES[name]
+    d = family.describe()
+    assert d.pop("family") == type(family).__name__
+    again = type(family)(**d)
+    assert again.describe() == family.describe()
+    assert capabilities(again) == capabilities(family)
+
+
+REGIMES = [
+    cj.Replace(),
+    cj.FreshMix(0.3),
+    cj.RetainOriginal(0.2),
+    cj.Weighted(0.4, ratio=2.0, combine="samples"),
+    cj.Accumulate(),
+    cj.AccumulateSubsample(),
+    cj.Schedule([5, 6, 7]),
+    cj.Provenance(0.5, false_real=0.1, oversample=3),
+]
+
+
+@pytest.mark.parametrize("regime", REGIMES, ids=lambda r: type(r).__name__)
+def test_regime_describe_round_trips(regime):
+    d = regime.describe()
+    assert d.pop("regime") == type(regime).__name__
+    assert type(regime)(**d).describe() == regime.describe()
+
+
+@pytest.mark.parametrize(
+    "kw", [{}, {"temperature": 0.8}, {"truncate": 0.9, "oversample": 2}, {"support": 0.95, "false_accept": 0.1}]
+)
+def test_synthesis_describe_round_trips(kw):
+    s = cj.Synthesis(**kw)
+    d = s.describe()
+    assert d.pop("synthesis") == "Synthesis"
+    assert cj.Synthesis(**d).describe() == s.describe()
+
+
+def test_capabilities_are_classes_not_probes():
+    """What each family can do is what it inherits: the table of docs/EXTENDING.md."""
+    assert set(capabilities(cj.Gaussian())) >= {"ExactSampler", "Combinable", "Temperable", "Correctable"}
+    assert "SubsampleStats" in capabilities(cj.Categorical([0.5, 0.5]))
+    assert capabilities(cj.KDE(0.5)) == ("Scorable",)
+    assert "Designed" in capabilities(cj.Ridge(dim=2))
+    assert "CountWeights" in capabilities(cj.BayesGaussian())
+    assert not cj.Gaussian().is_exact and cj.Gaussian(sampler="exact").is_exact

@@ -1,0 +1,140 @@
+"""Every family x regime x synthesis x path combination either runs or is refused
+before compiling, with a message naming what is missing (collapse_jax.compat.check):
+never an error from inside tracing.
+
+The default test traces each allowed combination's generation 0 and one later
+generation (what the memory plan does) and stops before compiling; the slow one runs
+them all."""
+
+from __future__ import annotations
+
+import collections
+import importlib
+
+import numpy as np
+import pytest
+
+import collapse_jax as cj
+
+sim_mod = importlib.import_module("collapse_jax.simulate")
+
+N = 12
+
+
+def _families():
+    yield "Gaussian", cj.Gaussian(), cj.Gaussian(sampler="exact")
+    yield "Gaussian d=2", cj.Gaussian(dim=2), cj.Gaussian(dim=2, sampler="exact")
+    yield "Categorical", cj.Categorical([0.5, 0.3, 0.2]), cj.Categorical([0.5, 0.3, 0.2], sampler="exact")
+    yield "GMM", cj.GMM(2, 1, em_max_iters=5), None
+    yield "KDE", cj.KDE(0.5), None
+    yield "Ridge fixed", cj.Ridge(dim=2), cj.Ridge(dim=2, sampler="exact")
+    yield "Ridge fresh", cj.Ridge(dim=2, design="fresh"), cj.Ridge(dim=2, design="fresh", sampler="exact")
+    yield "BayesGaussian", cj.BayesGaussian(), cj.BayesGaussian(sampler="exact")
+    yield "BayesLinearRegression", cj.BayesLinearRegression(dim=2), None
+    yield "NUTSLocation", cj.NUTSLocation(warmup=5, samples=5), None
+    yield "HuberLocation", cj.HuberLocation(steps=5), None
+    yield "GLM", cj.GLM(dim=2, steps=5), None
+
+
+REGIMES = {
+    "Replace": cj.Replace(),
+    "FreshMix": cj.FreshMix(0.3),
+    "RetainOriginal": cj.RetainOriginal(0.2),
+    "Weighted estimates": cj.Weighted(0.4, combine="estimates"),
+    "Weighted samples": cj.Weighted(0.4, ratio=2.0, combine="samples"),
+    "Accumulate": cj.Accumulate(),
+    "AccumulateSubsample": cj.AccumulateSubsample(),
+    "Schedule": cj.Schedule([12, 10, 12]),
+    "Provenance": cj.Provenance(0.5, false_real=0.1, oversample=3),
+}
+SYNTHESES = {
+    "plain": cj.Synthesis(),
+    "temperature": cj.Synthesis(temperature=0.8),
+    "filters": cj.Synthesis(truncate=0.9, support=0.95, false_accept=0.1, oversample=3),
+    "correct": cj.Synthesis(correct=0.3),
+}
+CAPABILITY_WORDS = ("Temperable", "Scorable", "Correctable", "Combinable", "ExactSampler", "SufficientStats")
+
+
+def _cases():
+    for fname, samples, exact in _families():
+        for path, fam in (("samples", samples), ("exact", exact)):
+            if fam is None:
+                continue
+            for rname, regime in REGIMES.items():
+                for sname, synthesis in SYNTHESES.items():
+                    yield f"{fname}|{path}|{rname}|{sname}", fam, regime, synthesis
+
+
+CASES = list(_cases())
+
+
+class _Traced(Exception):
+    """Raised in place of compiling: every check and the tracing passed."""
+
+
+def _stop(*args, **kwargs):
+    raise _Traced
+
+
+_stop.clear_cache = lambda: None
+
+
+def _outcome(fam, regime, synthesis, **kw):
+    try:
+        cj.simulate(fam, regime, synthesis=synthesis, n=N, generations=2, chains=2, progress=False, **kw)
+    except _Traced:
+        return "runs", ""
+    except ValueError as e:
+        return "refused", str(e)
+    return "ran", ""
+
+
+# one family of each capability profile in the default run; every family in the slow one
+DEFAULT = {"Gaussian", "Categorical", "KDE", "Ridge fixed", "BayesGaussian", "GLM"}
+
+
+def test_every_combination_runs_or_is_refused_before_compiling(monkeypatch):
+    _check_matrix(monkeypatch, [c for c in CASES if c[0].split("|")[0] in DEFAULT], 90, 60)
+
+
+@pytest.mark.slow
+def test_every_combination_of_every_family(monkeypatch):
+    _check_matrix(monkeypatch, CASES, 250, 350)
+
+
+def _check_matrix(monkeypatch, cases, min_runs, min_refused):
+    monkeypatch.setattr(sim_mod, "_init_chunk", _stop)
+    counts = collections.Counter()
+    for name, fam, regime, synthesis in cases:
+        before = dict(sim_mod.TRACE_COUNTS)
+        outcome, msg = _outcome(fam, regime, synthesis)
+        counts[outcome] += 1
+        assert outcome in ("runs", "refused"), name
+        assert sim_mod.TRACE_COUNTS == before, f"{name}: traced the compiled kernel"
+        if outcome == "refused":
+            assert len(msg) > 20, f"{name}: {msg!r}"
+        fam_name, path, _, sname = name.split("|")
+        # refusals that are about a missing capability name it
+        if sname == "correct" and not isinstance(fam, cj.families.Correctable):
+            assert outcome == "refused" and "Correctable" in msg, (name, msg)
+        if sname == "temperature" and not isinstance(fam, cj.families.Temperable):
+            assert outcome == "refused" and "Temperable" in msg, (name, msg)
+        if sname == "filters" and not isinstance(fam, cj.families.Scorable):
+            assert outcome == "refused" and "Scorable" in msg, (name, msg)
+    print(f"\ncombinations: {len(cases)}; traced and ready to compile: {counts['runs']}; refused: {counts['refused']}")
+    assert counts["runs"] >= min_runs and counts["refused"] >= min_refused
+
+
+@pytest.mark.slow
+def test_every_allowed_combination_runs():
+    done = 0
+    for name, fam, regime, synthesis in CASES:
+        try:
+            res = cj.simulate(fam, regime, synthesis=synthesis, n=N, generations=2, chains=2, progress=False)
+        except ValueError:
+            continue
+        done += 1
+        assert res.metrics, name
+        assert all(np.asarray(v).shape[:2] == (2, 3) for v in res.metrics.values()), name
+    assert done > 150
