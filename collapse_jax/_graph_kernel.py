@@ -18,6 +18,7 @@ from ._rng import STREAM_METRICS, STREAM_REAL, STREAM_SYNTH, STREAM_SYNTH_EXTRA,
 from .families._base import tree_take
 from .families._protocol import AbstractFamily, Located, MixedSampler
 from .regimes import AbstractRegime, Accumulate, Context, Replace, truth_dtype
+from .synthesis import Synthesis
 
 if TYPE_CHECKING:
     from .graph import InteractionGraph
@@ -33,11 +34,13 @@ def _stream(ctx: Context, i, source: int, k: int, g, s: int) -> Stream:
 class _Nodes(AbstractFamily):
     """A family's K nodes as one: parameters stacked on a leading node axis; metrics,
     diagnostics and events gain a ``node`` dim (plus ``homogenisation`` where the
-    family has a location). Fitting is the graph regime's job."""
+    family has a location, and the synthesis's metrics per node). Fitting is the graph
+    regime's job; every node's synthetic draws go through ``synthesis``."""
 
     base: AbstractFamily
     k: int = eqx.field(static=True)
     sizes: tuple[int, ...] = eqx.field(static=True)
+    synthesis: Synthesis
 
     # ---- forwarded declarations
     @property
@@ -54,12 +57,13 @@ class _Nodes(AbstractFamily):
 
     @property
     def working_set_factor(self) -> int:  # generic families draw (K + 1) n_max points per node
-        return self.base.working_set_factor * (1 if _mixes(self.base) else self.k + 1)
+        sources = 1 if (_mixes(self.base) and self.synthesis.identity) else self.k + 1
+        return self.base.working_set_factor * sources * self.synthesis.candidates(self.base)
 
     @property
     def metric_dims(self) -> dict:
-        out = {m: ("node",) + self.base.metric_dims.get(m, ()) for m in self.base.metric_names()}
-        return out
+        names = self.base.metric_names() + self.synthesis.metric_names(self.base)
+        return {m: ("node",) + self.base.metric_dims.get(m, ()) for m in names}
 
     @property
     def diagnostic_dims(self) -> dict:
@@ -72,7 +76,10 @@ class _Nodes(AbstractFamily):
         return {m: ("node",) + self.base.event_dims.get(m, ()) for m in names}
 
     def describe(self) -> dict:
-        return {"family": "graph nodes", "node_family": self.base.describe(), "nodes": self.k, "n": list(self.sizes)}
+        out = {"family": "graph nodes", "node_family": self.base.describe(), "nodes": self.k, "n": list(self.sizes)}
+        if not self.synthesis.identity:
+            out["synthesis"] = self.synthesis.describe(self.base)
+        return out
 
     def min_points(self) -> int:
         return self.base.min_points()
@@ -80,7 +87,8 @@ class _Nodes(AbstractFamily):
     def for_run(self, regime, n: int, generations: int) -> _Nodes:
         accumulate = isinstance(regime, _GraphRegime) and regime.node_regime == "accumulate"
         node_regime = Accumulate() if accumulate else Replace()
-        return _Nodes(self.base.for_run(node_regime, n, generations), self.k, self.sizes)
+        base = self.base.for_run(node_regime, n, generations)
+        return _Nodes(base, self.k, self.sizes, self.synthesis.for_run(base, n))
 
     # ---- per node
     def truth(self):
@@ -102,9 +110,11 @@ class _Nodes(AbstractFamily):
     def metrics(self, key, params) -> dict[str, jax.Array]:
         s = _rng.as_stream(key)
         ctx = Context(s.chain_key, 1, 0, False, prng=s.prng)
-        out = jax.vmap(lambda i, p: self.base.metrics(_stream(ctx, i, 0, self.k, s.g, STREAM_METRICS), p))(
-            jnp.arange(self.k), params
-        )
+        def node(i, p):
+            stream = _stream(ctx, i, 0, self.k, s.g, STREAM_METRICS)
+            return {**self.base.metrics(stream, p), **self.synthesis.metrics(self.base, stream, p)}
+
+        out = jax.vmap(node)(jnp.arange(self.k), params)
         if self.k >= 2 and _has_location(self.base):
             locs = jax.vmap(self.base.location)(params)  # (K, p)
             diff = locs[:, None, :] - locs[None, :, :]
@@ -184,7 +194,7 @@ class _GraphRegime(AbstractRegime):
         return jax.vmap(node)(jnp.arange(k), params0)
 
     def step(self, family: _Nodes, ctx: Context, state, prev, g):
-        base, k = family.base, family.k
+        base, k, synthesis = family.base, family.k, family.synthesis
         t = (jnp.asarray(g, jnp.int32) - 1) % self.counts.shape[0]
         counts = self.counts[t]  # (K, K + 1)
         uniform = len(set(family.sizes)) == 1
@@ -195,7 +205,7 @@ class _GraphRegime(AbstractRegime):
             truth = base.chain_truth(prev_i)
             real = base.sample_stats(_stream(ctx, i, 0, k, g, STREAM_REAL), truth, cnt[0], frame)
             synth = jax.vmap(
-                lambda j, pj, m: base.sample_stats(_stream(ctx, i, 1 + j, k, g, STREAM_SYNTH), pj, m, frame)
+                lambda j, pj, m: synthesis.draw_stats(base, _stream(ctx, i, 1 + j, k, g, STREAM_SYNTH), pj, m, frame)
             )(jnp.arange(k), prev, cnt[1:])
             out = real
             for j in range(k):
@@ -207,16 +217,16 @@ class _GraphRegime(AbstractRegime):
             slot = jnp.arange(n)
             src = jnp.sum(slot[:, None] >= jnp.cumsum(cnt)[None, :], axis=1)  # 0 real, 1 + j, K + 1 empty
             w = None if uniform else (src <= k).astype(dtype)
-            if _mixes(base):
+            if _mixes(base) and synthesis.identity:
                 # one draw of n points, each from its own source's model (the truth at index 0)
                 models = jax.tree.map(lambda t, p: jnp.concatenate([t[None], p]), base.chain_truth(prev_i), prev)
                 stream = _stream(ctx, i, 0, k, g, STREAM_SYNTH)
                 return base.sample_mixed(stream, models, jnp.minimum(src, k), n, frame), w
             # generic: n points from every source (and n real ones), each slot taking its source's
             real = base.sample_real(_stream(ctx, i, 0, k, g, STREAM_REAL), n, prev_i, frame)
-            synth = jax.vmap(lambda j, pj: base.sample(_stream(ctx, i, 1 + j, k, g, STREAM_SYNTH), pj, n, frame))(
-                jnp.arange(k), prev
-            )
+            synth = jax.vmap(
+                lambda j, pj: synthesis.draw(base, _stream(ctx, i, 1 + j, k, g, STREAM_SYNTH), pj, n, frame)
+            )(jnp.arange(k), prev)
             stacked = jax.tree.map(lambda r, s: jnp.concatenate([r[None], s]), real, synth)  # (K + 1, n, ...)
             data = jax.tree.map(lambda x: x[jnp.minimum(src, k), slot], stacked)
             return data, w

@@ -135,9 +135,15 @@ def check(
     family.validate_regime(regime, n, exact)
 
 
-def check_graph(family: AbstractFamily, regime: AbstractRegime, exact: bool) -> None:
+def check_graph(family: AbstractFamily, regime: AbstractRegime, synthesis: Synthesis, exact: bool) -> None:
     """The rules of interaction graphs (Replace or Accumulate at every node)."""
     fam = _name(family)
+    check_synthesis(family, synthesis, owner="simulate_graph")
+    if exact and synthesis.needs_points:
+        raise ValueError(
+            f"simulate_graph: {type(synthesis).__name__}'s steps (filters, correct, or a step of its own) need the "
+            "synthetic points; sampler='exact' supports temperature alone"
+        )
     if type(regime) not in (Replace, Accumulate):
         raise ValueError(f"simulate_graph: regime must be Replace() or Accumulate() (per node), got {regime!r}")
     if isinstance(regime, Accumulate) and not isinstance(family, SufficientStats):

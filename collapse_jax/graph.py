@@ -33,6 +33,7 @@ from ._validate import as_float_array, check_int, check_number, check_seed
 from .families._protocol import AbstractFamily, fixed_design
 from .pressures import Pressured
 from .regimes import Accumulate, Replace
+from .synthesis import Synthesis
 from .theory import graph as _tg
 
 STAR_DIRECTIONS = ("hub_to_spokes", "spokes_to_hub", "both")
@@ -471,6 +472,7 @@ def simulate_graph(
     chains: int,
     seed: int = 0,
     regime=None,
+    synthesis=None,
     **kwargs,
 ):
     """Run ``chains`` independent copies of a graph of K models of ``family``.
@@ -481,6 +483,10 @@ def simulate_graph(
         n: points per node per generation: an int, or a length-K vector (n_i).
         regime: ``Replace()`` (default) or ``Accumulate()`` at every node (Accumulate
             needs a family with sufficient statistics: Gaussian, Ridge, Categorical).
+        synthesis: how every node's model generates the synthetic data other nodes
+            (and itself) draw, e.g. ``cj.Synthesis(temperature=0.9)``; a
+            ``cj.Pressured`` family is the same. Its metrics (``accept_rate``,
+            ``shortfall`` with filters) are reported per node.
         **kwargs: as :func:`collapse_jax.simulate` (keep, keep_chains, metrics,
             thresholds, max_memory, dtype, progress, chunk_size); no sweeps.
 
@@ -502,15 +508,17 @@ def simulate_graph(
 
     if not isinstance(graph, InteractionGraph):
         raise TypeError(f"simulate_graph: graph must be a cj.InteractionGraph, got {graph!r}")
-    if isinstance(family, Pressured) or kwargs.get("synthesis") is not None:
-        raise ValueError(
-            f"simulate_graph: {type(family).__name__} changes how synthetic data are drawn (cj.Pressured); "
-            "graph nodes draw from each other with plain samples only"
-        )
+    if isinstance(family, Pressured):
+        if synthesis is not None:
+            raise ValueError("simulate_graph: give the synthesis once, as cj.Pressured(family, ...) or as synthesis=")
+        family, synthesis = family.family, family.synthesis
+    synthesis = Synthesis() if synthesis is None else synthesis
+    if not isinstance(synthesis, Synthesis):
+        raise TypeError(f"simulate_graph: synthesis must be a cj.Synthesis, got {synthesis!r}")
     if not isinstance(family, AbstractFamily):
         raise TypeError(f"simulate_graph: family must be a collapse_jax family (e.g. cj.Gaussian()), got {family!r}")
     regime = Replace() if regime is None else regime
-    compat.check_graph(family, regime, family.is_exact)
+    compat.check_graph(family, regime, synthesis, family.is_exact)
     if "sweep" in kwargs:
         raise ValueError(
             "simulate_graph: sweeps are not supported; run one graph per call (a new W does not recompile)"
@@ -526,6 +534,6 @@ def simulate_graph(
             f"{family.min_points()}"
         )
     counts = graph.counts(sizes)
-    nodes = _Nodes(family, k, tuple(int(x) for x in sizes))
+    nodes = _Nodes(family, k, tuple(int(x) for x in sizes), synthesis)
     greg = _GraphRegime(jnp.asarray(counts, jnp.int32), graph, "accumulate" if accumulate else "replace")
     return simulate(nodes, greg, n=int(sizes.max()), generations=generations, chains=chains, seed=seed, **kwargs)

@@ -332,10 +332,16 @@ def test_missing_hooks_and_paths_are_refused():
         run(cj.Pressured(cj.Gaussian(sampler="exact"), truncate=0.9), chains=4)
     with pytest.raises(TypeError, match="Pressured"):
         cj.Pressured(cj.Pressured(cj.Gaussian(), temperature=0.9), truncate=0.9)
-    with pytest.raises(ValueError, match="simulate_graph"):
+    with pytest.raises(ValueError, match="simulate_graph: .*sampler='exact'"):
         cj.simulate_graph(
-            cj.Pressured(cj.Gaussian(), temperature=0.9), cj.InteractionGraph.ring(3), n=10, generations=1, chains=2
-        )
+            cj.Pressured(cj.Gaussian(sampler="exact"), truncate=0.9), cj.InteractionGraph.ring(3), n=10,
+            generations=1, chains=2,
+        )  # fmt: skip
+    with pytest.raises(ValueError, match="simulate_graph: filters draw more candidates"):
+        cj.simulate_graph(
+            cj.Ridge(dim=2), cj.InteractionGraph.ring(3), n=10, generations=1, chains=2,
+            synthesis=cj.Synthesis(truncate=0.9),
+        )  # fmt: skip
     with pytest.raises(ValueError, match="truncate must lie"):
         run(cj.Pressured(cj.Gaussian(), truncate=0.9), chains=4, sweep={"truncate": [0.5, 0.0]})
 
