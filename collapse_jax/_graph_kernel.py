@@ -110,6 +110,7 @@ class _Nodes(AbstractFamily):
     def metrics(self, key, params) -> dict[str, jax.Array]:
         s = _rng.as_stream(key)
         ctx = Context(s.chain_key, 1, 0, False, prng=s.prng)
+
         def node(i, p):
             stream = _stream(ctx, i, 0, self.k, s.g, STREAM_METRICS)
             return {**self.base.metrics(stream, p), **self.synthesis.metrics(self.base, stream, p)}

@@ -31,9 +31,8 @@ from ._graph_kernel import _GraphRegime, _Nodes
 from ._rng import root_key
 from ._validate import as_float_array, check_int, check_number, check_seed
 from .families._protocol import AbstractFamily, fixed_design
-from .pressures import Pressured
+from .pressures import split as split_synthesis
 from .regimes import Accumulate, Replace
-from .synthesis import Synthesis
 from .theory import graph as _tg
 
 STAR_DIRECTIONS = ("hub_to_spokes", "spokes_to_hub", "both")
@@ -508,15 +507,7 @@ def simulate_graph(
 
     if not isinstance(graph, InteractionGraph):
         raise TypeError(f"simulate_graph: graph must be a cj.InteractionGraph, got {graph!r}")
-    if isinstance(family, Pressured):
-        if synthesis is not None:
-            raise ValueError("simulate_graph: give the synthesis once, as cj.Pressured(family, ...) or as synthesis=")
-        family, synthesis = family.family, family.synthesis
-    synthesis = Synthesis() if synthesis is None else synthesis
-    if not isinstance(synthesis, Synthesis):
-        raise TypeError(f"simulate_graph: synthesis must be a cj.Synthesis, got {synthesis!r}")
-    if not isinstance(family, AbstractFamily):
-        raise TypeError(f"simulate_graph: family must be a collapse_jax family (e.g. cj.Gaussian()), got {family!r}")
+    family, synthesis = split_synthesis(family, synthesis, "simulate_graph")
     regime = Replace() if regime is None else regime
     compat.check_graph(family, regime, synthesis, family.is_exact)
     if "sweep" in kwargs:

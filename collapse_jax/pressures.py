@@ -63,3 +63,20 @@ class Pressured(eqx.Module):
 
     def describe(self) -> dict:
         return {**self.family.describe(), "synthesis": self.synthesis.describe(self.family)}
+
+
+def split(family, synthesis, owner: str) -> tuple[AbstractFamily, Synthesis]:
+    """The run's family and synthesis from ``simulate``'s arguments: a
+    :class:`Pressured` family is split in two; ``None`` is plain draws. Both checked."""
+    if isinstance(family, Pressured):
+        if synthesis is not None:
+            raise ValueError(f"{owner}: give the synthesis once, as cj.Pressured(family, ...) or as synthesis=")
+        family, synthesis = family.family, family.synthesis
+    synthesis = Synthesis() if synthesis is None else synthesis
+    if not isinstance(family, AbstractFamily):
+        raise TypeError(f"{owner}: family must be a collapse_jax family (e.g. cj.Gaussian()), got {family!r}")
+    if not isinstance(synthesis, Synthesis):
+        raise TypeError(
+            f"{owner}: synthesis must be a cj.Synthesis (e.g. cj.Synthesis(temperature=0.9)), got {synthesis!r}"
+        )
+    return family, synthesis

@@ -31,7 +31,7 @@ from ._progress import Progress
 from ._sweep import apply_sweep, resolve_sweep
 from ._validate import as_float_array, check_int, check_seed, parse_memory
 from .families._base import AbstractFamily
-from .pressures import Pressured
+from .pressures import split as split_synthesis
 from .regimes import AbstractRegime, Context, Replace
 from .results import Result, SummaryAccumulator, run_info
 from .synthesis import Synthesis
@@ -333,17 +333,7 @@ def simulate(
         A :class:`collapse_jax.Result`.
     """
     regime = Replace() if regime is None else regime
-    if isinstance(family, Pressured):
-        if synthesis is not None:
-            raise ValueError("simulate: give the synthesis once, as cj.Pressured(family, ...) or as synthesis=")
-        family, synthesis = family.family, family.synthesis
-    synthesis = Synthesis() if synthesis is None else synthesis
-    if not isinstance(family, AbstractFamily):
-        raise TypeError(f"simulate: family must be a collapse_jax family (e.g. cj.Gaussian()), got {family!r}")
-    if not isinstance(synthesis, Synthesis):
-        raise TypeError(
-            f"simulate: synthesis must be a cj.Synthesis (e.g. cj.Synthesis(temperature=0.9)), got {synthesis!r}"
-        )
+    family, synthesis = split_synthesis(family, synthesis, "simulate")
     if not isinstance(regime, AbstractRegime):
         raise TypeError(f"simulate: regime must be a collapse_jax regime (e.g. cj.Replace()), got {regime!r}")
     n = check_int("n", n, 1)
