@@ -91,7 +91,7 @@ def _outcome(fam, regime, synthesis, **kw):
 
 
 # one family of each capability profile in the default run; every family in the slow one
-DEFAULT = {"Gaussian", "Categorical", "KDE", "Ridge fixed", "BayesGaussian", "GLM"}
+DEFAULT = {"Gaussian", "Categorical", "KDE", "Ridge fixed", "BayesGaussian"}
 
 
 def test_every_combination_runs_or_is_refused_before_compiling(monkeypatch):
