@@ -40,8 +40,10 @@ from .graph import CollapseReport as CollapseReport
 from .graph import InteractionGraph as InteractionGraph
 from .graph import simulate_graph as simulate_graph
 from .pressures import Pressured as Pressured
+from .regimes import AbstractPlannedRegime as AbstractPlannedRegime
 from .regimes import AbstractRegime as AbstractRegime
 from .regimes import Accumulate as Accumulate
+from .regimes import AccumulateMix as AccumulateMix
 from .regimes import AccumulateSubsample as AccumulateSubsample
 from .regimes import Context as Context
 from .regimes import FreshMix as FreshMix
@@ -49,6 +51,7 @@ from .regimes import Provenance as Provenance
 from .regimes import Replace as Replace
 from .regimes import RetainOriginal as RetainOriginal
 from .regimes import Schedule as Schedule
+from .regimes import TrainingSet as TrainingSet
 from .regimes import Weighted as Weighted
 from .results import Result as Result
 from .results import load as load

@@ -16,11 +16,10 @@ from .families._protocol import (
     CountWeights,
     Designed,
     ExactSampler,
-    SubsampleStats,
     SufficientStats,
     fixed_design,
 )
-from .regimes import AbstractRegime, Accumulate, AccumulateSubsample, Provenance, Replace, Weighted
+from .regimes import AbstractPlannedRegime, AbstractRegime, Accumulate, Provenance, Replace, Weighted
 from .synthesis import Synthesis
 
 _METHODS = {
@@ -56,17 +55,14 @@ def weighted_mode(regime: Weighted, family: AbstractFamily) -> str:
 
 def stores_points(regime: AbstractRegime, family: AbstractFamily) -> bool:
     """Whether the regime keeps every generation's points (memory grows with G)."""
-    if isinstance(regime, AccumulateSubsample):
-        return not isinstance(family, SubsampleStats)
-    return isinstance(regime, Accumulate) and not isinstance(family, SufficientStats)
+    return isinstance(regime, AbstractPlannedRegime) and regime.stores_points(family)
 
 
-def needs_points(regime: AbstractRegime, family: AbstractFamily) -> bool:
-    """Whether the regime needs the data points (so cannot run on the exact path)."""
-    if isinstance(regime, AccumulateSubsample):
-        return not isinstance(family, SubsampleStats)
-    if isinstance(regime, Weighted):
-        return weighted_mode(regime, family) == "samples"
+def needs_points(regime: AbstractRegime, family: AbstractFamily, n: int = 2) -> bool:
+    """Whether the regime needs the data points (so cannot run on the exact path):
+    read from a planned regime's training set, declared by one that writes ``step``."""
+    if isinstance(regime, AbstractPlannedRegime):
+        return regime.needs_points_of(family, n)
     return regime.needs_points
 
 
@@ -87,7 +83,7 @@ def check(
         if not family.has_exact:
             why = family.exact_unavailable() if isinstance(family, ExactSampler) else "it is not an ExactSampler family"
             raise ValueError(f"{fam} has no exact path ({why}); use sampler='samples'")
-        if needs_points(regime, family):
+        if needs_points(regime, family, n):
             raise ValueError(
                 f"{reg} needs the data points; sampler='exact' works only with regimes that never need them "
                 "(Replace, Accumulate, FreshMix, Weighted with combine='estimates'; AccumulateSubsample for "
@@ -98,10 +94,12 @@ def check(
                 f"synthesis: {type(synthesis).__name__}'s steps (filters: truncate, verifier; correct; or a step of "
                 "its own) need the synthetic points; sampler='exact' supports temperature alone"
             )
-        if fixed_design(family) and not isinstance(regime, (Replace, Accumulate)):
+        model_only = isinstance(regime, AbstractPlannedRegime) and regime.plan(family, 1, n).model_only(n)
+        if fixed_design(family) and not model_only:
             raise ValueError(
                 f"{reg} on a fixed design needs the data points (it mixes label vectors row by row); "
-                "sampler='exact' supports Replace and Accumulate there. Use sampler='samples' or design='fresh'"
+                "sampler='exact' supports regimes that train on n model points alone (Replace, Accumulate) there. "
+                "Use sampler='samples' or design='fresh'"
             )
     # ---- the regime
     if isinstance(regime, Weighted):

@@ -47,6 +47,7 @@ REGIMES = {
     "Weighted samples": cj.Weighted(0.4, ratio=2.0, combine="samples"),
     "Accumulate": cj.Accumulate(),
     "AccumulateSubsample": cj.AccumulateSubsample(),
+    "AccumulateMix": cj.AccumulateMix(0.3),
     "Schedule": cj.Schedule([12, 10, 12]),
     "Provenance": cj.Provenance(0.5, false_real=0.1, oversample=3),
 }
