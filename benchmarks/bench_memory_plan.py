@@ -30,7 +30,7 @@ CHILD = r"""
 import ctypes, ctypes.util, gc, json, sys, time
 import numpy as np
 import collapse_jax as cj
-from collapse_jax import _plan
+from collapse_jax.engine import plan as _plan
 
 def status(key):
     with open("/proc/self/status") as fh:

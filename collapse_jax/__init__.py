@@ -9,11 +9,11 @@ data) run as one compiled program, beside the closed-form theory.
     res.summary()
 """
 
-__version__ = "0.2.0"
-
 from . import theory as theory
 from ._rng import Stream as Stream
-from ._shards import merge_shards as merge_shards
+from ._version import __version__ as __version__
+from .engine.shards import merge_shards as merge_shards
+from .engine.simulate import simulate as simulate
 from .families import GLM as GLM
 from .families import GMM as GMM
 from .families import KDE as KDE
@@ -55,5 +55,4 @@ from .regimes import TrainingSet as TrainingSet
 from .regimes import Weighted as Weighted
 from .results import Result as Result
 from .results import load as load
-from .simulate import simulate as simulate
 from .synthesis import Synthesis as Synthesis

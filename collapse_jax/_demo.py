@@ -10,10 +10,10 @@ import numpy as np
 
 from . import theory as T
 from ._files import check_writable
+from .engine.simulate import simulate
 from .families import Gaussian
 from .regimes import Accumulate, FreshMix, Replace
 from .results import atomic_write
-from .simulate import simulate
 
 REAL_FRACTION = 0.2
 

@@ -5,8 +5,6 @@ summaries and results as single chains."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -19,9 +17,6 @@ from .families._base import tree_take
 from .families._protocol import AbstractFamily, Located, MixedSampler
 from .regimes import AbstractRegime, Accumulate, Context, Replace, truth_dtype
 from .synthesis import Synthesis
-
-if TYPE_CHECKING:
-    from .graph import InteractionGraph
 
 
 def _stream(ctx: Context, i, source: int, k: int, g, s: int) -> Stream:
@@ -147,7 +142,7 @@ class _GraphRegime(AbstractRegime):
     """Replace or Accumulate at every node of a graph (see the module docstring)."""
 
     counts: Int[Array, "t k k1"]
-    graph: InteractionGraph
+    graph: eqx.Module  # the InteractionGraph (collapse_jax.graph, which builds this regime)
     node_regime: str = eqx.field(static=True)
 
     def describe(self) -> dict:

@@ -34,8 +34,8 @@ def _regime(args):
 
 def cmd_run(args) -> int:
     from ._files import check_writable
+    from .engine.simulate import simulate
     from .results import result_paths
-    from .simulate import simulate
 
     try:
         # where the result goes is checked before anything runs: a long run never ends in a traceback

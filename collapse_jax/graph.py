@@ -26,10 +26,11 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from . import compat
 from ._graph_kernel import _GraphRegime, _Nodes
 from ._rng import root_key
 from ._validate import as_float_array, check_int, check_number, check_seed
+from .engine import compat
+from .engine.simulate import simulate
 from .families._protocol import AbstractFamily, fixed_design
 from .pressures import split as split_synthesis
 from .regimes import Accumulate, Replace
@@ -503,8 +504,6 @@ def simulate_graph(
     rows it can reach span R^d (see :meth:`InteractionGraph.collapse_condition`).
     On a fresh design every node draws its own inputs every generation.
     """
-    from .simulate import simulate
-
     if not isinstance(graph, InteractionGraph):
         raise TypeError(f"simulate_graph: graph must be a cj.InteractionGraph, got {graph!r}")
     family, synthesis = split_synthesis(family, synthesis, "simulate_graph")

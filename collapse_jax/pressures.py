@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import equinox as eqx
 
+from .engine.compat import check_synthesis
 from .families._protocol import AbstractFamily, fixed_design
 from .synthesis import DEFAULT_SUPPORT, PRESSURES, SHORTFALL_LEVEL, Synthesis, candidates_needed, first_passing
 
@@ -41,8 +42,6 @@ class Pressured(eqx.Module):
     synthesis: Synthesis
 
     def __init__(self, family: AbstractFamily, **rates):
-        from .compat import check_synthesis
-
         if not isinstance(family, AbstractFamily):
             raise TypeError(f"Pressured: family must be a collapse_jax family (not a Pressured one), got {family!r}")
         self.family = family

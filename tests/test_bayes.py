@@ -13,8 +13,8 @@ from conftest import SEED, assert_mc_close
 
 import collapse_jax as cj
 from collapse_jax._rng import Stream
+from collapse_jax.engine.kernel import trace_counts
 from collapse_jax.families.bayes_gaussian import _inverse_wishart
-from collapse_jax.simulate import TRACE_COUNTS
 from collapse_jax.theory import bayes as tb
 
 BG = cj.BayesGaussian
@@ -164,9 +164,9 @@ def test_prior_hyperparameters_are_traced():
     fam = BG(1, known_variance=1.0, prior_var=0.1, sampler="exact")
     res = run(fam, generations=3, chains=64, sweep={"prior_var": [0.1, 1.0]})
     run(fam, generations=3, chains=64)
-    before = dict(TRACE_COUNTS)
+    before = trace_counts()
     run(BG(1, known_variance=1.0, prior_var=0.3, prior_mean=0.5, sampler="exact"), generations=3, chains=64)
-    assert TRACE_COUNTS == before, "new prior hyperparameters retraced the kernel"
+    assert trace_counts() == before, "new prior hyperparameters retraced the kernel"
     assert res.metrics["posterior_width"].shape == (2, 64, 4)
 
 
@@ -188,12 +188,12 @@ def test_bad_arguments_raise(kwargs, pattern):
 
 
 def test_bad_configurations_raise_before_compiling():
-    before = dict(TRACE_COUNTS)
+    before = trace_counts()
     with pytest.raises(ValueError, match=r"nu_n = prior_df \+ n > dim \+ 1; got prior_df \+ n = 2.5 with dim = 2"):
         run(BG(2, prior_df=1.5), n=1)
     with pytest.raises(ValueError, match=r"Weighted rescales the weights"):
         run(BG(1, known_variance=1.0), cj.Weighted(0.5))
-    assert TRACE_COUNTS == before
+    assert trace_counts() == before
 
 
 # --------------------------------------------------------------------------- Bayesian linear regression
@@ -256,9 +256,9 @@ def test_regression_bad_arguments_raise(kwargs, pattern):
 
 
 def test_regression_bad_configurations_raise_before_compiling():
-    before = dict(TRACE_COUNTS)
+    before = trace_counts()
     with pytest.raises(ValueError, match=r"a_n = prior_shape \+ n / 2 > 1; got 0.9"):
         run(BLR(2, prior_shape=0.4), n=1)
     with pytest.raises(ValueError, match=r"Weighted rescales the weights"):
         run(BLR(2), cj.Weighted(0.5))
-    assert TRACE_COUNTS == before
+    assert trace_counts() == before

@@ -18,11 +18,11 @@ from conftest import SEED, assert_mc_close, summary_at, z_for
 from scipy import stats
 
 import collapse_jax as cj
-from collapse_jax import compat
 from collapse_jax._rng import Stream
+from collapse_jax.engine import compat
+from collapse_jax.engine.kernel import trace_counts
 from collapse_jax.families import Combinable, ExactSampler, Scorable, Temperable
 from collapse_jax.families.categorical import Categorical
-from collapse_jax.simulate import TRACE_COUNTS
 from collapse_jax.theory import categorical as cat_theory
 
 P0 = np.array([0.5, 0.3, 0.15, 0.05])
@@ -104,7 +104,7 @@ def test_bad_family_arguments(kwargs, exc, pattern):
 
 
 def test_bad_input_raises_before_compiling():
-    before = dict(TRACE_COUNTS)
+    before = trace_counts()
     fam = Categorical([0.5, 0.5 + 5e-7])  # within the tolerance: accepted and renormalised
     assert float(jnp.sum(fam.probs)) == pytest.approx(1.0, abs=1e-7)
     with pytest.raises(ValueError, match=r"n must be >= 1, got 0"):
@@ -119,7 +119,7 @@ def test_bad_input_raises_before_compiling():
         cat_theory.collision_replace(3, 10, [0.5, 0.6])
     with pytest.raises(ValueError, match=r"event must be one of"):
         cat_theory.first_passage_mean(5, [0.5, 0.5], event="loss")
-    assert TRACE_COUNTS == before, "an invalid configuration reached the compiler"
+    assert trace_counts() == before, "an invalid configuration reached the compiler"
 
 
 # ------------------------------------------------------------------------------ contract
@@ -411,9 +411,9 @@ def test_weighted_against_theory():
     mean, se = summary_at(res, "collision_probability", GENS)
     assert_mc_close(mean, se, cat_theory.collision_weighted(np.array(GENS), N, P0, w, k), label="Weighted")
     # rare_below is traced: a new value reuses the compiled program (and the same chains)
-    before = dict(TRACE_COUNTS)
+    before = trace_counts()
     other = run(Categorical(P0, rare_below=0.2), cj.Weighted(w, ratio=k))
-    assert TRACE_COUNTS == before, "a new rare_below recompiled"
+    assert trace_counts() == before, "a new rare_below recompiled"
     np.testing.assert_array_equal(other.metrics["collision_probability"], res.metrics["collision_probability"])
     mean, se = summary_at(other, "rare_mass", GENS)
     assert_mc_close(mean, se, cat_theory.rare_mass_mean(np.array(GENS), P0, 0.2), label="Weighted rare_mass")

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import collapse_jax as cj
-from collapse_jax import _checkpoint
+from collapse_jax.engine import checkpoint as _checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 ARGS = dict(n=50, generations=400, chains=4096, seed=11, chunk_size=512, metrics=["variance", "mean_sq_error"])

@@ -1,5 +1,5 @@
 """Every family x regime x synthesis x path combination either runs or is refused
-before compiling, with a message naming what is missing (collapse_jax.compat.check):
+before compiling, with a message naming what is missing (collapse_jax.engine.compat.check):
 never an error from inside tracing.
 
 The default test traces each allowed combination's generation 0 and one later
@@ -19,7 +19,8 @@ import pytest
 
 import collapse_jax as cj
 
-sim_mod = importlib.import_module("collapse_jax.simulate")
+driver = importlib.import_module("collapse_jax.engine.driver")
+kernel = importlib.import_module("collapse_jax.engine.kernel")
 
 N = 12
 
@@ -108,14 +109,14 @@ def test_every_combination_of_every_family(monkeypatch):
 
 
 def _check_matrix(monkeypatch, cases, min_runs, min_refused):
-    monkeypatch.setattr(sim_mod, "_init_chunk", _stop)
+    monkeypatch.setattr(driver, "init_chunk", _stop)
     counts = collections.Counter()
     for name, fam, regime, synthesis in cases:
-        before = dict(sim_mod.TRACE_COUNTS)
+        before = kernel.trace_counts()
         outcome, msg = _outcome(fam, regime, synthesis)
         counts[outcome] += 1
         assert outcome in ("runs", "refused"), name
-        assert sim_mod.TRACE_COUNTS == before, f"{name}: traced the compiled kernel"
+        assert kernel.trace_counts() == before, f"{name}: traced the compiled kernel"
         if outcome == "refused":
             assert len(msg) > 20, f"{name}: {msg!r}"
         fam_name, path, _, sname = name.split("|")

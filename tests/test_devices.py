@@ -61,7 +61,7 @@ SCRIPT = textwrap.dedent(
                              progress=False)
     close(one.metrics["mean_sq_error"], many.metrics["mean_sq_error"], "graph")
     # a checkpoint taken inside a chunk resumes onto the devices
-    from collapse_jax import _checkpoint
+    from collapse_jax.engine import checkpoint as _checkpoint
 
     ckw = dict(n=20, generations=50, chains=256, seed=5, progress=False, keep="summary", keep_chains=32)
     reference = cj.simulate(cj.Gaussian(), **ckw)

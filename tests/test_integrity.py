@@ -24,11 +24,13 @@ import numpy as np
 import pytest
 
 import collapse_jax as cj
-from collapse_jax import _checkpoint, _rng
+from collapse_jax import _rng
 from collapse_jax.cli import main as cli_main
+from collapse_jax.engine import checkpoint as _checkpoint
 from collapse_jax.metrics import quantile_ci
 
-sim_mod = importlib.import_module("collapse_jax.simulate")  # the module (the package exports the function)
+kernel = importlib.import_module("collapse_jax.engine.kernel")
+sim_mod = importlib.import_module("collapse_jax.engine.simulate")  # the module (the package exports the function)
 ROOT = Path(__file__).resolve().parent.parent
 TINY = dict(n=10, generations=3, chains=8, progress=False)
 
@@ -177,12 +179,12 @@ def test_every_metric_of_a_nonfinite_fit_is_nonfinite(name):
     else:
         params = _nan_leaves(family.truth())
     names = tuple(family.metric_names()) + synthesis.metric_names(family)
-    cfg = sim_mod._Static(
+    cfg = kernel.KernelConfig(
         n=10, generations=1, exact=False, metrics=names, diagnostics=(), events=(),
         summary=False, kept=0, thresholds=(), sweep_fields=(), block=1,
     )  # fmt: skip
     ck = jax.random.key_data(jax.random.key(0))
-    met, _, _, nonfinite = sim_mod._observe(family, synthesis, ck, params, jnp.int32(1), cfg)
+    met, _, _, nonfinite = kernel.observe(family, synthesis, ck, params, jnp.int32(1), cfg)
     assert set(met) == set(names)
     assert bool(nonfinite)
     finite = [k for k, v in met.items() if np.any(np.isfinite(np.asarray(v, dtype=np.float64)))]
@@ -290,10 +292,10 @@ def test_full_disk_is_a_clear_error_and_keeps_the_old_file(tmp_path):
 
 # --------------------------------------------------------------------------- 7. paths checked first
 def test_unwritable_checkpoint_is_refused_before_compiling(readonly_dir):
-    before = dict(sim_mod.TRACE_COUNTS)
+    before = kernel.trace_counts()
     with pytest.raises(ValueError, match="checkpoint=.*cannot write into"):
         cj.simulate(cj.Gaussian(), checkpoint=readonly_dir / "c.npz", n=10, generations=5, chains=7, seed=91)
-    assert sim_mod.TRACE_COUNTS == before
+    assert kernel.trace_counts() == before
 
 
 def test_cli_checks_out_before_running(tmp_path, readonly_dir, monkeypatch, capsys):
@@ -464,9 +466,9 @@ def test_constructors_name_the_parameter(make, exc, pattern):
     ],
 )
 def test_simulate_arguments_name_the_parameter(kwargs, exc, pattern):
-    before = dict(sim_mod.TRACE_COUNTS)
+    before = kernel.trace_counts()
     regime = kwargs.pop("regime", None)
     t = time.perf_counter()
     with pytest.raises(exc, match=pattern):
         cj.simulate(cj.Gaussian(), regime, **TINY, **kwargs)
-    assert sim_mod.TRACE_COUNTS == before and time.perf_counter() - t < 5
+    assert kernel.trace_counts() == before and time.perf_counter() - t < 5

@@ -17,8 +17,8 @@ from scipy import integrate, special, stats
 
 import collapse_jax as cj
 from collapse_jax._rng import Stream
+from collapse_jax.engine.kernel import trace_counts
 from collapse_jax.families.kde import KDE, KDEParams, _categorical
-from collapse_jax.simulate import TRACE_COUNTS
 from collapse_jax.theory import kde as kde_theory
 
 MIXTURE_2D = {"means": [[0.0, 0.0], [3.0, 1.0]], "covs": [0.5, [[1.0, 0.3], [0.3, 0.8]]], "weights": [0.3, 0.7]}
@@ -87,7 +87,7 @@ def test_bad_arguments_raise(kwargs, exc, pattern):
 
 
 def test_bad_configurations_raise_before_compiling():
-    before = dict(TRACE_COUNTS)
+    before = trace_counts()
     kw = dict(n=10, generations=3, chains=4)
     with pytest.raises(ValueError, match=r"capacity=39 is smaller than 40, the largest fit of Accumulate at n=10"):
         run(KDE(0.5, capacity=39), cj.Accumulate(), **kw)
@@ -99,7 +99,7 @@ def test_bad_configurations_raise_before_compiling():
         run(KDE(0.5), cj.Weighted(0.5, combine="estimates"), **kw)
     with pytest.raises(ValueError, match=r"sweep value 0.0 for 'bandwidth' is invalid: KDE.bandwidth must lie in"):
         run(KDE(0.5), cj.Replace(), sweep={"bandwidth": [0.1, 0.0]}, **kw)
-    assert TRACE_COUNTS == before, "an invalid configuration reached the compiler"
+    assert trace_counts() == before, "an invalid configuration reached the compiler"
     # a store too small for the data is caught while tracing, with the fix in the message
     with pytest.raises(ValueError, match=r"received 20 points but capacity=10"):
         KDE(0.5, capacity=10).fit(stream(), jnp.zeros((20, 1)), None)
@@ -434,9 +434,9 @@ def test_describe_is_json_and_bandwidth_is_traced():
     # float64, and the n = 1 edge case: one stored point, variance 0, density variance h^2
     kw = dict(n=1, generations=3, chains=64, dtype="float64", metrics=["sample_variance", "variance"])
     a = run(KDE(0.5), cj.Replace(), **kw)
-    mid = dict(TRACE_COUNTS)
+    mid = trace_counts()
     b = run(KDE(0.25), cj.Replace(), **kw)
-    assert TRACE_COUNTS == mid, "a new bandwidth retraced the kernel"
+    assert trace_counts() == mid, "a new bandwidth retraced the kernel"
     assert not a.nonfinite.any() and not b.nonfinite.any()
     assert a.config["family"]["bandwidth"] == 0.5
     assert a.metrics["sample_variance"].dtype == np.float64 and np.all(a.metrics["sample_variance"] == 0)

@@ -1,4 +1,4 @@
-"""The memory plan (``collapse_jax._plan.MemoryPlan``): every array a run holds is
+"""The memory plan (``collapse_jax.engine.plan.MemoryPlan``): every array a run holds is
 counted, a run that cannot fit ``max_memory`` is refused before anything is compiled,
 naming the cost and what to change, and an accepted run stays within ``max_memory``.
 
@@ -29,13 +29,13 @@ import pytest
 import collapse_jax as cj
 from collapse_jax._validate import parse_memory
 
-KERNEL = importlib.import_module("collapse_jax.simulate")  # the module (cj.simulate is the function)
+KERNEL = importlib.import_module("collapse_jax.engine.kernel")
 
 
 def test_a_fit_too_large_for_max_memory_is_refused_before_compiling():
     # GMM(50, 20) at n = 10^6 holds n x K x d temporaries (4 GB each) per chain: the old plan
     # counted 8 x the data (640 MB) and the run died after minutes in XLA with 16.5 GB
-    traces = dict(KERNEL.TRACE_COUNTS)
+    traces = KERNEL.trace_counts()
     t = time.perf_counter()
     with pytest.raises(ValueError) as err:
         cj.simulate(cj.GMM(50, 20), cj.Replace(), n=10**6, generations=2, chains=2, progress=False)
@@ -43,7 +43,7 @@ def test_a_fit_too_large_for_max_memory_is_refused_before_compiling():
     msg = str(err.value)
     assert "one chain needs about" in msg and "GiB (one generation of GMM at n=1000000" in msg, msg
     assert "max_memory=3.73 GiB (4,000,000,000 bytes)" in msg and "lower n" in msg, msg
-    assert KERNEL.TRACE_COUNTS == traces  # nothing was compiled
+    assert KERNEL.trace_counts() == traces  # nothing was compiled
     assert elapsed < 5, f"refusing took {elapsed:.1f} s"
 
 
@@ -86,7 +86,7 @@ CHILD = r"""
 import ctypes, ctypes.util, gc, json, sys
 import numpy as np
 import collapse_jax as cj
-from collapse_jax import _plan
+from collapse_jax.engine import plan as _plan
 
 def status(key):
     with open("/proc/self/status") as fh:

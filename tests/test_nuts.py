@@ -13,7 +13,7 @@ from conftest import SEED, assert_mc_close
 
 import collapse_jax as cj
 from collapse_jax._rng import Stream
-from collapse_jax.simulate import TRACE_COUNTS
+from collapse_jax.engine.kernel import trace_counts
 from collapse_jax.theory import bayes as tb
 
 TAU2 = 0.1
@@ -77,7 +77,7 @@ def test_student_t_chain_runs_and_reports_diagnostics():
     ],
 )
 def test_bad_arguments_raise(kwargs, exc, pattern):
-    before = dict(TRACE_COUNTS)
+    before = trace_counts()
     with pytest.raises(exc, match=pattern):
         cj.NUTSLocation(**kwargs)
-    assert TRACE_COUNTS == before
+    assert trace_counts() == before

@@ -12,7 +12,7 @@ from conftest import SEED, assert_mc_close, summary_at
 
 import collapse_jax as cj
 from collapse_jax import theory as T
-from collapse_jax.simulate import TRACE_COUNTS
+from collapse_jax.engine.kernel import trace_counts
 
 GENS = [0, 1, 3, 6]
 
@@ -416,10 +416,10 @@ def test_pressured_keeps_a_fixed_design_and_its_sweepable_fields():
 
 def test_pressured_fixed_design_under_provenance_is_refused_before_tracing():
     """Was: a fixed-design Ridge under Pressured + Provenance failed during tracing."""
-    before = dict(TRACE_COUNTS)
+    before = trace_counts()
     with pytest.raises(ValueError, match="design='fresh'"):
         run(cj.Pressured(cj.Ridge(dim=2), correct=0.2), cj.Provenance(0.5), n=10, generations=2, chains=4)
-    assert TRACE_COUNTS == before
+    assert trace_counts() == before
 
 
 def test_sweeps_reach_synthesis_fields_by_name():

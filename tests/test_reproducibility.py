@@ -9,7 +9,7 @@ import pytest
 from conftest import SEED
 
 import collapse_jax as cj
-from collapse_jax.simulate import TRACE_COUNTS
+from collapse_jax.engine.kernel import trace_counts
 
 
 def run(fam=None, regime=None, **kw):
@@ -108,18 +108,18 @@ def test_common_random_numbers_across_regimes():
 
 def test_traced_hyperparameter_does_not_retrace():
     run(regime=cj.FreshMix(0.2))
-    mid = dict(TRACE_COUNTS)
+    mid = trace_counts()
     run(regime=cj.FreshMix(0.7))
     run(regime=cj.FreshMix(0.45))
     run(cj.Gaussian(collapse_below=0.3), regime=cj.FreshMix(0.45))
-    assert TRACE_COUNTS == mid, "a new traced hyperparameter retraced the kernel"
+    assert trace_counts() == mid, "a new traced hyperparameter retraced the kernel"
 
 
 def test_static_size_does_retrace():
     run(n=20)
-    before = TRACE_COUNTS["block"]
+    before = trace_counts()["block"]
     run(n=21)
-    assert TRACE_COUNTS["block"] == before + 1
+    assert trace_counts()["block"] == before + 1
 
 
 @pytest.mark.parametrize("sampler", ["samples", "exact"])
@@ -159,15 +159,15 @@ def test_sweep_rejects_static_and_unknown_fields():
 
 
 def test_compiled_programs_are_bounded_and_dropping_them_changes_nothing(monkeypatch):
-    import sys
+    import importlib
 
-    sim = sys.modules["collapse_jax.simulate"]
-    monkeypatch.setattr(sim, "MAX_PROGRAMS", 2)
-    sim._PROGRAMS.clear()
+    kernel = importlib.import_module("collapse_jax.engine.kernel")
+    monkeypatch.setattr(kernel, "MAX_PROGRAMS", 2)  # one run's programs here (init and the donating block)
     first = run(n=11, generations=3, chains=64)
     for n in (12, 13, 14):
         run(n=n, generations=3, chains=64)
-        assert len(sim._PROGRAMS) <= 2
+        # the caches were cleared before this run compiled: only its own programs are left
+        assert sum(fn._cache_size() for fn in kernel.PROGRAMS) <= 2
     again = run(n=11, generations=3, chains=64)  # recompiled after its program was dropped
     for k in first.metrics:
         np.testing.assert_array_equal(first.metrics[k], again.metrics[k])

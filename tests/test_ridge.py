@@ -11,7 +11,7 @@ from scipy import stats
 
 import collapse_jax as cj
 from collapse_jax import theory as T
-from collapse_jax.simulate import TRACE_COUNTS
+from collapse_jax.engine.kernel import trace_counts
 
 D, N = 5, 20  # n = d + 15
 GENS = [0, 1, 4, 10]
@@ -198,14 +198,14 @@ def test_bad_input(make, exc, pattern):
 
 
 def test_bad_regime_combinations_raise_before_compiling():
-    before = dict(TRACE_COUNTS)
+    before = trace_counts()
     with pytest.raises(ValueError, match=r"ratio=2.0 on a fixed design"):
         run(cj.Ridge(D), cj.Weighted(0.5, ratio=2.0), chains=4)
     with pytest.raises(ValueError, match=r"FreshMix on a fixed design needs the data points"):
         run(cj.Ridge(D, sampler="exact"), cj.FreshMix(0.5), chains=4)
     with pytest.raises(ValueError, match=r"n must be >= 1"):
         run(cj.Ridge(D), n=0, chains=4)
-    assert TRACE_COUNTS == before
+    assert trace_counts() == before
 
 
 def test_power_law_spectrum():

@@ -2,7 +2,7 @@
 
 A family is an :class:`AbstractFamily` (five required methods) plus the capability
 classes it inherits. The engine asks what a family can do with ``isinstance`` in one
-place, :func:`collapse_jax.compat.check`; nothing probes for methods by name.
+place, :func:`collapse_jax.engine.compat.check`; nothing probes for methods by name.
 
 ========================  =========================================================
 capability                what it adds, and what needs it
@@ -145,7 +145,7 @@ class AbstractFamily(eqx.Module):
     def validate_regime(self, regime, n: int, exact: bool) -> None:
         """Raise before compiling if a value of this family's configuration cannot run
         ``regime`` at this ``n`` (rules about capabilities live in
-        :func:`collapse_jax.compat.check`)."""
+        :func:`collapse_jax.engine.compat.check`)."""
 
     def for_run(self, regime, n: int, generations: int) -> AbstractFamily:
         """The family as one run uses it (called after validation, before compiling):

@@ -295,14 +295,14 @@ class AbstractRegime(eqx.Module):
     returns the new state and fit. Most regimes only describe the set
     (:class:`AbstractPlannedRegime`); one that writes ``step`` draws synthetic points
     with ``ctx.draw`` (the run's synthesis) and real ones with ``family.sample_real``.
-    Compatibility rules: :func:`collapse_jax.compat.check`."""
+    Compatibility rules: :func:`collapse_jax.engine.compat.check`."""
 
     needs_points: ClassVar[bool] = False  # cannot run on the exact path (regimes that write step)
     traced_bounds: ClassVar[dict[str, tuple[float, float]]] = {}  # inclusive bounds of sweepable fields
 
     def validate(self, family: AbstractFamily, n: int, generations: int, exact: bool) -> None:
         """Raise before compiling if a value of this regime cannot run this
-        configuration (capability rules live in :func:`collapse_jax.compat.check`)."""
+        configuration (capability rules live in :func:`collapse_jax.engine.compat.check`)."""
 
     def generation_zero(self, family: AbstractFamily, ctx: Context):
         """The fit at generation 0 (the same for every regime but Schedule's)."""

@@ -19,8 +19,8 @@ from conftest import SEED, assert_mc_close
 from scipy import special
 
 import collapse_jax as cj
+from collapse_jax.engine.kernel import trace_counts
 from collapse_jax.families import ExactSampler, Located, Scorable, Temperable
-from collapse_jax.simulate import TRACE_COUNTS
 
 
 class ExpStats(eqx.Module):
@@ -152,14 +152,14 @@ def test_replace_collapse_law(sampler):
 
 
 def test_missing_capabilities_are_refused_before_tracing():
-    before = dict(TRACE_COUNTS)
+    before = trace_counts()
     with pytest.raises(ValueError, match="Correctable"):
         run(synthesis=cj.Synthesis(correct=0.5))
     with pytest.raises(ValueError, match="estimates.*not a Combinable family"):
         run(regime=cj.Weighted(0.5, combine="estimates"))
     with pytest.raises(ValueError, match="needs the data points"):
         run(Exponential(sampler="exact"), cj.RetainOriginal(0.2))
-    assert TRACE_COUNTS == before
+    assert trace_counts() == before
 
 
 def test_sweeps_reach_family_regime_and_synthesis_fields():

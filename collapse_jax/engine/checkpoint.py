@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ._files import atomic_write, check_writable
+from .._files import atomic_write, check_writable
 
 FORMAT = "collapse_jax checkpoint 1"
 # configuration keys that a resumed run takes from its checkpoint instead of choosing them (they
@@ -167,7 +167,7 @@ class Checkpointer:
         """Fix the configuration the checkpoint is keyed by; a run whose only
         differences from an existing checkpoint are the sizes picked from the
         machine and the budget (``ADOPTED``) takes the checkpoint's sizes."""
-        from . import __version__
+        from .._version import __version__
 
         self.config = json.loads(json.dumps({**config, "block": block, "version": __version__}, default=str))
         previous = read_config(self.path)

@@ -1,22 +1,28 @@
-"""Result <-> xarray.Dataset (netCDF via h5netcdf)."""
+"""Result <-> xarray.Dataset (netCDF via h5netcdf): ``to_dataset`` reads a result's
+fields, ``from_dataset`` returns the fields of a stored one (``Result(**fields)``)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from .results import FORMAT_VERSION, Result, _json
+FORMAT_VERSION = 1
 
 
-def _dims(res: Result, extra: tuple[str, ...], chain_dim: str, ndim_tail: int) -> tuple[str, ...]:
+def _json(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+
+
+def _dims(res, extra: tuple[str, ...], chain_dim: str, ndim_tail: int) -> tuple[str, ...]:
     lead = ("sweep",) if res.sweep else ()
     names = tuple(extra) if len(extra) == ndim_tail else tuple(f"dim_{i}" for i in range(ndim_tail))
     return lead + (chain_dim, "generation") + names
 
 
-def to_dataset(res: Result):
+def to_dataset(res):
     import xarray as xr
 
     chain_dim = "kept_chain" if res.is_summary else "chain"
@@ -70,7 +76,7 @@ def to_dataset(res: Result):
     return xr.Dataset(data_vars=data_vars, coords=coords, attrs=attrs)
 
 
-def from_dataset(path) -> Result:
+def from_dataset(path) -> dict[str, Any]:
     import xarray as xr
 
     if not Path(path).is_file():
@@ -108,7 +114,7 @@ def from_dataset(path) -> Result:
     if config["keep"] == "summary":
         summary_stats = {"groups": stats_groups, "nonfinite_params": nonfinite_params, "below": below}
     nonfinite = ds["nonfinite"].values.astype(bool) if "nonfinite" in ds else None
-    return Result(
+    return dict(
         config=config,
         metrics=metrics,
         diagnostics=diagnostics,

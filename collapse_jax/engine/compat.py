@@ -11,7 +11,7 @@ capability or value is missing; one that passes never fails inside tracing.
 
 from __future__ import annotations
 
-from .families._protocol import (
+from ..families._protocol import (
     AbstractFamily,
     CountWeights,
     Designed,
@@ -19,8 +19,8 @@ from .families._protocol import (
     SufficientStats,
     fixed_design,
 )
-from .regimes import AbstractPlannedRegime, AbstractRegime, Accumulate, Provenance, Replace, Weighted
-from .synthesis import Synthesis
+from ..regimes import AbstractPlannedRegime, AbstractRegime, Accumulate, Provenance, Replace, Weighted
+from ..synthesis import Synthesis
 
 _METHODS = {
     "Temperable": "temper",

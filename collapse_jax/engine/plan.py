@@ -6,6 +6,7 @@ compiled, a run whose arrays cannot fit ``max_memory``."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import jax
@@ -13,7 +14,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.extend import core as jcore
 
-from . import _rng
+from .. import _rng
+from .compat import stores_points
+from .kernel import KernelConfig, init_one, step_one, sweep_vmap
 
 
 def nbytes(tree) -> int:
@@ -158,7 +161,21 @@ class Sizes:
         return plan_memory(self, run, budget)
 
 
-_SIZE_CACHE: dict = {}
+class _Keyed:
+    """An argument that ``functools.lru_cache`` hashes by ``key`` alone (the payload
+    holds arrays, which do not hash): configurations with one static signature
+    share their sizes."""
+
+    __slots__ = ("key", "payload")
+
+    def __init__(self, key, payload):
+        self.key, self.payload = key, payload
+
+    def __hash__(self):
+        return hash(self.key)
+
+    def __eq__(self, other):
+        return isinstance(other, _Keyed) and self.key == other.key
 
 
 def _signature(*trees) -> tuple:
@@ -171,56 +188,59 @@ def sizes(model, values, n, G, exact, chosen, diag_names, ev_names, fields) -> S
     """Per-chain sizes of a configuration (see :class:`Sizes`; ``model`` is the run's
     ``(family, regime, synthesis)``), found by tracing generation 0 and one later
     generation of one chain (no compute)."""
-    family = model[0]
     key = (_signature(model, values), n, G, exact, chosen, fields)
-    if key not in _SIZE_CACHE:
-        from .simulate import _init_one, _Static, _step_one, _sweep_vmap
-
-        probe = _Static(n, G, exact, chosen, diag_names, ev_names, False, 0, (), fields, 1)
-        ck1 = jnp.zeros((1, 2), jnp.uint32)
-        init = _sweep_vmap(lambda m, c: _init_one(m, c, probe), probe, 0)
-        init_jaxpr, (carry_shape, out_shape) = jax.make_jaxpr(lambda: init(model, values, ck1), return_shape=True)()
-
-        def step(carry, g):
-            one = lambda m, c, cr: _step_one(m, c, cr, g, probe)  # noqa: E731
-            return _sweep_vmap(one, probe, 1)(model, values, ck1, carry)
-
-        step_jaxpr = jax.make_jaxpr(step)(carry_shape, jax.ShapeDtypeStruct((), jnp.int32))
-        if exact:
-            point_bytes = 0  # the exact path never materialises the points
-        else:
-            stream = _rng.Stream(ck1[0], jnp.int32(0), 0)
-            point_bytes = nbytes(jax.eval_shape(lambda: family.sample(stream, family.truth(), n)))
-        met, diag, _ = out_shape
-        leaves = list(met.values()) + list(diag.values())
-        floats = lambda x: _itemsize(x.dtype) if jnp.issubdtype(x.dtype, jnp.floating) else 4  # noqa: E731
-        _SIZE_CACHE[key] = Sizes(
-            carry=nbytes(carry_shape),
-            out=nbytes(out_shape),
-            points=point_bytes,
-            working=max(jaxpr_peak(init_jaxpr.jaxpr), jaxpr_peak(step_jaxpr.jaxpr)),
-            events=nbytes(carry_shape[2]),
-            values=sum(math.prod(x.shape) for x in leaves),
-            value_bytes=sum(math.prod(x.shape) * floats(x) for x in leaves),
-            metric_values={k: math.prod(v.shape) for k, v in met.items()},
-            largest=max((math.prod(x.shape) for x in leaves), default=0),
-            sweep=len(values[0]) if values else 1,
-        )
-    return _SIZE_CACHE[key]
+    return _sizes(_Keyed(key, (model, values, diag_names, ev_names)))
 
 
-_NAME_CACHE: dict = {}
+@functools.lru_cache(maxsize=256)
+def _sizes(keyed: _Keyed) -> Sizes:
+    (model, values, diag_names, ev_names), keyed.payload = keyed.payload, None  # the cache keeps no arrays
+    _, n, G, exact, chosen, fields = keyed.key
+    family = model[0]
+    probe = KernelConfig(n, G, exact, chosen, diag_names, ev_names, False, 0, (), fields, 1)
+    ck1 = jnp.zeros((1, 2), jnp.uint32)
+    init = sweep_vmap(lambda m, c: init_one(m, c, probe), probe, 0)
+    init_jaxpr, (carry_shape, out_shape) = jax.make_jaxpr(lambda: init(model, values, ck1), return_shape=True)()
+
+    def step(carry, g):
+        one = lambda m, c, cr: step_one(m, c, cr, g, probe)  # noqa: E731
+        return sweep_vmap(one, probe, 1)(model, values, ck1, carry)
+
+    step_jaxpr = jax.make_jaxpr(step)(carry_shape, jax.ShapeDtypeStruct((), jnp.int32))
+    if exact:
+        point_bytes = 0  # the exact path never materialises the points
+    else:
+        stream = _rng.Stream(ck1[0], jnp.int32(0), 0)
+        point_bytes = nbytes(jax.eval_shape(lambda: family.sample(stream, family.truth(), n)))
+    met, diag, _ = out_shape
+    leaves = list(met.values()) + list(diag.values())
+    floats = lambda x: _itemsize(x.dtype) if jnp.issubdtype(x.dtype, jnp.floating) else 4  # noqa: E731
+    return Sizes(
+        carry=nbytes(carry_shape),
+        out=nbytes(out_shape),
+        points=point_bytes,
+        working=max(jaxpr_peak(init_jaxpr.jaxpr), jaxpr_peak(step_jaxpr.jaxpr)),
+        events=nbytes(carry_shape[2]),
+        values=sum(math.prod(x.shape) for x in leaves),
+        value_bytes=sum(math.prod(x.shape) * floats(x) for x in leaves),
+        metric_values={k: math.prod(v.shape) for k, v in met.items()},
+        largest=max((math.prod(x.shape) for x in leaves), default=0),
+        sweep=len(values[0]) if values else 1,
+    )
 
 
 def names(family) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
     """Metric, diagnostic and event names of a family (cached by signature)."""
-    key = _signature(family)
-    if key not in _NAME_CACHE:
-        t = family.truth
-        diag = tuple(jax.eval_shape(lambda: family.diagnostics(t())))
-        ev = tuple(jax.eval_shape(lambda: family.events(t())))
-        _NAME_CACHE[key] = (family.metric_names(), diag, ev)
-    return _NAME_CACHE[key]
+    return _names(_Keyed(_signature(family), family))
+
+
+@functools.lru_cache(maxsize=256)
+def _names(keyed: _Keyed) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    family, keyed.payload = keyed.payload, None
+    t = family.truth
+    diag = tuple(jax.eval_shape(lambda: family.diagnostics(t())))
+    ev = tuple(jax.eval_shape(lambda: family.events(t())))
+    return family.metric_names(), diag, ev
 
 
 # per chain of a chunk, PROGRAMS times the traced peak of one generation (jaxpr_peak) times WORKING_SAFETY,
@@ -442,7 +462,6 @@ def chain_shardings(devs, n_sweep):
 def memory_cause(regime, family) -> str | None:
     """What makes one chain grow with the generations, for the over-budget message
     (None when nothing does)."""
-    from .compat import stores_points
 
     if stores_points(regime, family):
         return (

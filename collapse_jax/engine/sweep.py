@@ -10,7 +10,7 @@ import equinox as eqx
 import jax
 import numpy as np
 
-from ._validate import as_float_array
+from .._validate import as_float_array
 
 TARGETS = ("family", "regime", "synthesis")
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _checkpoint
-from .metrics import combine_moments
-from .results import Result, run_info
+from ..metrics import combine_moments
+from ..results import Result, run_info
+from . import checkpoint as _checkpoint
 
 
 def prepare(shards, checkpoint):

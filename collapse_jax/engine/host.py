@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from .results import Result
+from ..results import Result
 
 
 class HostArrays:

@@ -3,18 +3,16 @@ chains, and one netCDF file per run (plus a tidy CSV summary)."""
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import platform
 import warnings
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from ._files import atomic_write as atomic_write  # re-exported: the package's one atomic writer
-from .metrics import (
+from .._files import atomic_write as atomic_write  # re-exported: the package's one atomic writer
+from ..metrics import (
     QUANTILES,
     chain_quantiles,
     combine_moments,
@@ -22,8 +20,7 @@ from .metrics import (
     moments_from_array,
     quantile_ci,
 )
-
-FORMAT_VERSION = 1
+from .store import from_dataset, to_dataset
 
 
 def run_info() -> dict:
@@ -32,7 +29,7 @@ def run_info() -> dict:
     import jax
     import jaxlib
 
-    from . import __version__
+    from .._version import __version__
 
     return {
         "collapse_jax": __version__,
@@ -446,7 +443,6 @@ class Result:
     # ---------------------------------------------------------------- storage
     def to_xarray(self):
         """The result as an ``xarray.Dataset`` (what :meth:`save` writes)."""
-        from ._store import to_dataset
 
         return to_dataset(self)
 
@@ -468,7 +464,7 @@ class Result:
         the old files intact and the result still in memory to be saved elsewhere.
         The file is serialised in memory first (about the file's size in RAM).
         """
-        from ._files import write_set
+        from .._files import write_set
 
         nc, csv = result_paths(path)
         nc.parent.mkdir(parents=True, exist_ok=True)
@@ -495,8 +491,7 @@ def result_paths(path) -> tuple[Path, Path]:
 def load(path) -> Result:
     """Read a result written by :meth:`Result.save` (finishing first a save of it
     that was killed after both files were written)."""
-    from ._files import recover
-    from ._store import from_dataset
+    from .._files import recover
 
     path = Path(path)
     try:
@@ -504,8 +499,4 @@ def load(path) -> Result:
     except OSError:
         pass  # a read-only copy: read what is there
 
-    return from_dataset(path)
-
-
-def _json(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+    return Result(**from_dataset(path))

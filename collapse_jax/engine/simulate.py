@@ -1,0 +1,212 @@
+"""The public entry: ``simulate`` validates every argument (before anything
+compiles), fixes the run's static sizes, resolves sweeps, and hands a frozen
+:class:`~collapse_jax.engine.spec.RunSpec` to the driver
+(:func:`collapse_jax.engine.driver.run`). docs/ARCHITECTURE.md follows one call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .. import _rng
+from .._validate import as_float_array, check_int, check_seed, parse_memory
+from ..families._protocol import AbstractFamily
+from ..pressures import split as split_synthesis
+from ..regimes import AbstractRegime, Replace
+from ..results import Result
+from ..synthesis import Synthesis
+from . import checkpoint as _checkpoint
+from . import compat
+from . import shards as _shards
+from .driver import run
+from .plan import names
+from .spec import RunSpec
+from .sweep import resolve_sweep
+
+KEEP_MODES = ("chains", "summary", "auto")
+DTYPES = ("float32", "float64")
+
+
+def simulate(
+    family: AbstractFamily,
+    regime: AbstractRegime | None = None,
+    *,
+    synthesis: Synthesis | None = None,
+    n: int,
+    generations: int,
+    chains: int,
+    seed: int = 0,
+    keep: str = "auto",
+    keep_chains: int = 1000,
+    max_memory: int | str = "4GB",
+    dtype: str = "float32",
+    progress: bool | None = None,
+    metrics: list[str] | tuple[str, ...] | None = None,
+    thresholds: dict[str, Any] | None = None,
+    sweep: dict[str, Any] | None = None,
+    chunk_size: int | None = None,
+    checkpoint: str | os.PathLike | None = None,
+    checkpoint_every: float = 60.0,
+    devices: int | None = None,
+    prng: str = "threefry",
+    shards: str | os.PathLike | None = None,
+    shard_timeout: float = 3600.0,
+) -> Result:
+    """Run independent recursive-fitting chains of ``family`` under ``regime``.
+
+    Args:
+        family: a model family, e.g. ``cj.Gaussian(dim=1, estimator="mle")``.
+        regime: how each generation's training set is built (default ``Replace()``).
+        synthesis: how a fitted model generates its synthetic data (temperature,
+            truncation, a verifier, self-correction; default plain draws), e.g.
+            ``cj.Synthesis(temperature=0.9)``. ``cj.Pressured(family, ...)`` passed
+            as ``family`` is the same as the family with this synthesis.
+        n: points per generation (see each regime for what n counts); static.
+        generations: G >= 0; the result has G + 1 columns, generation 0 being the
+            fit to the original real sample (paper fit t = g + 1).
+        chains: number of independent chains.
+        seed: root seed, an int in [0, 2**64); all of its bits reach the root key
+            (``seed`` and ``seed + 2**32`` are different runs). Chain c's draws
+            depend only on (seed, c): the first c chains of a larger run equal a
+            c-chain run at the same chunk size, and runs sharing a seed share their
+            real data (common random numbers).
+        keep: ``"chains"`` keeps every chain's trajectory; ``"summary"`` streams
+            per-generation moments (float64, fixed chunk order), threshold counts
+            and the trajectories of chains 0..keep_chains-1; ``"auto"`` keeps
+            chains unless they would exceed ``max_memory`` (then warns).
+        keep_chains: chains kept in summary mode (a uniform sample: keys depend
+            only on the global id); quantiles come from them.
+        max_memory: budget in bytes (or "4GB", "512MiB") for chunk sizes and for
+            the kept per-chain arrays.
+        dtype: ``"float32"`` (default) or ``"float64"``.
+        progress: show a progress line (rate, ETA); ``None`` shows it only for
+            runs that take longer than a few seconds.
+        metrics: subset of the family's metrics to compute (default all).
+        thresholds: ``{metric: value or [values]}``: streamed counts of chains
+            with metric < value, for :meth:`Result.prob_below` in summary mode.
+        sweep: ``{hyperparameter: values}`` over traced fields of the regime, the
+            family or the synthesis (e.g. ``{"real_fraction": [0.1, 0.5]}``; write
+            ``"regime.x"``, ``"family.x"`` or ``"synthesis.x"`` where a name is
+            shared); several keys form a
+            grid. The whole grid runs as one compiled program with a leading
+            ``sweep`` axis; every sweep point shares the chains' random numbers.
+        chunk_size: chains per compiled chunk (default: chosen from the budget).
+        checkpoint: a file path: the run's state is written there atomically after
+            finished blocks (at most every ``checkpoint_every`` seconds, 0: every
+            block, and at the end); rerunning the same call resumes and ends with
+            the uninterrupted result. Corrupt or foreign checkpoints are refused.
+        prng: ``"threefry"`` (Threefry-2x32-20, default) or ``"philox"``
+            (Philox-4x32-10): the counter-based hash behind every stream.
+        shards: under several processes (``jax.distributed``), a folder shared by
+            all: process p of P runs chunks p, p + P, ..., writes its shard there,
+            waits ``shard_timeout`` seconds at most for the others' and returns the
+            merged result (``cj.merge_shards`` merges a folder later).
+        devices: how many local devices share each chunk's chain axis (default
+            all): per-chain arrays, counts and event generations as on one device,
+            floats to last-bit rounding (README, "Long runs").
+
+    Returns:
+        A :class:`collapse_jax.Result`.
+    """
+    regime = Replace() if regime is None else regime
+    family, synthesis = split_synthesis(family, synthesis, "simulate")
+    if not isinstance(regime, AbstractRegime):
+        raise TypeError(f"simulate: regime must be a collapse_jax regime (e.g. cj.Replace()), got {regime!r}")
+    n = check_int("n", n, 1)
+    generations = check_int("generations", generations, 0)
+    chains = check_int("chains", chains, 1)
+    seed = check_seed("seed", seed)
+    keep_chains = check_int("keep_chains", keep_chains, 0)
+    if generations > _rng.MAX_GENERATIONS:
+        raise ValueError(f"simulate: generations must be <= {_rng.MAX_GENERATIONS}, got {generations}")
+    if keep not in KEEP_MODES:
+        raise ValueError(f"simulate: keep must be one of {KEEP_MODES}, got {keep!r}")
+    if dtype not in DTYPES:
+        raise ValueError(f"simulate: dtype must be one of {DTYPES}, got {dtype!r}")
+    budget = parse_memory(max_memory)
+    if n < family.min_points():
+        desc = family.describe()
+        args = ", ".join(f"{a}={desc[a]}" for a in ("components", "dim", "learn_cov") if a in desc)
+        raise ValueError(
+            f"simulate: n={n} is too small for {type(family).__name__}({args}): "
+            f"each fit needs n >= {family.min_points()}"
+        )
+    exact = family.is_exact
+    compat.check(family, regime, synthesis, n, generations, exact)
+    family = family.for_run(regime, n, generations)
+    regime = regime.for_run(family, n, generations)
+    synthesis = synthesis.for_run(family, n)
+    if chunk_size is not None:
+        chunk_size = check_int("chunk_size", chunk_size, 1)
+    if progress not in (None, True, False):
+        raise TypeError(f"simulate: progress must be None, True or False, got {progress!r}")
+    if prng not in _rng.PRNGS:
+        raise ValueError(f"simulate: prng must be one of {_rng.PRNGS}, got {prng!r}")
+    if jax.process_count() > 1:
+        checkpoint = _shards.prepare(shards, checkpoint)
+    ckpt = _checkpoint.Checkpointer(checkpoint, checkpoint_every) if checkpoint is not None else None
+
+    all_metrics = names(family)[0] + synthesis.metric_names(family)
+    if metrics is None:
+        chosen = all_metrics
+    else:
+        if isinstance(metrics, str):
+            metrics = [metrics]
+        unknown = [m for m in metrics if m not in all_metrics]
+        if unknown:
+            raise ValueError(f"simulate: unknown metrics {unknown}; {type(family).__name__} has {list(all_metrics)}")
+        chosen = tuple(metrics)
+    thr = []
+    for name, vals in (thresholds or {}).items():
+        if name not in chosen:
+            raise ValueError(
+                f"simulate: thresholds names metric {name!r}, which is not computed; computed: {list(chosen)}"
+            )
+        for c in np.atleast_1d(as_float_array("simulate", f"thresholds[{name!r}]", vals, limit=math.inf)):
+            thr.append((name, float(c)))
+
+    fields, values, coords = resolve_sweep((family, regime, synthesis), sweep)
+
+    ctx_x64 = jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
+    with ctx_x64:
+        jdtype = jnp.dtype(dtype)
+        spec = RunSpec(
+            family=_cast(family, jdtype),
+            regime=_cast(regime, jdtype),
+            synthesis=_cast(synthesis, jdtype),
+            values=tuple(jnp.asarray(v, jdtype) for v in values),
+            coords=coords,
+            fields=fields,
+            metrics=chosen,
+            thresholds=tuple(thr),
+            n=n,
+            generations=generations,
+            chains=chains,
+            seed=seed,
+            keep=keep,
+            keep_chains=keep_chains,
+            budget=budget,
+            dtype=dtype,
+            progress=progress,
+            chunk_size=chunk_size,
+            exact=exact,
+            checkpoint=ckpt,
+            devices=devices,
+            prng=prng,
+            shards=shards,
+            shard_timeout=float(shard_timeout),
+        )
+        return run(spec)
+
+
+def _cast(tree, dtype):
+    return jax.tree.map(
+        lambda x: x.astype(dtype) if isinstance(x, jax.Array) and jnp.issubdtype(x.dtype, jnp.floating) else x, tree
+    )
