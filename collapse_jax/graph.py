@@ -488,7 +488,11 @@ def simulate_graph(
             ``cj.Pressured`` family is the same. Its metrics (``accept_rate``,
             ``shortfall`` with filters) are reported per node.
         **kwargs: as :func:`collapse_jax.simulate` (keep, keep_chains, metrics,
-            thresholds, max_memory, dtype, progress, chunk_size); no sweeps.
+            thresholds, max_memory, dtype, progress, chunk_size, checkpoint,
+            sweep). A sweep names traced fields of the family or the synthesis
+            (``{"lam": [0, 0.1]}``, ``{"temperature": [0.8, 1.0]}``) and runs every
+            value in one compiled program, every node sharing it; a new W is a new
+            call (it does not recompile).
 
     Returns:
         A :class:`collapse_jax.Result` whose metrics have shape
@@ -509,10 +513,6 @@ def simulate_graph(
     family, synthesis = split_synthesis(family, synthesis, "simulate_graph")
     regime = Replace() if regime is None else regime
     compat.check_graph(family, regime, synthesis, family.is_exact)
-    if "sweep" in kwargs:
-        raise ValueError(
-            "simulate_graph: sweeps are not supported; run one graph per call (a new W does not recompile)"
-        )
     k = graph.nodes
     sizes = node_sizes(n, k)
     accumulate = isinstance(regime, Accumulate)

@@ -330,3 +330,33 @@ def test_filters_on_a_graph_report_per_node_acceptance():
     # at generation 0 every node's fit is close to the truth: about q of the candidates pass
     assert abs(float(acc[:, 0].mean()) - 0.9) < 0.05
     assert res.config["family"]["synthesis"]["truncate"] == pytest.approx(0.9)
+
+
+# --------------------------------------------------------------------------- sweeps
+def _close(a, b, metrics):
+    """One program with a sweep axis vs one run per value: the same random numbers,
+    equal up to float32 last-bit differences of a different compiled program."""
+    for m in metrics:
+        np.testing.assert_allclose(np.asarray(a.metrics[m]), np.asarray(b.metrics[m]), rtol=1e-5, atol=5e-7, err_msg=m)
+
+
+def test_graph_sweeps_reach_the_family_and_the_synthesis_in_one_program():
+    g = IG.complete(3, 0.2)
+    kw = dict(n=20, generations=4, chains=32)
+    swept = run(cj.Ridge(dim=2), g, sweep={"lam": [0.0, 0.5]}, **kw)
+    assert np.asarray(swept.metrics["test_error"]).shape == (2, 32, 5, 3)
+    for i, lam in enumerate((0.0, 0.5)):
+        _close(swept.sel(i), run(cj.Ridge(dim=2, lam=lam), g, **kw), ["test_error", "homogenisation"])
+    swept = run(cj.Gaussian(), g, synthesis=cj.Synthesis(temperature=0.9), sweep={"temperature": [0.8, 1.0]}, **kw)
+    _close(swept.sel(0), run(cj.Gaussian(), g, synthesis=cj.Synthesis(temperature=0.8), **kw), ["variance"])
+    _close(swept.sel(1), run(cj.Gaussian(), g, synthesis=cj.Synthesis(temperature=1.0), **kw), ["variance"])
+    assert swept.config["sweep"] == {"temperature": [0.8, 1.0]}
+
+
+def test_graph_sweep_values_are_checked_before_compiling():
+    before = trace_counts()
+    with pytest.raises(ValueError, match=r"sweep value -1.0 for 'lam' is invalid: Ridge.lam must lie in \[0.0, inf\]"):
+        run(cj.Ridge(dim=2), IG.complete(3, 0.2), sweep={"lam": [0.1, -1.0]})
+    with pytest.raises(ValueError, match=r"sweep key 'real_fraction' names no field"):
+        run(KNOWN, IG.complete(3, 0.2), sweep={"real_fraction": [0.1]})
+    assert trace_counts() == before

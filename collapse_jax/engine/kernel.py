@@ -37,7 +37,7 @@ class KernelConfig:
     summary: bool
     kept: int
     thresholds: tuple[tuple[str, float], ...]
-    sweep_fields: tuple[tuple[str, str], ...]
+    sweep_fields: tuple[tuple[int, tuple[str, ...], str], ...]  # (slot, path, name): engine.sweep
     block: int
     safe: bool = True  # False: fast mode, rare exact-sampler retries are redone by the host
     prng: str = "threefry"

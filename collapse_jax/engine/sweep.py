@@ -1,54 +1,79 @@
-"""Sweeps: a grid over traced hyperparameters of the regime or the family, run as
-one compiled program with a leading ``sweep`` axis."""
+"""Sweeps: a grid over traced hyperparameters of the family, the regime or the
+synthesis, run as one compiled program with a leading ``sweep`` axis.
+
+A swept field is ``(slot, path, name)``: the model's slot (0 family, 1 regime, 2
+synthesis), the attributes leading from it to the object that owns the field (empty
+but for wrappers: a graph's nodes hold the family in ``base`` and the synthesis in
+``synthesis``), and the field's name."""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import equinox as eqx
 import jax
 import numpy as np
 
+from .._graph_kernel import _Nodes
 from .._validate import as_float_array
 
 TARGETS = ("family", "regime", "synthesis")
 
 
+def _owner(model, slot: int, path: tuple[str, ...]):
+    return functools.reduce(getattr, path, model[slot])
+
+
 def apply_sweep(model, values, fields):
     """The run's ``(family, regime, synthesis)`` with the swept fields replaced by one
     sweep point's values."""
-    parts = dict(zip(TARGETS, model))
-    for (target, name), v in zip(fields, values):
-        obj = parts[target]
-        parts[target] = eqx.tree_at(lambda o, name=name: getattr(o, name), obj, v.astype(getattr(obj, name).dtype))
-    return tuple(parts[t] for t in TARGETS)
+    for (slot, path, name), v in zip(fields, values):
+        current = getattr(_owner(model, slot, path), name)
+        model = eqx.tree_at(
+            lambda m, s=slot, p=path, f=name: getattr(_owner(m, s, p), f), model, v.astype(current.dtype)
+        )
+    return model
+
+
+def targets(model) -> list[tuple[str, int, tuple[str, ...], object]]:
+    """What a sweep key may name: ``(label, slot, path, object)`` for the regime, the
+    family and the synthesis, reached through a graph's nodes."""
+    family, regime, synthesis = model
+    if isinstance(family, _Nodes):  # a graph: the family and the synthesis live in its nodes
+        return [
+            ("regime", 1, (), regime),
+            ("family", 0, ("base",), family.base),
+            ("synthesis", 0, ("synthesis",), family.synthesis),
+        ]
+    return [("regime", 1, (), regime), ("family", 0, (), family), ("synthesis", 2, (), synthesis)]
 
 
 def resolve_sweep(model, sweep) -> tuple[tuple[tuple[str, str], ...], tuple[np.ndarray, ...], dict]:
     """Grid over traced hyperparameters of the run's ``(family, regime, synthesis)``
     -> (fields, flattened values, coords)."""
-    family, regime, synthesis = model
+    family, regime, _ = model
     if not sweep:
         return (), (), {}
     if not isinstance(sweep, dict):
         raise TypeError(f"simulate: sweep must be a dict {{name: values}}, got {type(sweep).__name__}")
-    fields, grids = [], []
+    fields, labels, grids = [], [], []
     for key, vals in sweep.items():
         target, _, name = key.rpartition(".")
         candidates = []
-        for tname, obj in (("regime", regime), ("family", family), ("synthesis", synthesis)):
+        for tname, slot, path, obj in targets(model):
             if target in ("", tname) and name in {f.name for f in dataclasses.fields(obj)}:
-                candidates.append((tname, obj))
+                candidates.append((tname, obj, (slot, path)))
         if not candidates:
             raise ValueError(
                 f"simulate: sweep key {key!r} names no field of {type(regime).__name__}, {type(family).__name__} "
                 "or the synthesis"
             )
         if len(candidates) > 1:
-            which = " or ".join(f"'{t}.{name}'" for t, _ in candidates)
+            which = " or ".join(f"'{t}.{name}'" for t, _, _ in candidates)
             raise ValueError(f"simulate: sweep key {key!r} is ambiguous; write {which}")
-        tname, obj = candidates[0]
+        tname, obj, (slot, path) = candidates[0]
         field = next(f for f in dataclasses.fields(obj) if f.name == name)
         if getattr(obj, name) is None and tname == "synthesis":
             raise ValueError(
@@ -74,9 +99,10 @@ def resolve_sweep(model, sweep) -> tuple[tuple[tuple[str, str], ...], tuple[np.n
                 f"simulate: sweep value {float(bad[0])!r} for {key!r} is invalid: "
                 f"{type(obj).__name__}.{name} must lie in [{low}, {high}]"
             )
-        fields.append((tname, name))
+        fields.append((slot, path, name))
+        labels.append((tname, name))
         grids.append(arr)
     mesh = np.meshgrid(*grids, indexing="ij")
     flat = tuple(m.reshape(-1) for m in mesh)
-    coords = {f"{t}.{n}" if sum(1 for _, nn in fields if nn == n) > 1 else n: v for (t, n), v in zip(fields, flat)}
+    coords = {f"{t}.{n}" if sum(1 for _, nn in labels if nn == n) > 1 else n: v for (t, n), v in zip(labels, flat)}
     return tuple(fields), flat, coords

@@ -105,6 +105,7 @@ REGIMES = [
     cj.Weighted(0.4, ratio=2.0, combine="samples"),
     cj.Accumulate(),
     cj.AccumulateSubsample(),
+    cj.AccumulateMix(0.3),
     cj.Schedule([8, 6, 5, 8, 7, 6, 8]),
     cj.Provenance(0.5, false_real=0.1),
 ]
@@ -187,6 +188,12 @@ def test_graph_and_checkpoint(tmp_path):
     res = cj.simulate_graph(Exponential(), graph, n=N, generations=4, chains=8, seed=SEED, progress=False)
     assert np.asarray(res.metrics["rate"]).shape == (8, 5, 3)  # chain, generation, node
     assert np.all(np.isfinite(np.asarray(res.metrics["homogenisation"])))
+    swept = cj.simulate_graph(
+        Exponential(), graph, n=N, generations=4, chains=8, seed=SEED, progress=False, sweep={"rate": [1.0, 3.0]}
+    )
+    # generation 0 fits the same standard exponentials at every node: the rate scales the fit exactly
+    r = np.asarray(swept.metrics["rate"])
+    np.testing.assert_allclose(r[1, :, 0], 3.0 * r[0, :, 0], rtol=1e-5)
     path = tmp_path / "exp.ckpt"
     a = run(checkpoint=path, checkpoint_every=0, chains=8)
     b = run(checkpoint=path, checkpoint_every=0, chains=8)  # resumes from the finished checkpoint
