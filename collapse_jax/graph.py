@@ -26,7 +26,6 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from ._graph_kernel import _GraphRegime, _Nodes
 from ._rng import root_key
 from ._validate import as_float_array, check_int, check_number, check_seed
 from .engine import compat
@@ -34,6 +33,7 @@ from .engine.simulate import simulate
 from .families._protocol import AbstractFamily, fixed_design
 from .pressures import split as split_synthesis
 from .regimes import Accumulate, Replace
+from .regimes.graph import GraphRegime
 from .theory import graph as _tg
 
 STAR_DIRECTIONS = ("hub_to_spokes", "spokes_to_hub", "both")
@@ -524,6 +524,16 @@ def simulate_graph(
             f"{family.min_points()}"
         )
     counts = graph.counts(sizes)
-    nodes = _Nodes(family, k, tuple(int(x) for x in sizes), synthesis)
-    greg = _GraphRegime(jnp.asarray(counts, jnp.int32), graph, "accumulate" if accumulate else "replace")
-    return simulate(nodes, greg, n=int(sizes.max()), generations=generations, chains=chains, seed=seed, **kwargs)
+    regime = GraphRegime(
+        jnp.asarray(counts, jnp.int32), graph, "accumulate" if accumulate else "replace", tuple(int(x) for x in sizes)
+    )
+    return simulate(
+        family,
+        regime,
+        synthesis=synthesis,
+        n=int(sizes.max()),
+        generations=generations,
+        chains=chains,
+        seed=seed,
+        **kwargs,
+    )

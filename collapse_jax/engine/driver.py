@@ -32,7 +32,7 @@ def run(spec: RunSpec) -> Result:
     keep, keep_chains, budget, dtype, exact = spec.keep, spec.keep_chains, spec.budget, spec.dtype, spec.exact
     progress, chunk_size, ckpt, prng = spec.progress, spec.chunk_size, spec.checkpoint, spec.prng
     reruns = 0
-    _, diag_names, ev_names = names(family)
+    _, diag_names, ev_names = names(spec.model)
     chunk_given = chunk_size is not None
     devs = local_devices(spec.devices)
     sweep_n = n_sweep or 1
@@ -62,7 +62,8 @@ def run(spec: RunSpec) -> Result:
     if chunk_size is None:
         # one fit's data: a data-storing regime fits up to (G + 1) n points (Accumulate on a point family)
         fit_bytes = size.points * regime.fit_size(family, n, G) // n
-        working = size.carry + family.working_set_factor * synthesis.candidates(family) * sweep_n * fit_bytes
+        draws = family.working_set_factor * synthesis.candidates(family) * regime.working_factor(family, synthesis)
+        working = size.carry + draws * sweep_n * fit_bytes
         chunk_size = default_chunk_size(family, chains, memory.max_chunk, working)
     else:
         memory.check_chunk(chunk_size)
@@ -190,7 +191,8 @@ def run(spec: RunSpec) -> Result:
         host.add_events(events, start, cfg)
         save(ci + 1, 0, None, force=ci == mine[-1])
     prog.close()
+    dims = regime.observed_dims(family, synthesis)
     if n_proc > 1:
-        args = (config, block, mine, chunk_size, n_chunks, n_sweep, family, host, acc)
+        args = (config, block, mine, chunk_size, n_chunks, n_sweep, dims, host, acc)
         return _shards.finish(spec.shards, spec.shard_timeout, *args)
-    return host.result(config, family, acc, coords, {**run_info(), "reruns": reruns})
+    return host.result(config, dims, acc, coords, {**run_info(), "reruns": reruns})

@@ -89,7 +89,9 @@ class HostArrays:
             else:
                 self.events[k][start : start + count] = a[:count]
 
-    def result(self, config, family, acc, coords, info) -> Result:
+    def result(self, config, dims, acc, coords, info) -> Result:
+        """The run's :class:`Result` (``dims``: the extra dims of its metrics,
+        diagnostics and events)."""
         return Result(
             config=config,
             metrics=self.metrics,
@@ -97,9 +99,9 @@ class HostArrays:
             events=self.events,
             nonfinite=self.nonfinite,
             summary_stats=acc.finish() if acc is not None else None,
-            metric_dims={**family.metric_dims},
-            diagnostic_dims={**family.diagnostic_dims},
-            event_dims={**family.event_dims},
+            metric_dims=dims[0],
+            diagnostic_dims=dims[1],
+            event_dims=dims[2],
             sweep=coords,
             info=info,
         )

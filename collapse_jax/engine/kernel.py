@@ -20,7 +20,6 @@ import jax
 import jax.numpy as jnp
 
 from .. import _rng
-from ..families._protocol import AbstractFamily
 from ..regimes import Context
 from ..synthesis import Synthesis
 from .sweep import apply_sweep
@@ -37,7 +36,7 @@ class KernelConfig:
     summary: bool
     kept: int
     thresholds: tuple[tuple[str, float], ...]
-    sweep_fields: tuple[tuple[int, tuple[str, ...], str], ...]  # (slot, path, name): engine.sweep
+    sweep_fields: tuple[tuple[int, str], ...]  # (slot, name): engine.sweep
     block: int
     safe: bool = True  # False: fast mode, rare exact-sampler retries are redone by the host
     prng: str = "threefry"
@@ -48,15 +47,18 @@ def _apply_sweep(model, values, cfg: KernelConfig):
     return apply_sweep(model, values, cfg.sweep_fields)
 
 
-def observe(family: AbstractFamily, synthesis: Synthesis, ck, params, g, cfg: KernelConfig):
+def observe(model, ck, params, g, cfg: KernelConfig):
+    """Metrics (NaN where the fit is not finite), diagnostics, events and the
+    non-finite flag of one chain's fit, as its regime observes them."""
+    family, regime, synthesis = model
     stream = _rng.Stream(ck, jnp.asarray(g, jnp.int32), _rng.STREAM_METRICS, prng=cfg.prng)
-    allm = {**family.metrics(stream, params), **synthesis.metrics(family, stream, params)}
-    nonfinite = ~family.is_finite(params)
+    allm = regime.observe_metrics(family, synthesis, stream, params)
+    nonfinite = ~regime.observe_finite(family, params)
     # a metric of a model that is not finite is never a number: comparisons with NaN are False, so
     # a metric such as a tail mass would otherwise read as a finite, plausible value
     met = {k: _nan_where(nonfinite, allm[k]) for k in cfg.metrics}
-    diag = {k: v for k, v in family.diagnostics(params).items() if k in cfg.diagnostics}
-    ev = family.events(params)
+    diag = {k: v for k, v in regime.observe_diagnostics(family, params).items() if k in cfg.diagnostics}
+    ev = regime.observe_events(family, params)
     return met, diag, ev, nonfinite
 
 
@@ -90,7 +92,7 @@ def init_one(model, ck, cfg: KernelConfig):
     ctx = _context(ck, synthesis, cfg)
     p0 = regime.generation_zero(family, ctx)
     state = regime.init(family, ctx, p0)
-    met, diag, ev, nf = observe(family, synthesis, ck, p0, 0, cfg)
+    met, diag, ev, nf = observe(model, ck, p0, 0, cfg)
     events = {k: jnp.where(ev[k], 0, -1).astype(jnp.int32) for k in cfg.events}
     return (state, p0, events), (met, diag, nf)
 
@@ -100,7 +102,7 @@ def step_one(model, ck, carry, g, cfg: KernelConfig):
     state, prev, events = carry
     ctx = _context(ck, synthesis, cfg)
     state, params = regime.step(family, ctx, state, prev, g)
-    met, diag, ev, nf = observe(family, synthesis, ck, params, g, cfg)
+    met, diag, ev, nf = observe(model, ck, params, g, cfg)
     live = g <= cfg.generations
     events = {k: jnp.where((events[k] < 0) & ev[k] & live, g, events[k]).astype(jnp.int32) for k in cfg.events}
     return (state, params, events), (met, diag, nf)
@@ -180,8 +182,9 @@ def _init_chunk_impl(dynamic, static, values, ck, valid, cfg: KernelConfig):
     return carry, reduce_chains(out, valid, cfg), fresh
 
 
-def _chain_nonfinite(family: AbstractFamily, params, lead: int) -> jax.Array:
-    fn = lambda p: ~family.is_finite(p)
+def _chain_nonfinite(model, params, lead: int) -> jax.Array:
+    family, regime, _ = model
+    fn = lambda p: ~regime.observe_finite(family, p)
     for _ in range(lead):
         fn = jax.vmap(fn)
     return fn(params)
@@ -192,7 +195,7 @@ def _run_block_impl(dynamic, static, values, ck, valid, carry, g0, cfg: KernelCo
     finite at the start became non-finite (in fast mode: possibly a deferred
     exact-sampler retry, so the host reruns the block in safe mode)."""
     model = eqx.combine(dynamic, static)
-    start_nf = _chain_nonfinite(model[0], carry[1], valid.ndim)
+    start_nf = _chain_nonfinite(model, carry[1], valid.ndim)
 
     def body(state, g):
         carry, fresh = state

@@ -229,18 +229,16 @@ def _sizes(keyed: _Keyed) -> Sizes:
     )
 
 
-def names(family) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-    """Metric, diagnostic and event names of a family (cached by signature)."""
-    return _names(_Keyed(_signature(family), family))
+def names(model) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """Metric, diagnostic and event names of a run's ``(family, regime, synthesis)``
+    (as its regime observes them; cached by signature)."""
+    return _names(_Keyed(_signature(model), model))
 
 
 @functools.lru_cache(maxsize=256)
 def _names(keyed: _Keyed) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-    family, keyed.payload = keyed.payload, None
-    t = family.truth
-    diag = tuple(jax.eval_shape(lambda: family.diagnostics(t())))
-    ev = tuple(jax.eval_shape(lambda: family.events(t())))
-    return family.metric_names(), diag, ev
+    (family, regime, synthesis), keyed.payload = keyed.payload, None
+    return regime.observe_names(family, synthesis)
 
 
 # per chain of a chunk, PROGRAMS times the traced peak of one generation (jaxpr_peak) times WORKING_SAFETY,

@@ -40,14 +40,14 @@ def prepare(shards, checkpoint):
     return path.with_name(f"{path.stem}.process{p}of{count}{path.suffix}")
 
 
-def finish(shards, timeout, config, block, chunks, chunk_size, n_chunks, n_sweep, family, host, acc) -> Result:
+def finish(shards, timeout, config, block, chunks, chunk_size, n_chunks, n_sweep, dims, host, acc) -> Result:
     """After this process's chunks: write its shard, wait for the others', merge."""
     import jax
 
     p, count = jax.process_index(), jax.process_count()
     meta = {"n_chunks": n_chunks, "n_sweep": n_sweep, "processes": count}
-    for k in ("metric_dims", "diagnostic_dims", "event_dims"):
-        meta[k] = {m: list(d) for m, d in getattr(family, k).items()}
+    for k, d in zip(("metric_dims", "diagnostic_dims", "event_dims"), dims):
+        meta[k] = {m: list(v) for m, v in d.items()}
     flat = json.loads(json.dumps({**config, "block": block}, default=str))
     write(shards, p, count, flat, chunks, chunk_size, host, acc, meta)
     return wait_and_merge(shards, count, flat, timeout)

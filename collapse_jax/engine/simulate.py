@@ -153,7 +153,7 @@ def simulate(
         checkpoint = _shards.prepare(shards, checkpoint)
     ckpt = _checkpoint.Checkpointer(checkpoint, checkpoint_every) if checkpoint is not None else None
 
-    all_metrics = names(family)[0] + synthesis.metric_names(family)
+    all_metrics = names((family, regime, synthesis))[0]
     if metrics is None:
         chosen = all_metrics
     else:

@@ -1,53 +1,37 @@
 """Sweeps: a grid over traced hyperparameters of the family, the regime or the
 synthesis, run as one compiled program with a leading ``sweep`` axis.
 
-A swept field is ``(slot, path, name)``: the model's slot (0 family, 1 regime, 2
-synthesis), the attributes leading from it to the object that owns the field (empty
-but for wrappers: a graph's nodes hold the family in ``base`` and the synthesis in
-``synthesis``), and the field's name."""
+A swept field is ``(slot, name)``: the model's slot (0 family, 1 regime, 2
+synthesis) and the field's name."""
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 
 import equinox as eqx
 import jax
 import numpy as np
 
-from .._graph_kernel import _Nodes
 from .._validate import as_float_array
 
 TARGETS = ("family", "regime", "synthesis")
 
 
-def _owner(model, slot: int, path: tuple[str, ...]):
-    return functools.reduce(getattr, path, model[slot])
-
-
 def apply_sweep(model, values, fields):
     """The run's ``(family, regime, synthesis)`` with the swept fields replaced by one
     sweep point's values."""
-    for (slot, path, name), v in zip(fields, values):
-        current = getattr(_owner(model, slot, path), name)
-        model = eqx.tree_at(
-            lambda m, s=slot, p=path, f=name: getattr(_owner(m, s, p), f), model, v.astype(current.dtype)
-        )
+    for (slot, name), v in zip(fields, values):
+        current = getattr(model[slot], name)
+        model = eqx.tree_at(lambda m, s=slot, f=name: getattr(m[s], f), model, v.astype(current.dtype))
     return model
 
 
-def targets(model) -> list[tuple[str, int, tuple[str, ...], object]]:
-    """What a sweep key may name: ``(label, slot, path, object)`` for the regime, the
-    family and the synthesis, reached through a graph's nodes."""
+def targets(model) -> list[tuple[str, int, object]]:
+    """What a sweep key may name: ``(label, slot, object)`` for the regime, the family
+    and the synthesis (for a graph too: its family and synthesis are the run's)."""
     family, regime, synthesis = model
-    if isinstance(family, _Nodes):  # a graph: the family and the synthesis live in its nodes
-        return [
-            ("regime", 1, (), regime),
-            ("family", 0, ("base",), family.base),
-            ("synthesis", 0, ("synthesis",), family.synthesis),
-        ]
-    return [("regime", 1, (), regime), ("family", 0, (), family), ("synthesis", 2, (), synthesis)]
+    return [("regime", 1, regime), ("family", 0, family), ("synthesis", 2, synthesis)]
 
 
 def resolve_sweep(model, sweep) -> tuple[tuple[tuple[str, str], ...], tuple[np.ndarray, ...], dict]:
@@ -62,9 +46,9 @@ def resolve_sweep(model, sweep) -> tuple[tuple[tuple[str, str], ...], tuple[np.n
     for key, vals in sweep.items():
         target, _, name = key.rpartition(".")
         candidates = []
-        for tname, slot, path, obj in targets(model):
+        for tname, slot, obj in targets(model):
             if target in ("", tname) and name in {f.name for f in dataclasses.fields(obj)}:
-                candidates.append((tname, obj, (slot, path)))
+                candidates.append((tname, obj, slot))
         if not candidates:
             raise ValueError(
                 f"simulate: sweep key {key!r} names no field of {type(regime).__name__}, {type(family).__name__} "
@@ -73,7 +57,7 @@ def resolve_sweep(model, sweep) -> tuple[tuple[tuple[str, str], ...], tuple[np.n
         if len(candidates) > 1:
             which = " or ".join(f"'{t}.{name}'" for t, _, _ in candidates)
             raise ValueError(f"simulate: sweep key {key!r} is ambiguous; write {which}")
-        tname, obj, (slot, path) = candidates[0]
+        tname, obj, slot = candidates[0]
         field = next(f for f in dataclasses.fields(obj) if f.name == name)
         if getattr(obj, name) is None and tname == "synthesis":
             raise ValueError(
@@ -99,7 +83,7 @@ def resolve_sweep(model, sweep) -> tuple[tuple[tuple[str, str], ...], tuple[np.n
                 f"simulate: sweep value {float(bad[0])!r} for {key!r} is invalid: "
                 f"{type(obj).__name__}.{name} must lie in [{low}, {high}]"
             )
-        fields.append((slot, path, name))
+        fields.append((slot, name))
         labels.append((tname, name))
         grids.append(arr)
     mesh = np.meshgrid(*grids, indexing="ij")

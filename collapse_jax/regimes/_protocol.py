@@ -324,6 +324,37 @@ class AbstractRegime(eqx.Module):
     @abc.abstractmethod
     def step(self, family: AbstractFamily, ctx: Context, state, prev, g) -> tuple[Any, Any]: ...
 
+    # ---- what the kernel observes of a chain's fit. A regime over a node axis (an
+    # interaction graph: params stacked per node) overrides these; the defaults are the
+    # family's own observations plus the synthesis's metrics.
+    def observe_names(self, family: AbstractFamily, synthesis: Synthesis) -> tuple[tuple[str, ...], ...]:
+        """(metric, diagnostic, event) names, found by tracing (no compute)."""
+        truth = family.truth
+        diag = tuple(jax.eval_shape(lambda: family.diagnostics(truth())))
+        ev = tuple(jax.eval_shape(lambda: family.events(truth())))
+        return family.metric_names() + synthesis.metric_names(family), diag, ev
+
+    def observe_metrics(self, family: AbstractFamily, synthesis: Synthesis, stream: Stream, params) -> dict:
+        return {**family.metrics(stream, params), **synthesis.metrics(family, stream, params)}
+
+    def observe_diagnostics(self, family: AbstractFamily, params) -> dict:
+        return family.diagnostics(params)
+
+    def observe_events(self, family: AbstractFamily, params) -> dict:
+        return family.events(params)
+
+    def observe_finite(self, family: AbstractFamily, params) -> jax.Array:
+        return family.is_finite(params)
+
+    def observed_dims(self, family: AbstractFamily, synthesis: Synthesis) -> tuple[dict, dict, dict]:
+        """Extra xarray dims of the (metrics, diagnostics, events) beyond chain and generation."""
+        return dict(family.metric_dims), dict(family.diagnostic_dims), dict(family.event_dims)
+
+    def working_factor(self, family: AbstractFamily, synthesis: Synthesis) -> int:
+        """How many of the family's point sets one generation of one chain draws at once
+        (the memory plan's working set): 1 but for regimes over a node axis."""
+        return 1
+
     def describe(self) -> dict:
         out = {"regime": type(self).__name__}
         for k, v in vars(self).items():
