@@ -62,6 +62,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import _declare
 from ._rng import (
     STREAM_CANDIDATES,
     STREAM_DECIDE,
@@ -159,6 +160,10 @@ class Synthesis(eqx.Module):
         "false_reject": (0.0, 1.0),
         "correct": (0.0, 1.0),
     }
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _declare.freeze(cls, ("traced_bounds",))  # checked and read-only from class creation on
 
     def __init__(
         self,
@@ -356,6 +361,9 @@ class Synthesis(eqx.Module):
             "accept_rate": passed.astype(dtype) / (self.candidates(family) * m),
             "shortfall": (passed < m).astype(dtype),
         }
+
+
+_declare.freeze(Synthesis, ("traced_bounds",))
 
 
 def _threshold(family, stream, model, q, size: int, frame) -> jax.Array:

@@ -51,11 +51,15 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 
+from .. import _declare
 from .._rng import Stream
 
 Params = Any  # a pytree of arrays, one chain
 Data = Any  # a pytree of arrays whose leaves share a leading "point" axis
 Stats = Any  # sufficient statistics (exact path)
+
+
+DECLARATIONS = ("metric_dims", "diagnostic_dims", "event_dims", "traced_bounds", "working_set_factor", "max_chunk")
 
 
 class AbstractFamily(eqx.Module):
@@ -65,7 +69,8 @@ class AbstractFamily(eqx.Module):
     :meth:`min_points`. Everything else has a default; abilities beyond the basics are
     the capability classes of this module.
 
-    Class-level declarations:
+    Class-level declarations (checked and frozen when the class is created, so a bad
+    one is an error at import naming it, and none changes later):
       * ``metric_dims``: extra xarray dims per metric, e.g. ``{"component_sd":
         ("component",)}``; metrics not listed are scalars per chain and generation.
       * ``diagnostic_dims`` / ``event_dims``: the same for diagnostics and events.
@@ -84,6 +89,11 @@ class AbstractFamily(eqx.Module):
     default_combine: ClassVar[str] = "samples"
     working_set_factor: ClassVar[int] = 2
     max_chunk: ClassVar[int | None] = None
+
+    def __init_subclass__(cls, **kwargs):
+        # the declarations above, checked and frozen (read-only) when a family class is created
+        super().__init_subclass__(**kwargs)
+        _declare.freeze(cls, DECLARATIONS)
 
     # ---- required -----------------------------------------------------------
     @abc.abstractmethod
@@ -172,6 +182,9 @@ class AbstractFamily(eqx.Module):
     def is_exact(self) -> bool:
         """Whether this configuration runs on the exact path (``sampler="exact"``)."""
         return isinstance(self, ExactSampler) and self.sampler == "exact"
+
+
+_declare.freeze(AbstractFamily, DECLARATIONS)
 
 
 # --------------------------------------------------------------------------- capabilities

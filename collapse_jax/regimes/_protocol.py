@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .. import _declare
 from .._rng import STREAM_REAL, STREAM_SUBSAMPLE, STREAM_SYNTH, STREAM_SYNTH_EXTRA, Stream
 from .._validate import check_number
 from ..families._base import tree_concat, tree_take, tree_update, tree_where
@@ -300,6 +301,10 @@ class AbstractRegime(eqx.Module):
     needs_points: ClassVar[bool] = False  # cannot run on the exact path (regimes that write step)
     traced_bounds: ClassVar[dict[str, tuple[float, float]]] = {}  # inclusive bounds of sweepable fields
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _declare.freeze(cls, ("traced_bounds",))  # checked and read-only from class creation on
+
     def validate(self, family: AbstractFamily, n: int, generations: int, exact: bool) -> None:
         """Raise before compiling if a value of this regime cannot run this
         configuration (capability rules live in :func:`collapse_jax.engine.compat.check`)."""
@@ -360,6 +365,9 @@ class AbstractRegime(eqx.Module):
         for k, v in vars(self).items():
             out[k] = v if isinstance(v, (str, int, float, bool)) or v is None else np.asarray(v).tolist()
         return out
+
+
+_declare.freeze(AbstractRegime, ("traced_bounds",))
 
 
 class AbstractPlannedRegime(AbstractRegime):

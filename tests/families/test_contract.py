@@ -223,3 +223,31 @@ def test_capabilities_are_classes_not_probes():
     assert "Designed" in capabilities(cj.Ridge(dim=2))
     assert "CountWeights" in capabilities(cj.BayesGaussian())
     assert not cj.Gaussian().is_exact and cj.Gaussian(sampler="exact").is_exact
+
+
+def test_declarations_are_checked_at_class_creation_and_read_only():
+    with pytest.raises(ValueError, match=r"Bad.traced_bounds\['lam'\] must be \(low, high\) numbers with low <= high"):
+
+        class Bad(cj.Ridge):
+            traced_bounds = {"lam": (1.0, 0.0)}
+
+    with pytest.raises(TypeError, match=r"Bad2.metric_dims\['x'\] must be a tuple of dim names, got \['a'\]"):
+
+        class Bad2(cj.Gaussian):
+            metric_dims = {"x": ["a"]}
+
+    with pytest.raises(ValueError, match=r"Bad3.working_set_factor must be an int >= 1, got 0"):
+
+        class Bad3(cj.Gaussian):
+            working_set_factor = 0
+
+    with pytest.raises(ValueError, match=r"BadRegime.traced_bounds"):
+
+        class BadRegime(cj.FreshMix):
+            traced_bounds = {"real_fraction": (0.5, float("nan"))}
+
+    for obj in (cj.GMM, cj.FreshMix, cj.Synthesis, cj.Ridge):
+        with pytest.raises(TypeError):
+            obj.traced_bounds["x"] = (0.0, 1.0)  # read-only: no caller changes a class's declaration
+    with pytest.raises(TypeError):
+        cj.GMM.metric_dims["x"] = ()
