@@ -25,6 +25,8 @@ def _regime(args):
         raise SystemExit(f"collapse-jax: --regime must be one of {sorted(R.REGIMES)}, got {args.regime!r}")
     if name == "freshmix":
         return R.FreshMix(args.real_fraction)
+    if name == "accumulate_mix":
+        return R.AccumulateMix(args.real_fraction)
     if name == "retain_original":
         return R.RetainOriginal(args.fraction)
     if name == "weighted":
@@ -191,9 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--regime",
         default="replace",
-        help="replace | accumulate | accumulate_subsample | freshmix | weighted | retain_original",
+        help="replace | accumulate | accumulate_subsample | accumulate_mix | freshmix | weighted | retain_original",
     )
-    r.add_argument("--real-fraction", type=float, default=0.5, help="FreshMix: share of fresh real points")
+    r.add_argument(
+        "--real-fraction", type=float, default=0.5, help="FreshMix, AccumulateMix: share of fresh real points"
+    )
     r.add_argument("--fraction", type=float, default=0.1, help="RetainOriginal: share of the original sample kept")
     r.add_argument("--real-weight", type=float, default=0.5, help="Weighted: weight w of the real data")
     r.add_argument("--ratio", type=float, default=1.0, help="Weighted: k = n_real / n_synth")

@@ -37,6 +37,13 @@ def test_run_writes_result(tmp_path, capsys):
     assert "mean_sq_error" in capsys.readouterr().out
 
 
+def test_run_accumulate_mix(tmp_path):
+    args = ["run", "--regime", "accumulate-mix", "--real-fraction", "0.2", "--n", "10", "--generations", "3"]
+    assert main(args + ["--chains", "16", "--quiet", "--out", str(tmp_path)]) == 0
+    regime = cj.load(tmp_path / "result.nc").config["regime"]
+    assert regime["regime"] == "AccumulateMix" and abs(regime["real_fraction"] - 0.2) < 1e-7
+
+
 def test_run_reports_bad_input(tmp_path, capsys):
     code = main(["run", "--regime", "freshmix", "--real-fraction", "1.5", "--out", str(tmp_path)])
     assert code == 2

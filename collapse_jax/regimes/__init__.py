@@ -35,6 +35,7 @@ REGIMES = {
     "replace": Replace,
     "accumulate": Accumulate,
     "accumulate_subsample": AccumulateSubsample,
+    "accumulate_mix": AccumulateMix,
     "freshmix": FreshMix,
     "weighted": Weighted,
     "retain_original": RetainOriginal,
