@@ -53,6 +53,16 @@ WORKLOADS: dict[str, tuple[str, int]] = {
         " generations=100, chains=chains, seed=0, progress=False, keep='summary')",
         10_000,
     ),
+    "gaussian_freshmix_exact": (
+        "cj.simulate(cj.Gaussian(sampler='exact'), cj.FreshMix(0.3), n=100, generations=1000, chains=chains, seed=0,"
+        " progress=False, keep='summary')",
+        20_000,
+    ),
+    "kde_accumulate": (
+        "cj.simulate(cj.KDE(0.5), cj.Accumulate(), n=50, generations=20, chains=chains, seed=0,"
+        " progress=False, keep='summary')",
+        1_000,
+    ),
     "categorical_replace": (
         "cj.simulate(cj.Categorical([0.5, 0.3, 0.2]), cj.Replace(), n=200, generations=100, chains=chains, seed=0,"
         " progress=False, keep='summary')",

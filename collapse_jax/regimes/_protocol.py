@@ -24,11 +24,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .. import _declare
+from .. import _declare, _rng
 from .._rng import STREAM_REAL, STREAM_SUBSAMPLE, STREAM_SYNTH, STREAM_SYNTH_EXTRA, Stream
 from .._validate import check_number
 from ..families._base import tree_concat, tree_take, tree_update, tree_where
-from ..families._protocol import AbstractFamily, SubsampleStats, SufficientStats
+from ..families._protocol import AbstractFamily, MixedSampler, SubsampleStats, SufficientStats
 from ..synthesis import Synthesis
 
 PLAIN = Synthesis()  # plain draws from the fit
@@ -46,9 +46,28 @@ class Context(eqx.Module):
     safe: bool = eqx.field(static=True, default=True)
     prng: str = eqx.field(static=True, default="threefry")
     synthesis: Synthesis | None = None
+    # a node of an interaction graph (regimes.graph): its index (traced), the number of
+    # nodes (static; 0 outside graphs) and its own sample size n_i (None: n)
+    node: Any = None
+    nodes: int = eqx.field(static=True, default=0)
+    own_n: Any = None
 
-    def stream(self, g, s: int) -> Stream:
-        return Stream(self.chain_key, jnp.asarray(g, jnp.int32), s, 0, self.safe, None, self.prng)
+    def stream(self, g, s: int, source: int | jax.Array = 0) -> Stream:
+        """Stream ``s`` of generation ``g``. On a graph node, each source has its own
+        key: 0 the node's real data, fits and metrics, 1 + j node j's model (so every
+        node draws its own sample from every source); the chain's key stays the
+        context (a random truth, a fixed design) shared by all nodes."""
+        g = jnp.asarray(g, jnp.int32)
+        if not self.nodes:
+            return Stream(self.chain_key, g, s, 0, self.safe, None, self.prng)
+        key = _rng.node_key(self.chain_key, self.node * (self.nodes + 1) + source, self.prng)
+        return Stream(key, g, s, 0, self.safe, self.chain_key, self.prng)
+
+    def at_node(self, i, nodes: int, own_n=None) -> Context:
+        """This chain's context seen from graph node ``i`` (traced) of ``nodes``."""
+        return Context(
+            self.chain_key, self.n, self.generations, self.exact, self.safe, self.prng, self.synthesis, i, nodes, own_n
+        )
 
     def draw(self, family: AbstractFamily, stream: Stream, params, m: int, frame=None):
         """``m`` synthetic points from the fit ``params``: every regime's synthetic draw."""
@@ -74,8 +93,10 @@ class TrainingSet(eqx.Module):
     Sources: ``real`` fresh points from the chain's truth; ``original`` points of the
     chain's original sample (generation 0's data); ``model`` synthetic points from the
     previous fit through the run's synthesis (``None``: every slot the other sources
-    leave). ``weights``: the total weight of each source ``(real, original, model)``,
-    spread evenly over its points (``None``: unit weight per point).
+    leave), or, on an interaction graph, a vector of counts from each node's model
+    (``assemble``'s ``models``). ``weights``: the total weight of each source
+    ``(real, original, model)``, spread evenly over its points (``None``: unit weight
+    per point). ``filled``: the counts are known to fill every slot (no weights needed).
 
     Layout: when every count is a Python int, each source is a block of exactly its
     count; otherwise the sources share ``size`` slots (default n): real in the first
@@ -96,6 +117,7 @@ class TrainingSet(eqx.Module):
     size: int | None = eqx.field(static=True, default=None)
     pool: str | None = eqx.field(static=True, default=None)
     combine: str = eqx.field(static=True, default="pool")
+    filled: bool = eqx.field(static=True, default=False)
 
     def __check_init__(self):
         if self.pool not in (None, "merge", "subsample"):
@@ -112,6 +134,10 @@ class TrainingSet(eqx.Module):
     def blocks(self) -> bool:
         """Whether every count is static (each source a block of its own)."""
         return self.model is not None and all(_static(c) for c in (self.real, self.original, self.model))
+
+    def sources(self) -> bool:
+        """Whether the model points come from several models (a graph node's set)."""
+        return self.model is not None and not _static(self.model) and jnp.ndim(self.model) == 1
 
     def slots(self, n: int) -> int:
         if self.blocks():
@@ -139,7 +165,8 @@ def original_sample(family: AbstractFamily, ctx: Context, frame, prev=None):
 
 def fit_original(family: AbstractFamily, ctx: Context, m=None):
     """Generation 0: the fit to the chain's original sample (its first ``m`` points,
-    traced; ``None``: all n)."""
+    traced; ``None``: the chain's own n)."""
+    m = ctx.own_n if m is None else m
     truth = family.truth()
     if ctx.exact:
         stats = family.sample_stats(ctx.stream(0, STREAM_REAL), truth, ctx.n if m is None else m, truth)
@@ -215,11 +242,57 @@ def _stats(family, ctx, plan: TrainingSet, prev, g, frame):
     return out
 
 
-def _fit(family, ctx, plan, prev, g, frame):
-    """The fit to ``plan``'s training set (no pooling)."""
+def _points_sources(family, ctx, plan: TrainingSet, prev, g, frame, models):
+    """A graph node's points: ``plan.real`` real ones, then ``plan.model[j]`` from node
+    j's model (``models`` stacked on a leading node axis), in n slots."""
+    n, k = ctx.n, plan.model.shape[0]
+    synthesis = ctx.synthesis or PLAIN
+    cnt = jnp.concatenate([jnp.reshape(plan.real, (1,)), plan.model])
+    slot = jnp.arange(n)
+    src = jnp.sum(slot[:, None] >= jnp.cumsum(cnt)[None, :], axis=1)  # 0 real, 1 + j, K + 1 empty
+    w = None if plan.filled else (src <= k).astype(truth_dtype(family))
+    if isinstance(family, MixedSampler) and synthesis.identity:
+        # one draw of n points, each from its own source's model (the truth at index 0)
+        stacked = jax.tree.map(lambda t, p: jnp.concatenate([t[None], p]), family.chain_truth(prev), models)
+        return family.sample_mixed(ctx.stream(g, STREAM_SYNTH), stacked, jnp.minimum(src, k), n, frame), w
+    # generic: n points from every source (and n real ones), each slot taking its source's
+    real = family.sample_real(ctx.stream(g, STREAM_REAL), n, prev, frame)
+    draw = lambda j, pj: synthesis.draw(family, ctx.stream(g, STREAM_SYNTH, 1 + j), pj, n, frame)  # noqa: E731
+    synth = jax.vmap(draw)(jnp.arange(k), models)
+    stacked = jax.tree.map(lambda r, x: jnp.concatenate([r[None], x]), real, synth)  # (K + 1, n, ...)
+    return jax.tree.map(lambda x: x[jnp.minimum(src, k), slot], stacked), w
+
+
+def _stats_sources(family, ctx, plan: TrainingSet, prev, g, frame, models):
+    """Exact path of :func:`_points_sources`: the statistics of the same set."""
+    k = plan.model.shape[0]
+    synthesis = ctx.synthesis or PLAIN
+    real = family.sample_stats(ctx.stream(g, STREAM_REAL), family.chain_truth(prev), plan.real, frame)
+    draw = lambda j, pj, m: synthesis.draw_stats(family, ctx.stream(g, STREAM_SYNTH, 1 + j), pj, m, frame)  # noqa: E731
+    synth = jax.vmap(draw)(jnp.arange(k), models, plan.model)
+    out = real
+    for j in range(k):
+        out = family.merge_stats(out, tree_take(synth, j))
+    return out
+
+
+def _batch(family, ctx, plan, prev, g, frame, models):
+    """``plan``'s set: statistics on the exact path, else (points, weights)."""
+    if plan.sources():
+        if ctx.exact:
+            return _stats_sources(family, ctx, plan, prev, g, frame, models)
+        return _points_sources(family, ctx, plan, prev, g, frame, models)
     if ctx.exact:
-        return family.fit_stats(_stats(family, ctx, plan, prev, g, frame), frame)
-    data, weights = _points(family, ctx, plan, prev, g, frame)
+        return _stats(family, ctx, plan, prev, g, frame)
+    return _points(family, ctx, plan, prev, g, frame)
+
+
+def _fit(family, ctx, plan, prev, g, frame, models=None):
+    """The fit to ``plan``'s training set (no pooling)."""
+    batch = _batch(family, ctx, plan, prev, g, frame, models)
+    if ctx.exact:
+        return family.fit_stats(batch, frame)
+    data, weights = batch
     return family.fit(ctx.stream(g, STREAM_SYNTH_EXTRA), data, weights, frame)
 
 
@@ -246,9 +319,11 @@ def init_state(family: AbstractFamily, ctx: Context, plan: TrainingSet, params0)
         return ()
     frame = family.pooled_frame(params0)
     if pools_stats(family, plan.pool):
+        m = ctx.n if ctx.own_n is None else ctx.own_n
         if ctx.exact:
-            return family.sample_stats(ctx.stream(0, STREAM_REAL), family.chain_truth(params0), ctx.n, frame)
-        return family.data_stats(original_sample(family, ctx, frame, params0), None)
+            return family.sample_stats(ctx.stream(0, STREAM_REAL), family.chain_truth(params0), m, frame)
+        weights = None if ctx.own_n is None else (jnp.arange(ctx.n) < m).astype(truth_dtype(family))
+        return family.data_stats(original_sample(family, ctx, frame, params0), weights)
     data = original_sample(family, ctx, frame, params0)
     size = (ctx.generations + 1) * ctx.n
     buffer = jax.tree.map(lambda x: jnp.zeros((size,) + x.shape[1:], x.dtype), data)
@@ -256,27 +331,26 @@ def init_state(family: AbstractFamily, ctx: Context, plan: TrainingSet, params0)
     return buffer, (jnp.arange(size) < ctx.n).astype(truth_dtype(family))
 
 
-def assemble(family: AbstractFamily, ctx: Context, plan: TrainingSet, state, prev, g) -> tuple[Any, Any]:
-    """Build generation g's training set described by ``plan`` and fit it:
-    returns the new regime state and the fit."""
+def assemble(family: AbstractFamily, ctx: Context, plan: TrainingSet, state, prev, g, models=None) -> tuple[Any, Any]:
+    """Build generation g's training set described by ``plan`` and fit it: returns
+    the new regime state and the fit. ``models``: every graph node's previous fit
+    (stacked), for a plan whose model counts are per node."""
     if plan.combine == "estimates":
         return state, _estimates(family, ctx, plan, prev, g)
     if plan.pool is None:
-        return state, _fit(family, ctx, plan, prev, g, prev)
+        return state, _fit(family, ctx, plan, prev, g, prev, models)
     frame = family.pooled_frame(prev)
     if pools_stats(family, plan.pool):
-        if ctx.exact:
-            batch = _stats(family, ctx, plan, prev, g, frame)
-        else:
-            data, weights = _points(family, ctx, plan, prev, g, frame)
-            batch = family.data_stats(data, weights)
+        batch = _batch(family, ctx, plan, prev, g, frame, models)
+        if not ctx.exact:
+            batch = family.data_stats(*batch)
         pooled = family.merge_stats(state, batch)
         if plan.pool == "subsample":
             subset = family.subsample_stats(ctx.stream(g, STREAM_SUBSAMPLE), pooled, ctx.n)
             return pooled, family.fit_stats(subset, frame)
         return pooled, family.fit_stats(pooled, frame)
-    if plan.model is not None and not (plan.blocks() and plan.slots(ctx.n) == ctx.n):
-        raise ValueError(f"TrainingSet: a pooled plan fills exactly n={ctx.n} slots (model=None), got {plan!r}")
+    if plan.sources() or (plan.model is not None and not (plan.blocks() and plan.slots(ctx.n) == ctx.n)):
+        raise ValueError(f"TrainingSet: a pooled plan that stores points fills exactly n={ctx.n} slots, got {plan!r}")
     buffer, weights = state
     batch, _ = _points(family, ctx, plan, prev, g, frame)
     start = jnp.asarray(g, jnp.int32) * ctx.n

@@ -18,19 +18,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Int
 
-from .. import _rng
-from .._rng import STREAM_METRICS, STREAM_REAL, STREAM_SYNTH, STREAM_SYNTH_EXTRA, Stream
-from ..families._base import tree_take
+from .._rng import STREAM_METRICS
 from ..families._protocol import AbstractFamily, Located, MixedSampler
 from ..synthesis import Synthesis
-from ._protocol import PLAIN, AbstractRegime, Context, truth_dtype
-
-
-def _stream(ctx: Context, i, source: int, k: int, g, s: int) -> Stream:
-    """Stream s of generation g for node i's draws from ``source`` (0: real data and
-    the node's own fits and metrics; 1 + j: node j's model)."""
-    key = _rng.node_key(ctx.chain_key, i * (k + 1) + source, ctx.prng)
-    return Stream(key, jnp.asarray(g, jnp.int32), s, 0, ctx.safe, ctx.chain_key, ctx.prng)
+from ._protocol import AbstractRegime, Context, TrainingSet, assemble, fit_original, init_state
 
 
 def _mixes(family: AbstractFamily, synthesis: Synthesis) -> bool:
@@ -68,95 +59,39 @@ class GraphRegime(AbstractRegime):
     def _uniform(self) -> bool:
         return len(set(self.sizes)) == 1
 
-    # ---- generation 0: every node fits n_i real points
+    # ---- one chain, node by node: generation 0 fits n_i real points; later generations
+    # fit the node's planned set (real points, then points from each node's model)
+    def _nodes(self, ctx):
+        """Every node's view of the chain's context, for ``jax.vmap`` over nodes."""
+        own = None if self._uniform() else jnp.asarray(self.sizes, jnp.int32)
+        return lambda i: ctx.at_node(i, self.k, None if own is None else own[i])
+
     def generation_zero(self, family, ctx):
-        k, truth = self.k, family.truth()
-        uniform, sizes = self._uniform(), jnp.asarray(self.sizes, jnp.int32)
+        at = self._nodes(ctx)
+        return jax.vmap(lambda i: fit_original(family, at(i)))(jnp.arange(self.k))
 
-        def node(i):
-            real = _stream(ctx, i, 0, k, 0, STREAM_REAL)
-            if ctx.exact:
-                m = ctx.n if uniform else sizes[i]
-                return family.fit_stats(family.sample_stats(real, truth, m, truth), truth)
-            data = family.sample(real, truth, ctx.n, truth)
-            w = None if uniform else (jnp.arange(ctx.n) < sizes[i]).astype(truth_dtype(family))
-            return family.fit(_stream(ctx, i, 0, k, 0, STREAM_SYNTH), data, w, truth)
-
-        return jax.vmap(node)(jnp.arange(k))
+    def plan(self, g, i) -> TrainingSet:
+        """Node i's training set at generation g (counts traced)."""
+        t = (jnp.asarray(g, jnp.int32) - 1) % self.counts.shape[0]
+        cnt = self.counts[t, i]  # (K + 1,): real, then node 0 .. K - 1
+        pool = "merge" if self.node_regime == "accumulate" else None
+        return TrainingSet(real=cnt[0], model=cnt[1:], pool=pool, filled=self._uniform())
 
     def init(self, family, ctx, params0):
         if self.node_regime != "accumulate":
             return ()
-        k = self.k
-        uniform, sizes = self._uniform(), jnp.asarray(self.sizes, jnp.int32)
-
-        def node(i, p0):
-            frame = family.pooled_frame(p0)
-            real = _stream(ctx, i, 0, k, 0, STREAM_REAL)
-            if ctx.exact:
-                return family.sample_stats(real, family.chain_truth(p0), ctx.n if uniform else sizes[i], frame)
-            data = family.sample(real, family.chain_truth(p0), ctx.n, frame)
-            w = None if uniform else (jnp.arange(ctx.n) < sizes[i]).astype(truth_dtype(family))
-            return family.data_stats(data, w)
-
-        return jax.vmap(node)(jnp.arange(k), params0)
+        at = self._nodes(ctx)
+        return jax.vmap(lambda i, p0: init_state(family, at(i), self.plan(1, i), p0))(jnp.arange(self.k), params0)
 
     def step(self, family, ctx, state, prev, g):
-        k, synthesis = self.k, ctx.synthesis or PLAIN
-        t = (jnp.asarray(g, jnp.int32) - 1) % self.counts.shape[0]
-        counts = self.counts[t]  # (K, K + 1)
-        uniform = self._uniform()
-        dtype = truth_dtype(family)
-        accumulate = self.node_regime == "accumulate"
+        at = self._nodes(ctx)
 
-        def mixed_stats(i, cnt, prev_i, frame):
-            truth = family.chain_truth(prev_i)
-            real = family.sample_stats(_stream(ctx, i, 0, k, g, STREAM_REAL), truth, cnt[0], frame)
-            synth = jax.vmap(
-                lambda j, pj, m: synthesis.draw_stats(family, _stream(ctx, i, 1 + j, k, g, STREAM_SYNTH), pj, m, frame)
-            )(jnp.arange(k), prev, cnt[1:])
-            out = real
-            for j in range(k):
-                out = family.merge_stats(out, tree_take(synth, j))
-            return out
+        def node(i, state_i, prev_i):
+            return assemble(family, at(i), self.plan(g, i), state_i, prev_i, g, models=prev)
 
-        def mixed_data(i, cnt, prev_i, frame):
-            n = ctx.n
-            slot = jnp.arange(n)
-            src = jnp.sum(slot[:, None] >= jnp.cumsum(cnt)[None, :], axis=1)  # 0 real, 1 + j, K + 1 empty
-            w = None if uniform else (src <= k).astype(dtype)
-            if _mixes(family, synthesis):
-                # one draw of n points, each from its own source's model (the truth at index 0)
-                models = jax.tree.map(lambda t, p: jnp.concatenate([t[None], p]), family.chain_truth(prev_i), prev)
-                stream = _stream(ctx, i, 0, k, g, STREAM_SYNTH)
-                return family.sample_mixed(stream, models, jnp.minimum(src, k), n, frame), w
-            # generic: n points from every source (and n real ones), each slot taking its source's
-            real = family.sample_real(_stream(ctx, i, 0, k, g, STREAM_REAL), n, prev_i, frame)
-            synth = jax.vmap(
-                lambda j, pj: synthesis.draw(family, _stream(ctx, i, 1 + j, k, g, STREAM_SYNTH), pj, n, frame)
-            )(jnp.arange(k), prev)
-            stacked = jax.tree.map(lambda r, s: jnp.concatenate([r[None], s]), real, synth)  # (K + 1, n, ...)
-            data = jax.tree.map(lambda x: x[jnp.minimum(src, k), slot], stacked)
-            return data, w
-
-        def node(i, cnt, prev_i, state_i):
-            frame = family.pooled_frame(prev_i) if accumulate else prev_i
-            fit_stream = _stream(ctx, i, 0, k, g, STREAM_SYNTH_EXTRA)
-            if ctx.exact:
-                batch = mixed_stats(i, cnt, prev_i, frame)
-            else:
-                data, w = mixed_data(i, cnt, prev_i, frame)
-                if not accumulate:
-                    return state_i, family.fit(fit_stream, data, w, frame)
-                batch = family.data_stats(data, w)
-            if accumulate:
-                pooled = family.merge_stats(state_i, batch)
-                return pooled, family.fit_stats(pooled, frame)
-            return state_i, family.fit_stats(batch, frame)
-
-        if accumulate:
-            return jax.vmap(node)(jnp.arange(k), counts, prev, state)
-        _, params = jax.vmap(lambda i, c, p: node(i, c, p, ()))(jnp.arange(k), counts, prev)
+        if self.node_regime == "accumulate":
+            return jax.vmap(node)(jnp.arange(self.k), state, prev)
+        _, params = jax.vmap(lambda i, p: node(i, (), p))(jnp.arange(self.k), prev)
         return state, params
 
     # ---- what the kernel observes: every node, plus homogenisation
@@ -172,7 +107,7 @@ class GraphRegime(AbstractRegime):
         ctx = Context(stream.chain_key, 1, 0, False, prng=stream.prng)
 
         def node(i, p):
-            s = _stream(ctx, i, 0, k, stream.g, STREAM_METRICS)
+            s = ctx.at_node(i, k).stream(stream.g, STREAM_METRICS)
             return {**family.metrics(s, p), **synthesis.metrics(family, s, p)}
 
         out = jax.vmap(node)(jnp.arange(k), params)
