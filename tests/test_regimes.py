@@ -29,8 +29,9 @@ def run(fam, regime, chains=300, **kw):
         cj.Weighted(0.6, ratio=2.0),
         cj.Weighted(0.6, ratio=0.5, combine="samples"),
         cj.RetainOriginal(0.3),
+        cj.AccumulateMix(0.3),
     ],
-    ids=["replace", "accumulate", "subsample", "freshmix", "weighted-est", "weighted-samples", "retain"],
+    ids=["replace", "accumulate", "subsample", "freshmix", "weighted-est", "weighted-samples", "retain", "accmix"],
 )
 def test_every_regime_runs_with_both_estimators(regime, estimator):
     res = run(cj.Gaussian(estimator=estimator), regime)
@@ -112,3 +113,16 @@ def test_accumulate_subsample_lies_between_accumulate_and_replace():
         assert d["mean"] > 5 * d["se"]
     # the pool always contains the original sample: the subsample's variance stays far from Replace's collapse
     assert np.median(sub.metrics["log_variance"][:, -1]) > np.median(rep.metrics["log_variance"][:, -1]) + 3
+
+
+@pytest.mark.parametrize("sampler", ["samples", "exact"])
+@pytest.mark.parametrize("share", [0.2, 0.7])
+def test_accumulate_mix_mean_error_follows_its_recursion(share, sampler):
+    # known variance: S_g = (1 + m/(g n)) S_{g-1} + eps_g, E e_g^2 = Var S_g / ((g + 1) n)^2
+    # (cj.theory.accumulate_mix_mean_sq_error); below share 1/2 the error decays like g^(-2 share)
+    fam = cj.Gaussian(learn_cov=False, sampler=sampler)
+    res = run(fam, cj.AccumulateMix(share), chains=4000, n=10, generations=20)
+    x = np.asarray(res.metrics["mean_sq_error"], np.float64)
+    g = np.arange(21)
+    se = x.std(axis=0, ddof=1) / np.sqrt(x.shape[0])
+    assert_mc_close(x.mean(axis=0), se, T.accumulate_mix_mean_sq_error(g, 10, share), label=f"AccumulateMix({share})")

@@ -718,3 +718,22 @@ def test_collapse_probability_close_to_exact_law(estimator, delta):
         empirical = np.mean(log_var < 2.0 * math.log(threshold))
         approx = th.collapse_probability(g, n, estimator, threshold, var0)
         assert abs(empirical - approx) < 0.02
+
+
+def test_accumulate_mix_limits_and_rates():
+    g = np.arange(0, 30)
+    n = 10
+    # share 1: one growing real sample; share 0: Accumulate with known variance
+    np.testing.assert_allclose(th.accumulate_mix_mean_sq_error(g, n, 1.0), 1.0 / ((g + 1) * n), rtol=1e-12)
+    np.testing.assert_allclose(
+        th.accumulate_mix_mean_sq_error(g, n, 0.0, var0=2.0),
+        th.mean_sq_error_accumulate(g, n, "mle", var0=2.0, learn_cov=False),
+        rtol=1e-12,
+    )
+    # the phase transition at share 1/2: slope -2 share below it, -1 above (log-log, large g)
+    big = np.array([4000, 8000])
+    for share, slope in ((0.2, -0.4), (0.3, -0.6), (0.8, -1.0)):
+        x = th.accumulate_mix_mean_sq_error(big, n, share)
+        assert abs(np.log2(x[1] / x[0]) - slope) < 0.01, share
+    x = th.accumulate_mix_mean_sq_error(8000, n, 0.8)
+    assert abs(x * (2 * 0.8 - 1) * n * 8000 - 1) < 0.01  # var0 / ((2a - 1) n g)

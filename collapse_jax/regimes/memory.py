@@ -45,9 +45,10 @@ class AccumulateMix(AbstractPlannedRegime):
     """Accumulate with a fresh-real share: every new batch of n holds
     r = floor(real_fraction * n + 1/2) fresh real points and n - r synthetic points
     from model g - 1, pooled with the original sample and every earlier batch
-    (Kanabar and Gastpar: for the Gaussian mean the error decays like
-    t^(-2 alpha) when the share alpha is below 1/2). ``real_fraction`` is traced;
-    0 is ``Accumulate``."""
+    (Kanabar and Gastpar). With known variance the Gaussian mean's error decays like
+    g^(-2 a) for a share a below 1/2 and like 1/g above it
+    (``cj.theory.accumulate_mix_mean_sq_error``; THEORY.md section 12).
+    ``real_fraction`` is traced; 0 is ``Accumulate``."""
 
     real_fraction: jax.Array
     traced_bounds: ClassVar[dict[str, tuple[float, float]]] = {"real_fraction": (0.0, 1.0)}

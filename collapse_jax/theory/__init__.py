@@ -23,6 +23,7 @@ from .gaussian import trace_ratio_mean as trace_ratio_mean
 from .gaussian import variance_mean as variance_mean
 from .gaussian import variance_relative_var as variance_relative_var
 from .gaussian import w2_sq_mean as w2_sq_mean
+from .mixing import accumulate_mix_mean_sq_error as accumulate_mix_mean_sq_error
 from .mixing import freshmix_moments as freshmix_moments
 from .mixing import freshmix_steady_state as freshmix_steady_state
 from .mixing import mean_sq_error_accumulate as mean_sq_error_accumulate

@@ -34,6 +34,7 @@ from ._checks import (
 )
 
 __all__ = [
+    "accumulate_mix_mean_sq_error",
     "freshmix_moments",
     "freshmix_steady_state",
     "mean_sq_error_accumulate",
@@ -139,6 +140,48 @@ def mean_sq_error_accumulate(
 # --------------------------------------------------------------------------------------
 # Fresh real data, retained real data, weighted estimates (THEORY sections 4, 5, 12)
 # --------------------------------------------------------------------------------------
+
+
+def accumulate_mix_mean_sq_error(g: ArrayLike, n: int, real_fraction: float, var0: float = 1.0) -> FloatOrArray:
+    """E[e^2_g] = E[(mu_g - mu_0)^2] in the AccumulateMix regime, 1-D, known variance.
+
+    Every batch of n holds r = floor(real_fraction * n + 1/2) fresh real points and
+    m = n - r points from model g - 1, pooled with all earlier batches (generation 0:
+    the n original points). With S_g the sum of every point so far, centred at mu_0,
+    mu_g - mu_0 = S_g / ((g + 1) n) and, exactly,
+
+        S_g = (1 + m / (g n)) S_{g-1} + eps_g,   Var(eps_g) = n var0,
+
+    so V_g = Var(S_g) follows V_0 = n var0, V_g = (1 + m/(g n))^2 V_{g-1} + n var0 and
+    E[e^2_g] = V_g / ((g + 1) n)^2. With a = r/n the error decays like g^(-2a) for
+    a < 1/2 and like var0 / ((2a - 1) n g) for a > 1/2 (a phase transition at a = 1/2,
+    with a log g factor there); a = 0 is Accumulate, a = 1 one growing real sample,
+    var0 / ((g + 1) n).
+
+    Args:
+        g: generation(s), g >= 0.
+        n: points per batch, n >= 1.
+        real_fraction: share a of fresh real points in every batch, in [0, 1].
+        var0: true variance sigma_0^2 > 0.
+
+    Returns:
+        E[e^2_g], a float or an array shaped like `g`.
+
+    Source: THEORY.md section 12 (derived, MC-checked in tests/test_regimes.py); the
+    fresh-real-share accumulation regime of Kanabar and Gastpar.
+    """
+    g_arr = _generations(g)
+    n = _integer(n, "n", 1)
+    a = _fraction(real_fraction, "real_fraction")
+    var0 = _positive(var0, "var0")
+    m = n - _count(a, n)
+    g_max = int(g_arr.max(initial=0))
+    v = np.empty(g_max + 1)
+    v[0] = n * var0
+    for k in range(1, g_max + 1):
+        v[k] = (1.0 + m / (k * n)) ** 2 * v[k - 1] + n * var0
+    gens = np.arange(g_max + 1, dtype=np.float64)
+    return _out((v / ((gens + 1.0) * n) ** 2)[g_arr])
 
 
 def freshmix_moments(
