@@ -473,8 +473,8 @@ class AbstractPlannedRegime(AbstractRegime):
 
     def fit_size(self, family, n, generations):
         p = self.plan(family, 1, n)
-        if p.pool is not None:
-            return (generations + 1) * n if self.stores_points(family) else n
+        if p.pool is not None:  # a merged buffer is fitted whole; a subsample is n of its points
+            return (generations + 1) * n if p.pool == "merge" and self.stores_points(family) else n
         if p.combine == "estimates":
             real, _, model = p.counts(n)
             return max(int(real), int(model))
