@@ -329,7 +329,7 @@ def test_filters_on_a_graph_report_per_node_acceptance():
     assert acc.shape == (32, 4, 3)
     # at generation 0 every node's fit is close to the truth: about q of the candidates pass
     assert abs(float(acc[:, 0].mean()) - 0.9) < 0.05
-    assert res.config["family"]["synthesis"]["truncate"] == pytest.approx(0.9)
+    assert res.config["synthesis"]["truncate"] == pytest.approx(0.9)  # as for single chains
 
 
 # --------------------------------------------------------------------------- sweeps
