@@ -184,7 +184,7 @@ def test_every_metric_of_a_nonfinite_fit_is_nonfinite(name):
         summary=False, kept=0, thresholds=(), sweep_fields=(), block=1,
     )  # fmt: skip
     ck = jax.random.key_data(jax.random.key(0))
-    met, _, _, nonfinite = kernel.observe(family, synthesis, ck, params, jnp.int32(1), cfg)
+    met, _, _, nonfinite = kernel.observe((family, cj.Replace(), synthesis), ck, params, jnp.int32(1), cfg)
     assert set(met) == set(names)
     assert bool(nonfinite)
     finite = [k for k, v in met.items() if np.any(np.isfinite(np.asarray(v, dtype=np.float64)))]
