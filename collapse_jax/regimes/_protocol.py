@@ -242,6 +242,12 @@ def _stats(family, ctx, plan: TrainingSet, prev, g, frame):
     return out
 
 
+def draws_mixed(family: AbstractFamily, synthesis: Synthesis) -> bool:
+    """Whether a set with points from several models is one mixed draw (a
+    MixedSampler family with plain synthesis: each point from its own source's model)."""
+    return isinstance(family, MixedSampler) and synthesis.identity
+
+
 def _points_sources(family, ctx, plan: TrainingSet, prev, g, frame, models):
     """A graph node's points: ``plan.real`` real ones, then ``plan.model[j]`` from node
     j's model (``models`` stacked on a leading node axis), in n slots."""
@@ -251,7 +257,7 @@ def _points_sources(family, ctx, plan: TrainingSet, prev, g, frame, models):
     slot = jnp.arange(n)
     src = jnp.sum(slot[:, None] >= jnp.cumsum(cnt)[None, :], axis=1)  # 0 real, 1 + j, K + 1 empty
     w = None if plan.filled else (src <= k).astype(truth_dtype(family))
-    if isinstance(family, MixedSampler) and synthesis.identity:
+    if draws_mixed(family, synthesis):
         # one draw of n points, each from its own source's model (the truth at index 0)
         stacked = jax.tree.map(lambda t, p: jnp.concatenate([t[None], p]), family.chain_truth(prev), models)
         return family.sample_mixed(ctx.stream(g, STREAM_SYNTH), stacked, jnp.minimum(src, k), n, frame), w

@@ -19,15 +19,8 @@ import numpy as np
 from jaxtyping import Array, Int
 
 from .._rng import STREAM_METRICS
-from ..families._protocol import AbstractFamily, Located, MixedSampler
-from ..synthesis import Synthesis
-from ._protocol import AbstractRegime, Context, TrainingSet, assemble, fit_original, init_state
-
-
-def _mixes(family: AbstractFamily, synthesis: Synthesis) -> bool:
-    """Whether a node's training set is one mixed draw (a MixedSampler family with
-    plain synthesis: each point from its own source's model)."""
-    return isinstance(family, MixedSampler) and synthesis.identity
+from ..families._protocol import Located
+from ._protocol import AbstractRegime, Context, TrainingSet, assemble, draws_mixed, fit_original, init_state
 
 
 class GraphRegime(AbstractRegime):
@@ -70,7 +63,7 @@ class GraphRegime(AbstractRegime):
         at = self._nodes(ctx)
         return jax.vmap(lambda i: fit_original(family, at(i)))(jnp.arange(self.k))
 
-    def plan(self, g, i) -> TrainingSet:
+    def node_plan(self, g, i) -> TrainingSet:
         """Node i's training set at generation g (counts traced)."""
         t = (jnp.asarray(g, jnp.int32) - 1) % self.counts.shape[0]
         cnt = self.counts[t, i]  # (K + 1,): real, then node 0 .. K - 1
@@ -81,13 +74,13 @@ class GraphRegime(AbstractRegime):
         if self.node_regime != "accumulate":
             return ()
         at = self._nodes(ctx)
-        return jax.vmap(lambda i, p0: init_state(family, at(i), self.plan(1, i), p0))(jnp.arange(self.k), params0)
+        return jax.vmap(lambda i, p0: init_state(family, at(i), self.node_plan(1, i), p0))(jnp.arange(self.k), params0)
 
     def step(self, family, ctx, state, prev, g):
         at = self._nodes(ctx)
 
         def node(i, state_i, prev_i):
-            return assemble(family, at(i), self.plan(g, i), state_i, prev_i, g, models=prev)
+            return assemble(family, at(i), self.node_plan(g, i), state_i, prev_i, g, models=prev)
 
         if self.node_regime == "accumulate":
             return jax.vmap(node)(jnp.arange(self.k), state, prev)
@@ -137,4 +130,4 @@ class GraphRegime(AbstractRegime):
 
     def working_factor(self, family, synthesis):
         # every node draws n_max points from each of its sources (one mixed draw where it can)
-        return self.k * (1 if _mixes(family, synthesis) else self.k + 1)
+        return self.k * (1 if draws_mixed(family, synthesis) else self.k + 1)
