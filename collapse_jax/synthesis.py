@@ -313,7 +313,7 @@ class Synthesis(eqx.Module):
             data = family.sample(stream, model, n, frame)
         if self.correct is not None:
             gamma = self.correct.astype(_float_dtype(model))
-            data = family.correct(model, family.chain_truth(params), data, gamma, frame)
+            data = family.correct(model, family.truth(), data, gamma, frame)
         return data
 
     def _filtered(self, family, stream, model, prev, m: int, frame):
@@ -337,7 +337,7 @@ class Synthesis(eqx.Module):
             thr = _threshold(family, stream.sibling(STREAM_REFERENCE), model, q, total, frame)
             accept = accept & (score <= thr)
         if self.support is not None:
-            truth = family.chain_truth(prev)
+            truth = family.truth()
             score = family.score(truth, data, frame)
             ref = stream.sibling(STREAM_REFERENCE_TRUTH)
             thr = _threshold(family, ref, truth, self.support.astype(dtype), total, frame)

@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _rng
+from ..families._protocol import bind_chain, chain_context
 from ..regimes import Context
 from ..synthesis import Synthesis
 from .sweep import apply_sweep
@@ -87,7 +88,21 @@ def _context(ck, synthesis: Synthesis, cfg: KernelConfig) -> Context:
     return Context(ck, cfg.n, cfg.generations, cfg.exact, cfg.safe, cfg.prng, synthesis)
 
 
-def init_one(model, ck, cfg: KernelConfig):
+def chain_one(model, ck, cfg: KernelConfig):
+    """One chain's constant context (``None`` for families without one): built from
+    generation 0's real stream on the chain's key, once per compiled program (never
+    inside the scan over generations), and never stored in the carry or checkpoints."""
+    stream = _rng.Stream(ck, jnp.int32(0), _rng.STREAM_REAL, 0, cfg.safe, None, cfg.prng)
+    return chain_context(model[0], stream, cfg.n)
+
+
+def _bound(model, chain):
+    family, regime, synthesis = model
+    return bind_chain(family, chain), regime, synthesis
+
+
+def init_one(model, ck, chain, cfg: KernelConfig):
+    model = _bound(model, chain)
     family, regime, synthesis = model
     ctx = _context(ck, synthesis, cfg)
     p0 = regime.generation_zero(family, ctx)
@@ -97,7 +112,8 @@ def init_one(model, ck, cfg: KernelConfig):
     return (state, p0, events), (met, diag, nf)
 
 
-def step_one(model, ck, carry, g, cfg: KernelConfig):
+def step_one(model, ck, chain, carry, g, cfg: KernelConfig):
+    model = _bound(model, chain)
     family, regime, synthesis = model
     state, prev, events = carry
     ctx = _context(ck, synthesis, cfg)
@@ -177,7 +193,8 @@ def _init_chunk_impl(dynamic, static, values, ck, valid, cfg: KernelConfig):
     regime, synthesis), eqx.is_array)``, done once per run: plain ``jax.jit`` with a
     hashable static part dispatches several times faster than re-partitioning every call."""
     model = eqx.combine(dynamic, static)
-    carry, out = sweep_vmap(lambda m, c: init_one(m, c, cfg), cfg, 0)(model, values, ck)
+    chains = sweep_vmap(lambda m, c: chain_one(m, c, cfg), cfg, 0)(model, values, ck)
+    carry, out = sweep_vmap(lambda m, c, ch: init_one(m, c, ch, cfg), cfg, 1)(model, values, ck, chains)
     fresh = jnp.any(out[2] & valid)
     return carry, reduce_chains(out, valid, cfg), fresh
 
@@ -196,11 +213,12 @@ def _run_block_impl(dynamic, static, values, ck, valid, carry, g0, cfg: KernelCo
     exact-sampler retry, so the host reruns the block in safe mode)."""
     model = eqx.combine(dynamic, static)
     start_nf = _chain_nonfinite(model, carry[1], valid.ndim)
+    chains = sweep_vmap(lambda m, c: chain_one(m, c, cfg), cfg, 0)(model, values, ck)
 
     def body(state, g):
         carry, fresh = state
-        step = sweep_vmap(lambda m, c, cr: step_one(m, c, cr, g, cfg), cfg, 1)
-        carry, out = step(model, values, ck, carry)
+        step = sweep_vmap(lambda m, c, ch, cr: step_one(m, c, ch, cr, g, cfg), cfg, 2)
+        carry, out = step(model, values, ck, chains, carry)
         fresh = fresh | jnp.any(out[2] & ~start_nf & valid)
         return (carry, fresh), reduce_chains(out, valid, cfg)
 

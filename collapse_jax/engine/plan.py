@@ -16,7 +16,7 @@ from jax.extend import core as jcore
 
 from .. import _rng
 from .compat import stores_points
-from .kernel import KernelConfig, init_one, step_one, sweep_vmap
+from .kernel import KernelConfig, chain_one, init_one, step_one, sweep_vmap
 
 
 def nbytes(tree) -> int:
@@ -199,14 +199,17 @@ def _sizes(keyed: _Keyed) -> Sizes:
     family = model[0]
     probe = KernelConfig(n, G, exact, chosen, diag_names, ev_names, False, 0, (), fields, 1)
     ck1 = jnp.zeros((1, 2), jnp.uint32)
-    init = sweep_vmap(lambda m, c: init_one(m, c, probe), probe, 0)
-    init_jaxpr, (carry_shape, out_shape) = jax.make_jaxpr(lambda: init(model, values, ck1), return_shape=True)()
+    chains = jax.eval_shape(lambda: sweep_vmap(lambda m, c: chain_one(m, c, probe), probe, 0)(model, values, ck1))
+    init = sweep_vmap(lambda m, c, ch: init_one(m, c, ch, probe), probe, 1)
+    init_jaxpr, (carry_shape, out_shape) = jax.make_jaxpr(lambda ch: init(model, values, ck1, ch), return_shape=True)(
+        chains
+    )
 
-    def step(carry, g):
-        one = lambda m, c, cr: step_one(m, c, cr, g, probe)  # noqa: E731
-        return sweep_vmap(one, probe, 1)(model, values, ck1, carry)
+    def step(chains, carry, g):
+        one = lambda m, c, ch, cr: step_one(m, c, ch, cr, g, probe)  # noqa: E731
+        return sweep_vmap(one, probe, 2)(model, values, ck1, chains, carry)
 
-    step_jaxpr = jax.make_jaxpr(step)(carry_shape, jax.ShapeDtypeStruct((), jnp.int32))
+    step_jaxpr = jax.make_jaxpr(step)(chains, carry_shape, jax.ShapeDtypeStruct((), jnp.int32))
     if exact:
         point_bytes = 0  # the exact path never materialises the points
     else:
@@ -219,7 +222,8 @@ def _sizes(keyed: _Keyed) -> Sizes:
         carry=nbytes(carry_shape),
         out=nbytes(out_shape),
         points=point_bytes,
-        working=max(jaxpr_peak(init_jaxpr.jaxpr), jaxpr_peak(step_jaxpr.jaxpr)),
+        # a chain's context (a fixed design) is live through a whole block, beside the peak
+        working=max(jaxpr_peak(init_jaxpr.jaxpr), jaxpr_peak(step_jaxpr.jaxpr)) + nbytes(chains),
         events=nbytes(carry_shape[2]),
         values=sum(math.prod(x.shape) for x in leaves),
         value_bytes=sum(math.prod(x.shape) * floats(x) for x in leaves),

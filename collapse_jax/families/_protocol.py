@@ -22,6 +22,11 @@ capability                what it adds, and what needs it
 :class:`MixedSampler`     ``sample_mixed``: a graph node draws from all sources at once
 :class:`Designed`         ``design``: regression inputs, ``"fixed"`` rows per chain or
                           ``"fresh"`` ones; a fixed design cannot give more than n rows
+:class:`PerChain`         ``init_chain``: what is constant along one chain (a random
+                          truth, a fixed design), built once per chain and bound to
+                          the family (``with_chain``) before anything else runs
+:class:`WarmStart`        ``fit_warm``: fits after generation 0 start from the
+                          previous generation's fit
 :class:`CountWeights`     a marker: weights are numbers of points (posteriors), so
                           ``Weighted`` is refused
 ========================  =========================================================
@@ -33,11 +38,18 @@ importance weights of shape ``(points,)`` (``None``: all equal): zero marks an e
 slot, and scaling all weights changes nothing.
 
 **Frames.** ``sample``/``fit`` take an optional ``frame``: parameters of the same
-family relative to which the data are expressed (``None`` = absolute coordinates).
-Location-scale families use it to stay exact while the scale collapses (draw standard
-normals, fit them, compose with the frame: data never round to a constant); other
-families ignore it. The kernel passes the previous generation's fit (the truth at
-generation 0) or ``None``.
+family relative to which the data are expressed (``None`` = absolute coordinates),
+and nothing else. Location-scale families use it to stay exact while the scale
+collapses (draw standard normals, fit them, compose with the frame: data never round
+to a constant); other families ignore it. The kernel passes the previous
+generation's fit (the truth at generation 0) or ``None`` (pooled data).
+
+**One chain.** A chain's constant context (a random w*, a fixed design and its Gram
+matrix) is not a parameter and not a frame: a :class:`PerChain` family builds it
+with ``init_chain(key, n)`` from the chain's context key, once per chain (every node
+of an interaction graph shares it), and the kernel calls every method on
+``family.with_chain(ctx)``, whose :meth:`~AbstractFamily.truth` is that chain's
+truth. Real points are drawn with :meth:`~AbstractFamily.sample_real`.
 
 docs/EXTENDING.md writes a family from scratch.
 """
@@ -136,21 +148,9 @@ class AbstractFamily(eqx.Module):
         context (a fixed design) check only what a generation changes."""
         return all_finite(params)
 
-    def sample_real(self, key: Stream, n: int, prev: Params, frame: Params | None = None) -> Data:
-        """``n`` real points (from the truth of the chain whose model is ``prev``)."""
-        return self.sample(key, self.chain_truth(prev), n, frame)
-
-    def chain_truth(self, prev: Params | None = None) -> Params:
-        """The truth of the chain whose current model is ``prev`` (default: the
-        family's truth). Families with a per-chain truth (a random w*, a fixed
-        design) read it from ``prev``."""
-        return self.truth()
-
-    def pooled_frame(self, prev: Params):
-        """The frame of fits that pool data across generations (Accumulate,
-        AccumulateSubsample): ``None`` = absolute coordinates. Families whose fits
-        need the chain's context (or a warm start) return ``prev``."""
-        return None
+    def sample_real(self, key: Stream, n: int, frame: Params | None = None) -> Data:
+        """``n`` real points: draws from this (chain's) truth, in ``frame``."""
+        return self.sample(key, self.truth(), n, frame)
 
     def validate_regime(self, regime, n: int, exact: bool) -> None:
         """Raise before compiling if a value of this family's configuration cannot run
@@ -289,7 +289,7 @@ class Located(AbstractFamily):
 
 class MixedSampler(AbstractFamily):
     """One draw of n points, each from its own source's model (graphs). Real points
-    are taken as draws from :meth:`chain_truth` (a family with its own
+    are taken as draws from :meth:`~AbstractFamily.truth` (a family with its own
     ``sample_real`` is not a MixedSampler)."""
 
     @abc.abstractmethod
@@ -305,9 +305,48 @@ class Designed(AbstractFamily):
     dim: eqx.AbstractVar[int]  # input dimension: a fixed design's rows must span R^dim
 
 
+class PerChain(AbstractFamily):
+    """A context constant along one chain (a random truth, a fixed design), drawn
+    once per chain. ``chain`` is ``None`` on the family as constructed (a family
+    called by hand then behaves as a chain without context: its fixed truth, a fresh
+    design per draw); inside a run every method is called on
+    ``family.with_chain(family.init_chain(key, n))``."""
+
+    chain: eqx.AbstractVar[Any]
+
+    @abc.abstractmethod
+    def init_chain(self, key: Stream, n: int) -> Any:
+        """The chain's context: ``key`` is generation 0's real-data stream on the
+        chain's context key, ``n`` the points per generation (a pytree of arrays)."""
+
+    def with_chain(self, ctx: Any) -> AbstractFamily:
+        """This family bound to one chain's context."""
+        return eqx.tree_at(lambda f: f.chain, self, ctx, is_leaf=lambda x: x is None)
+
+
+class WarmStart(AbstractFamily):
+    """Iterative fits that may start from the previous generation's fit (generation 0
+    and fits of fresh real data alone start cold, with :meth:`~AbstractFamily.fit`)."""
+
+    @abc.abstractmethod
+    def fit_warm(self, key: Stream, data: Data, weights: jax.Array | None, start: Params) -> Params:
+        """The fit of :meth:`~AbstractFamily.fit`, started from ``start``."""
+
+
 class CountWeights(AbstractFamily):
     """A fit that reads weights as numbers of points (a posterior): rescaled weights
     (``Weighted``) would change its meaning, so that regime is refused."""
+
+
+def chain_context(family: AbstractFamily, key: Stream, n: int) -> Any:
+    """The context of the chain whose context stream is ``key`` (``None``: the family
+    has none)."""
+    return family.init_chain(key, n) if isinstance(family, PerChain) else None
+
+
+def bind_chain(family: AbstractFamily, ctx: Any) -> AbstractFamily:
+    """``family`` as the chain with context ``ctx`` (from :func:`chain_context`) sees it."""
+    return family.with_chain(ctx) if isinstance(family, PerChain) else family
 
 
 def fixed_design(family: AbstractFamily) -> bool:
@@ -328,6 +367,8 @@ CAPABILITIES = (
     Located,
     MixedSampler,
     Designed,
+    PerChain,
+    WarmStart,
     CountWeights,
 )
 

@@ -27,7 +27,7 @@ from jaxtyping import Array, Bool, Float, Int
 from .._rng import Stream, as_stream
 from .._validate import as_float_array, check_covariance, check_int, check_number
 from . import _linalg as _la
-from ._protocol import Scorable, Temperable
+from ._protocol import Scorable, Temperable, WarmStart
 
 COVARIANCES = ("full", "diag", "spherical")
 INITS = ("warm", "refit")
@@ -45,7 +45,6 @@ class GMMParams(eqx.Module):
     covs: Float[Array, "k d d"]
     iters: Int[Array, ""]
     converged: Bool[Array, ""]
-    template: bool = eqx.field(static=True, default=False)  # the family's truth, not a fit
 
 
 def _component_logpdf(x: Float[Array, "m d"], means, chols) -> Float[Array, "k m"]:
@@ -109,7 +108,7 @@ def l2_distance_sq(a: GMMParams, b: GMMParams) -> jax.Array:
     return _cross(a, a) - 2.0 * _cross(a, b) + _cross(b, b)
 
 
-class GMM(Temperable, Scorable):
+class GMM(Temperable, Scorable, WarmStart):
     """A K-component Gaussian mixture in d dimensions, refitted by EM.
 
     Args:
@@ -223,9 +222,7 @@ class GMM(Temperable, Scorable):
 
     # ------------------------------------------------------------------ basics
     def truth(self) -> GMMParams:
-        return GMMParams(
-            self.truth_weights, self.truth_means, self.truth_covs, jnp.int32(0), jnp.bool_(True), template=True
-        )
+        return GMMParams(self.truth_weights, self.truth_means, self.truth_covs, jnp.int32(0), jnp.bool_(True))
 
     def min_points(self) -> int:
         return self.components
@@ -251,9 +248,6 @@ class GMM(Temperable, Scorable):
     def validate_regime(self, regime, n: int, exact: bool) -> None:
         if n < self.components:
             raise ValueError(f"GMM: n={n} points cannot fit components={self.components}; n must be >= components")
-
-    def pooled_frame(self, prev: GMMParams) -> GMMParams:
-        return prev  # warm starts of pooled fits start from the previous generation
 
     # ------------------------------------------------------------------ sampling
     def sample(self, key, params: GMMParams, n: int, frame=None) -> Float[Array, "n d"]:
@@ -283,11 +277,15 @@ class GMM(Temperable, Scorable):
         x = data
         dtype = x.dtype
         w = jnp.ones(x.shape[:1], dtype) if weights is None else weights.astype(dtype)
-        if self.init == "warm" and frame is not None and not frame.template:
-            start = frame
-        else:
-            start = self._kmeans_init(s.child(2), x, w)
-        return self.em(x, w, start)
+        return self.em(x, w, self._kmeans_init(s.child(2), x, w))
+
+    def fit_warm(self, key, data, weights, start: GMMParams) -> GMMParams:
+        """``init="warm"``: EM from the previous generation's fit ``start``; other
+        inits ignore it."""
+        if self.init != "warm":
+            return self.fit(key, data, weights)
+        w = jnp.ones(data.shape[:1], data.dtype) if weights is None else weights.astype(data.dtype)
+        return self.em(data, w, start)
 
     def _m_step(self, x, w, resp, prev: GMMParams) -> GMMParams:
         """Weighted M-step from responsibilities ``resp`` (K, m); dead components keep

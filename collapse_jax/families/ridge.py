@@ -18,10 +18,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .._rng import STREAM_REAL, Stream, as_stream
+from .._rng import Stream, as_stream
 from .._validate import as_float_array, check_covariance, check_number
 from . import _linalg as _la
-from ._protocol import Combinable, Correctable, Designed, ExactSampler, Located, MixedSampler, Scorable
+from ._protocol import Combinable, Correctable, Designed, ExactSampler, Located, MixedSampler, PerChain, Scorable
 
 DESIGNS = ("fixed", "fresh")
 SAMPLERS = ("samples", "exact")
@@ -35,34 +35,35 @@ class RegressionData(eqx.Module):
 
 
 class RidgeParams(eqx.Module):
-    """One chain's fit ``w`` plus its constant context: the chain's truth ``w_star``
-    and, on a fixed design, the design rows ``X``, the same design transposed ``XT``
-    and their ``gram`` X^T X (sample path) or the Cholesky factor ``gram_chol`` of
-    X^T X (exact path). Unused context has size 0.
+    """One chain's fit: the coefficients ``w``."""
+
+    w: Float[Array, " d"]
+
+
+class RidgeContext(eqx.Module):
+    """What is constant along one chain (:meth:`Ridge.init_chain`): its truth
+    ``w_star`` and, on a fixed design, the design rows ``X``, the same design
+    transposed ``XT`` and their ``gram`` X^T X (sample path) or the Cholesky factor
+    ``gram_chol`` of X^T X (exact path). Unused parts have size 0.
 
     ``XT`` duplicates ``X`` on purpose: relabelling (X w) and refitting (X^T y)
     then both contract the design's contiguous axis, which on CPU is about 1.5x
-    faster per generation than contracting the rows of ``X``; ``X`` itself is what
-    the data carry, so that a fit can recognise the chain's own design by identity."""
+    faster per generation than contracting the rows of ``X``."""
 
-    w: Float[Array, " d"]
     w_star: Float[Array, " d"]
     X: Float[Array, "m d"]
     XT: Float[Array, "d m"]
     gram_chol: Float[Array, "k k"]
-    gram: Float[Array, "j j"]  # fixed design, sample path: the design's X^T X, computed once
-    template: bool = eqx.field(static=True, default=False)  # the family's truth, before any chain context
+    gram: Float[Array, "j j"]
 
 
 class RidgeStats(eqx.Module):
-    """Weighted sufficient statistics: W = sum w_i, X^T W X, X^T W y, and the
-    chain context. ``full_rank``: X^T W X is invertible with probability one."""
+    """Weighted sufficient statistics: W = sum w_i, X^T W X and X^T W y.
+    ``full_rank``: X^T W X is invertible with probability one."""
 
     count: Float[Array, ""]
     xtx: Float[Array, "d d"]
     xty: Float[Array, " d"]
-    w_star: Float[Array, " d"]
-    gram_chol: Float[Array, "k k"]
     full_rank: bool = eqx.field(static=True)
 
 
@@ -94,7 +95,7 @@ def _nonneg(cls: str, name: str, value) -> float:
     return v
 
 
-class Ridge(ExactSampler, Combinable, Scorable, Correctable, Located, MixedSampler, Designed):
+class Ridge(ExactSampler, Combinable, Scorable, Correctable, Located, MixedSampler, Designed, PerChain):
     """Ridge regression refitted on its own labels.
 
     The weighted ridge fit minimises sum_i w_i (y_i - x_i^T b)^2 / sum_i w_i
@@ -142,6 +143,7 @@ class Ridge(ExactSampler, Combinable, Scorable, Correctable, Located, MixedSampl
     cov: Float[Array, "d d"]
     downstream: Downstream | None
     _chol_cov: Float[Array, "d d"]
+    chain: RidgeContext | None  # one chain's context (None: the family as constructed)
 
     combine_modes: ClassVar[tuple[str, ...]] = ("samples", "estimates")
     default_combine: ClassVar[str] = "samples"
@@ -196,15 +198,30 @@ class Ridge(ExactSampler, Combinable, Scorable, Correctable, Located, MixedSampl
         self.cov = jnp.asarray(sig, jnp.float32)
         self.downstream = downstream
         self._chol_cov = jnp.asarray(chol, jnp.float32)
+        self.chain = None
 
     # ------------------------------------------------------------------ context
     def truth(self) -> RidgeParams:
-        d = self.dim
-        dtype = self.w_star.dtype
+        """The chain's truth w* (the family's own ``w_star`` outside a chain; with
+        ``w_star="random"`` that is zeros until the family is bound to a chain)."""
+        return RidgeParams(self.w_star if self.chain is None else self.chain.w_star)
+
+    def init_chain(self, key, n: int) -> RidgeContext:
+        """The chain's w* (``"random"``: N(0, I) from sub-stream 14 of ``key``) and, on a
+        fixed design, its n rows (sub-stream 0: the original sample's design) with
+        X^T X, or on the exact path a Cholesky factor of X^T X ~ Wishart_d(n, Sigma)."""
+        s = as_stream(key)
+        d, dtype = self.dim, self.w_star.dtype
+        w_star = s.child(14).normal((d,), dtype) if self.random_w_star else self.w_star
         empty = jnp.zeros((0, 0), dtype)
-        return RidgeParams(
-            self.w_star, self.w_star, jnp.zeros((0, d), dtype), jnp.zeros((d, 0), dtype), empty, empty, True
-        )
+        X, XT, gram, gram_chol = jnp.zeros((0, d), dtype), jnp.zeros((d, 0), dtype), empty, empty
+        if self.design == "fixed" and self.sampler == "samples":
+            X = self._draw_design(s.child(0), n, dtype)
+            XT = X.T
+            gram = XT @ X
+        elif self.design == "fixed":
+            gram_chol = self._chol_cov.astype(dtype) @ self._bartlett(s.child(0), n, dtype)
+        return RidgeContext(w_star, X, XT, gram_chol, gram)
 
     def min_points(self) -> int:
         return 1
@@ -225,31 +242,9 @@ class Ridge(ExactSampler, Combinable, Scorable, Correctable, Located, MixedSampl
             else {"samples": ds.samples, "noise": float(ds.noise), "lam": float(ds.lam)},
         }
 
-    def is_finite(self, params: RidgeParams) -> jax.Array:
-        # the chain's context (w*, design, its Gram matrix) is fixed at generation 0 and enters every
-        # later fit: checking the fit alone is enough, and skips a pass over the design per generation
-        return jnp.all(jnp.isfinite(params.w))
-
-    def chain_truth(self, prev: RidgeParams | None = None) -> RidgeParams:
-        if prev is None:
-            return self.truth()
-        return RidgeParams(prev.w_star, prev.w_star, prev.X, prev.XT, prev.gram_chol, prev.gram)
-
-    def pooled_frame(self, prev: RidgeParams) -> RidgeParams:
-        return prev  # regression data are absolute; the frame carries the chain's context
-
-    def _chain_w_star(self, stream: Stream, dtype) -> jax.Array:
-        """The chain's random w*, from its generation-0 real stream (on the chain's
-        context key: shared by every node of an interaction graph)."""
-        ctx = stream.context
-        return Stream(ctx.chain_key, jnp.int32(0), STREAM_REAL, 15, prng=ctx.prng).normal((self.dim,), dtype)
-
-    def _resolve(self, stream: Stream, p: RidgeParams) -> tuple[jax.Array, jax.Array]:
-        """(w of the model, the chain's w*) for params that may be the template."""
-        if self.random_w_star and p.template:
-            ws = self._chain_w_star(stream, p.w.dtype)
-            return ws, ws
-        return p.w, p.w_star
+    def _rows(self) -> int:
+        """Rows of the chain's fixed design held in its context (0: none)."""
+        return 0 if self.chain is None else self.chain.X.shape[0]
 
     def _draw_design(self, stream: Stream, m: int, dtype) -> jax.Array:
         z = stream.normal((m, self.dim), dtype)
@@ -261,30 +256,31 @@ class Ridge(ExactSampler, Combinable, Scorable, Correctable, Located, MixedSampl
     def sample(self, key, params: RidgeParams, n: int, frame=None) -> RegressionData:
         s = as_stream(key)
         dtype = params.w.dtype
-        w_gen, _ = self._resolve(s, params)
-        if self.design == "fixed" and params.X.shape[0] > 0:
-            if params.X.shape[0] != n:
-                raise ValueError(f"Ridge: a fixed design has {params.X.shape[0]} rows; cannot draw {n} points from it")
-            X = params.X
-            xw = w_gen @ params.XT  # = X w, contracting XT's contiguous axis
+        rows = self._rows()
+        if self.design == "fixed" and rows > 0:
+            if rows != n:
+                raise ValueError(f"Ridge: a fixed design has {rows} rows; cannot draw {n} points from it")
+            X = self.chain.X
+            xw = params.w @ self.chain.XT  # = X w, contracting XT's contiguous axis
         else:
-            # a fixed design is the chain's context: every node of an interaction graph shares it
+            # outside a chain a fixed design is drawn from the context key (as init_chain does)
             design_stream = s.context if self.design == "fixed" else s
             X = self._draw_design(design_stream.child(0), n, dtype)
-            xw = X @ w_gen
+            xw = X @ params.w
         y = xw + self.noise.astype(dtype) * s.child(1).normal((n,), dtype)
         return RegressionData(X, y)
 
     def sample_mixed(self, key, models: RidgeParams, source, n: int, frame=None) -> RegressionData:
         """``n`` points, point k labelled by the model ``models[source[k]]`` (stacked on
-        a leading axis; all share the chain's context): on a fixed design row k of the
-        design, on a fresh design a new input (interaction graphs' training sets)."""
+        a leading axis): on a fixed design row k of the chain's design, on a fresh
+        design a new input (interaction graphs' training sets)."""
         s = as_stream(key)
         dtype = models.w.dtype
-        if self.design == "fixed" and models.X.shape[1] > 0:
-            X = models.X[0]
-            if X.shape[0] != n:
-                raise ValueError(f"Ridge: a fixed design has {X.shape[0]} rows; cannot draw {n} points from it")
+        rows = self._rows()
+        if self.design == "fixed" and rows > 0:
+            X = self.chain.X
+            if rows != n:
+                raise ValueError(f"Ridge: a fixed design has {rows} rows; cannot draw {n} points from it")
         else:
             X = self._draw_design(s.child(0), n, dtype)
         w = jnp.take(models.w, source, axis=0)  # (n, d): row k's generating coefficients
@@ -301,14 +297,10 @@ class Ridge(ExactSampler, Combinable, Scorable, Correctable, Located, MixedSampl
             X = jnp.where(pos[:, None], data.X, 0.0)
             wx = w[:, None] * X
             count, xtx, xty = jnp.sum(w), wx.T @ X, wx.T @ jnp.where(pos, data.y, 0.0)
-        return RidgeStats(
-            count, xtx, xty, jnp.zeros((d,), dtype), jnp.zeros((0, 0), dtype), _well_posed(data.y.shape[0], d)
-        )
+        return RidgeStats(count, xtx, xty, _well_posed(data.y.shape[0], d))
 
     def merge_stats(self, a: RidgeStats, b: RidgeStats) -> RidgeStats:
-        return RidgeStats(
-            a.count + b.count, a.xtx + b.xtx, a.xty + b.xty, a.w_star, a.gram_chol, a.full_rank or b.full_rank
-        )
+        return RidgeStats(a.count + b.count, a.xtx + b.xtx, a.xty + b.xty, a.full_rank or b.full_rank)
 
     def _solve(self, stats: RidgeStats) -> jax.Array:
         dtype = stats.xty.dtype
@@ -322,55 +314,24 @@ class Ridge(ExactSampler, Combinable, Scorable, Correctable, Located, MixedSampl
         return evecs @ (inv * (evecs.T @ stats.xty))
 
     def fit_stats(self, stats: RidgeStats, frame: RidgeParams | None = None) -> RidgeParams:
-        w = self._solve(stats)
-        d, dtype = self.dim, w.dtype
-        if frame is None or frame.template:
-            w_star = stats.w_star if self.random_w_star else self.w_star.astype(dtype)
-            gram = stats.gram_chol if self.design == "fixed" else jnp.zeros((0, 0), dtype)
-            return RidgeParams(
-                w, w_star, jnp.zeros((0, d), dtype), jnp.zeros((d, 0), dtype), gram, jnp.zeros((0, 0), dtype)
-            )
-        return RidgeParams(w, frame.w_star, frame.X, frame.XT, frame.gram_chol, frame.gram)
+        return RidgeParams(self._solve(stats))
 
     def fit(self, key, data: RegressionData, weights, frame: RidgeParams | None = None) -> RidgeParams:
-        if weights is None and frame is not None and frame.gram.shape[0] > 0 and data.X is frame.X:
-            # unit weights on exactly the chain's fixed design (the same array, rows in order, as
-            # Replace hands it over): X^T X is the cached gram; only X^T y is new
+        rows = self._rows()
+        if weights is None and rows > 0 and self.chain.gram.shape[0] > 0 and data.X is self.chain.X:
+            # unit weights on exactly the chain's fixed design (the very array its context holds,
+            # rows in order, as a fixed-design sample hands it over; one trace, so identity means
+            # equal values): X^T X is the context's gram and only X^T y is new
             y = data.y
             stats = RidgeStats(
-                jnp.asarray(y.shape[0], y.dtype),
-                frame.gram,
-                frame.XT @ y,
-                frame.w_star,
-                frame.gram_chol,
-                _well_posed(frame.X.shape[0], self.dim),
+                jnp.asarray(y.shape[0], y.dtype), self.chain.gram, self.chain.XT @ y, _well_posed(rows, self.dim)
             )
-            return self.fit_stats(stats, frame)
+            return self.fit_stats(stats)
         stats = self.data_stats(data, weights)
-        if self.design == "fixed" and frame is not None and frame.X.shape[0] > 0:
+        if self.design == "fixed" and rows > 0:
             # stacked copies of one fixed design have its rank: decide by its own rows
-            stats = RidgeStats(
-                stats.count,
-                stats.xtx,
-                stats.xty,
-                stats.w_star,
-                stats.gram_chol,
-                _well_posed(frame.X.shape[0], self.dim),
-            )
-        p = self.fit_stats(stats, frame)
-        if frame is None or frame.template:
-            # generation 0: the chain's context comes with its original sample
-            s = as_stream(key)
-            w_star = self._chain_w_star(s, p.w.dtype) if self.random_w_star else p.w_star
-            dtype = p.w.dtype
-            if self.design == "fixed" and self.sampler == "samples":
-                XT = data.X.T
-                return RidgeParams(p.w, w_star, data.X, XT, p.gram_chol, XT @ data.X)
-            d = self.dim
-            return RidgeParams(
-                p.w, w_star, jnp.zeros((0, d), dtype), jnp.zeros((d, 0), dtype), p.gram_chol, jnp.zeros((0, 0), dtype)
-            )
-        return p
+            stats = RidgeStats(stats.count, stats.xtx, stats.xty, _well_posed(rows, self.dim))
+        return self.fit_stats(stats)
 
     def sample_stats(self, key, params: RidgeParams, m, frame=None) -> RidgeStats:
         """Exact law of (X^T X, X^T y) for m points labelled by ``params`` (m may be
@@ -379,17 +340,16 @@ class Ridge(ExactSampler, Combinable, Scorable, Correctable, Located, MixedSampl
         s = as_stream(key)
         dtype = params.w.dtype
         d = self.dim
-        w_gen, w_star = self._resolve(s, params)
-        if self.design == "fixed" and params.gram_chol.shape[0] == d:
-            lg = params.gram_chol
+        w_gen = params.w
+        if self.design == "fixed" and self.chain is not None and self.chain.gram_chol.shape[0] == d:
+            lg = self.chain.gram_chol
         else:
             lg = self._chol_cov.astype(dtype) @ self._bartlett(s.child(0), m, dtype)
         gram = lg @ lg.T
         z = s.child(1).normal((d,), dtype)
         xty = gram @ w_gen + self.noise.astype(dtype) * (lg @ z)
         full = isinstance(m, (int, np.integer)) and _well_posed(m, d)
-        keep = lg if self.design == "fixed" else jnp.zeros((0, 0), dtype)
-        return RidgeStats(jnp.asarray(m, dtype), gram, xty, w_star, keep, bool(full))
+        return RidgeStats(jnp.asarray(m, dtype), gram, xty, bool(full))
 
     def _bartlett(self, stream: Stream, m, dtype) -> jax.Array:
         """Lower factor B with B B^T ~ Wishart_d(m, I) (m rows, no centring); for
@@ -426,15 +386,13 @@ class Ridge(ExactSampler, Combinable, Scorable, Correctable, Located, MixedSampl
         """w * w_hat(real) + (1 - w) * w_hat(synth) (He, Xu, Cheng); on one fixed
         design and lam = 0 this equals one fit on the mixed label vector."""
         w = jnp.asarray(w, p_real.w.dtype)
-        return RidgeParams(
-            w * p_real.w + (1 - w) * p_synth.w, p_synth.w_star, p_synth.X, p_synth.XT, p_synth.gram_chol, p_synth.gram
-        )
+        return RidgeParams(w * p_real.w + (1 - w) * p_synth.w)
 
     # ------------------------------------------------------------------ metrics
     def metrics(self, key, params: RidgeParams) -> dict[str, jax.Array]:
         s = as_stream(key)
         dtype = params.w.dtype
-        _, w_star = self._resolve(s, params)
+        w_star = self.truth().w
         lc = self._chol_cov.astype(dtype)
         err = params.w - w_star
         out = {"test_error": jnp.sum((lc.T @ err) ** 2), "param_sq_error": jnp.sum(err**2)}
@@ -443,9 +401,7 @@ class Ridge(ExactSampler, Combinable, Scorable, Correctable, Located, MixedSampl
             t = ds.samples
             X = self._draw_design(s.child(0), t, dtype)
             y = X @ params.w + ds.noise.astype(dtype) * s.child(1).normal((t,), dtype)
-            stats = RidgeStats(
-                jnp.asarray(t, dtype), X.T @ X, X.T @ y, w_star, jnp.zeros((0, 0), dtype), _well_posed(t, self.dim)
-            )
+            stats = RidgeStats(jnp.asarray(t, dtype), X.T @ X, X.T @ y, _well_posed(t, self.dim))
             b = Ridge._solve(eqx.tree_at(lambda f: f.lam, self, ds.lam.astype(self.lam.dtype)), stats)
             out["downstream_test_error"] = jnp.sum((lc.T @ (b - w_star)) ** 2)
         return out

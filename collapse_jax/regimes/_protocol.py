@@ -28,7 +28,7 @@ from .. import _declare, _rng
 from .._rng import STREAM_REAL, STREAM_SUBSAMPLE, STREAM_SYNTH, STREAM_SYNTH_EXTRA, Stream
 from .._validate import check_number
 from ..families._base import tree_concat, tree_take, tree_update, tree_where
-from ..families._protocol import AbstractFamily, MixedSampler, SubsampleStats, SufficientStats
+from ..families._protocol import AbstractFamily, MixedSampler, SubsampleStats, SufficientStats, WarmStart
 from ..synthesis import Synthesis
 
 PLAIN = Synthesis()  # plain draws from the fit
@@ -158,9 +158,17 @@ def truth_dtype(family: AbstractFamily):
     return leaves[0].dtype if leaves else jnp.float32
 
 
-def original_sample(family: AbstractFamily, ctx: Context, frame, prev=None):
+def original_sample(family: AbstractFamily, ctx: Context, frame):
     """The chain's original n real points (stream REAL of generation 0)."""
-    return family.sample(ctx.stream(0, STREAM_REAL), family.chain_truth(prev), ctx.n, frame)
+    return family.sample_real(ctx.stream(0, STREAM_REAL), ctx.n, frame)
+
+
+def fit_points(family: AbstractFamily, key, data, weights, frame, warm=None):
+    """``family.fit``, or for a :class:`WarmStart` family its fit started from
+    ``warm`` (the previous generation's fit; ``None``: a cold fit)."""
+    if warm is not None and isinstance(family, WarmStart):
+        return family.fit_warm(key, data, weights, warm)
+    return family.fit(key, data, weights, frame)
 
 
 def fit_original(family: AbstractFamily, ctx: Context, m=None):
@@ -193,9 +201,9 @@ def _points(family, ctx, plan: TrainingSet, prev, g, frame):
     else:
         m = dict.fromkeys(SOURCES, plan.slots(n))
     if plan.uses("real"):
-        draws["real"] = family.sample_real(ctx.stream(g, STREAM_REAL), m["real"], prev, frame)
+        draws["real"] = family.sample_real(ctx.stream(g, STREAM_REAL), m["real"], frame)
     if plan.uses("original"):
-        draws["original"] = original_sample(family, ctx, frame, prev)
+        draws["original"] = original_sample(family, ctx, frame)
     if plan.uses("model"):
         draws["model"] = ctx.draw(family, ctx.stream(g, STREAM_SYNTH), prev, m["model"], frame)
     used = [s for s in SOURCES if s in draws]
@@ -233,7 +241,7 @@ def _stats(family, ctx, plan: TrainingSet, prev, g, frame):
     real, _, model = plan.counts(ctx.n)
     parts = []
     if plan.uses("real"):
-        parts.append(family.sample_stats(ctx.stream(g, STREAM_REAL), family.chain_truth(prev), real, frame))
+        parts.append(family.sample_stats(ctx.stream(g, STREAM_REAL), family.truth(), real, frame))
     if plan.uses("model"):
         parts.append(ctx.draw_stats(family, ctx.stream(g, STREAM_SYNTH), prev, model, frame))
     out = parts[0]
@@ -259,10 +267,10 @@ def _points_sources(family, ctx, plan: TrainingSet, prev, g, frame, models):
     w = None if plan.filled else (src <= k).astype(truth_dtype(family))
     if draws_mixed(family, synthesis):
         # one draw of n points, each from its own source's model (the truth at index 0)
-        stacked = jax.tree.map(lambda t, p: jnp.concatenate([t[None], p]), family.chain_truth(prev), models)
+        stacked = jax.tree.map(lambda t, p: jnp.concatenate([t[None], p]), family.truth(), models)
         return family.sample_mixed(ctx.stream(g, STREAM_SYNTH), stacked, jnp.minimum(src, k), n, frame), w
     # generic: n points from every source (and n real ones), each slot taking its source's
-    real = family.sample_real(ctx.stream(g, STREAM_REAL), n, prev, frame)
+    real = family.sample_real(ctx.stream(g, STREAM_REAL), n, frame)
     draw = lambda j, pj: synthesis.draw(family, ctx.stream(g, STREAM_SYNTH, 1 + j), pj, n, frame)  # noqa: E731
     synth = jax.vmap(draw)(jnp.arange(k), models)
     stacked = jax.tree.map(lambda r, x: jnp.concatenate([r[None], x]), real, synth)  # (K + 1, n, ...)
@@ -273,7 +281,7 @@ def _stats_sources(family, ctx, plan: TrainingSet, prev, g, frame, models):
     """Exact path of :func:`_points_sources`: the statistics of the same set."""
     k = plan.model.shape[0]
     synthesis = ctx.synthesis or PLAIN
-    real = family.sample_stats(ctx.stream(g, STREAM_REAL), family.chain_truth(prev), plan.real, frame)
+    real = family.sample_stats(ctx.stream(g, STREAM_REAL), family.truth(), plan.real, frame)
     draw = lambda j, pj, m: synthesis.draw_stats(family, ctx.stream(g, STREAM_SYNTH, 1 + j), pj, m, frame)  # noqa: E731
     synth = jax.vmap(draw)(jnp.arange(k), models, plan.model)
     out = real
@@ -293,21 +301,20 @@ def _batch(family, ctx, plan, prev, g, frame, models):
     return _points(family, ctx, plan, prev, g, frame)
 
 
-def _fit(family, ctx, plan, prev, g, frame, models=None):
+def _fit(family, ctx, plan, prev, g, frame, models=None, warm=None):
     """The fit to ``plan``'s training set (no pooling)."""
     batch = _batch(family, ctx, plan, prev, g, frame, models)
     if ctx.exact:
         return family.fit_stats(batch, frame)
     data, weights = batch
-    return family.fit(ctx.stream(g, STREAM_SYNTH_EXTRA), data, weights, frame)
+    return fit_points(family, ctx.stream(g, STREAM_SYNTH_EXTRA), data, weights, frame, warm)
 
 
 def _estimates(family, ctx, plan, prev, g):
     """combine="estimates": the real and the model source fitted apart, then combined."""
     real, _, model = plan.counts(ctx.n)
-    truth = family.chain_truth(prev)
-    p_real = _fit(family, ctx, TrainingSet(real=real, model=0), prev, g, truth)
-    p_model = _fit(family, ctx, TrainingSet(model=model), prev, g, prev)
+    p_real = _fit(family, ctx, TrainingSet(real=real, model=0), prev, g, family.truth())
+    p_model = _fit(family, ctx, TrainingSet(model=model), prev, g, prev, warm=prev)
     return family.combine(p_real, p_model, plan.weights[0])
 
 
@@ -323,14 +330,13 @@ def init_state(family: AbstractFamily, ctx: Context, plan: TrainingSet, params0)
     statistics or a buffer of every point to come."""
     if plan.pool is None:
         return ()
-    frame = family.pooled_frame(params0)
-    if pools_stats(family, plan.pool):
+    if pools_stats(family, plan.pool):  # pooled data are in absolute coordinates (no frame)
         m = ctx.n if ctx.own_n is None else ctx.own_n
         if ctx.exact:
-            return family.sample_stats(ctx.stream(0, STREAM_REAL), family.chain_truth(params0), m, frame)
+            return family.sample_stats(ctx.stream(0, STREAM_REAL), family.truth(), m)
         weights = None if ctx.own_n is None else (jnp.arange(ctx.n) < m).astype(truth_dtype(family))
-        return family.data_stats(original_sample(family, ctx, frame, params0), weights)
-    data = original_sample(family, ctx, frame, params0)
+        return family.data_stats(original_sample(family, ctx, None), weights)
+    data = original_sample(family, ctx, None)
     size = (ctx.generations + 1) * ctx.n
     buffer = jax.tree.map(lambda x: jnp.zeros((size,) + x.shape[1:], x.dtype), data)
     buffer = tree_update(buffer, data, 0)
@@ -344,8 +350,8 @@ def assemble(family: AbstractFamily, ctx: Context, plan: TrainingSet, state, pre
     if plan.combine == "estimates":
         return state, _estimates(family, ctx, plan, prev, g)
     if plan.pool is None:
-        return state, _fit(family, ctx, plan, prev, g, prev, models)
-    frame = family.pooled_frame(prev)
+        return state, _fit(family, ctx, plan, prev, g, prev, models, warm=prev)
+    frame = None  # pooled data are in absolute coordinates
     if pools_stats(family, plan.pool):
         batch = _batch(family, ctx, plan, prev, g, frame, models)
         if not ctx.exact:
@@ -365,8 +371,9 @@ def assemble(family: AbstractFamily, ctx: Context, plan: TrainingSet, state, pre
     if plan.pool == "subsample":
         u = ctx.stream(g, STREAM_SUBSAMPLE).uniform((weights.shape[0],), truth_dtype(family))
         _, idx = jax.lax.top_k(-jnp.where(weights > 0, u, 2.0), ctx.n)
-        return (buffer, weights), family.fit(ctx.stream(g, STREAM_SYNTH_EXTRA), tree_take(buffer, idx), None, frame)
-    return (buffer, weights), family.fit(ctx.stream(g, STREAM_SYNTH_EXTRA), buffer, weights, frame)
+        subset = tree_take(buffer, idx)
+        return (buffer, weights), fit_points(family, ctx.stream(g, STREAM_SYNTH_EXTRA), subset, None, None, prev)
+    return (buffer, weights), fit_points(family, ctx.stream(g, STREAM_SYNTH_EXTRA), buffer, weights, None, prev)
 
 
 # --------------------------------------------------------------------------- regimes

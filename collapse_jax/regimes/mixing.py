@@ -22,6 +22,7 @@ from ._protocol import (
     TrainingSet,
     assemble,
     fit_original,
+    fit_points,
     slots,
     truth_dtype,
     unit_fraction,
@@ -248,7 +249,7 @@ class Provenance(AbstractRegime):
             r = jax.random.binomial(decide.key(), jnp.asarray(n, dtype), rho).astype(jnp.int32)
             return assemble(family, ctx, TrainingSet(real=r), state, prev, g)
         size = self.pool_size(n)
-        real = family.sample_real(ctx.stream(g, STREAM_REAL), size, prev, prev)
+        real = family.sample_real(ctx.stream(g, STREAM_REAL), size, prev)
         synth = ctx.draw(family, ctx.stream(g, STREAM_SYNTH), prev, size, prev)
         u = decide.uniform((size, 2), dtype)
         is_real = u[:, 0] < self.pool_real_fraction.astype(dtype)
@@ -257,4 +258,4 @@ class Provenance(AbstractRegime):
         )
         pool = tree_where(is_real, real, synth)
         data = tree_take(pool, first_passing(labelled_real, n))
-        return state, family.fit(ctx.stream(g, STREAM_SYNTH_EXTRA), data, None, prev)
+        return state, fit_points(family, ctx.stream(g, STREAM_SYNTH_EXTRA), data, None, prev, prev)
