@@ -337,10 +337,13 @@ class Synthesis(eqx.Module):
             thr = _threshold(family, stream.sibling(STREAM_REFERENCE), model, q, total, frame)
             accept = accept & (score <= thr)
         if self.support is not None:
-            truth = family.truth()
-            score = family.score(truth, data, frame)
-            ref = stream.sibling(STREAM_REFERENCE_TRUTH)
-            thr = _threshold(family, ref, truth, self.support.astype(dtype), total, frame)
+            score = family.score_real(data, frame)
+            q = self.support.astype(dtype)
+            thr = family.score_real_quantile(q)
+            if thr is None:  # the truth's quantile from independent real draws
+                ref = family.sample_real(stream.sibling(STREAM_REFERENCE_TRUTH), total, frame)
+                thr = jnp.quantile(family.score_real(ref, frame), q)
+            thr = jnp.where(q >= 1, jnp.inf, thr)
             good = score <= thr
             p_accept = jnp.where(good, 1 - self.false_reject.astype(dtype), self.false_accept.astype(dtype))
             u = stream.sibling(STREAM_DECIDE).uniform((total,), dtype)

@@ -174,10 +174,7 @@ def test_every_metric_of_a_nonfinite_fit_is_nonfinite(name):
     family, synthesis = _families()[name], cj.Synthesis()
     if isinstance(family, cj.Pressured):  # the synthesis adds metrics of its own (accept_rate, shortfall)
         family, synthesis = family.family, family.synthesis.for_run(family.family, 10)
-    if isinstance(family, cj.KDE):  # its truth is a template holding no points: a fit of 10 NaN points
-        params = cj.KDEParams(jnp.full((10, family.dim), jnp.nan), jnp.full((10,), 0.1))
-    else:
-        params = _nan_leaves(family.truth())
+    params = _nan_leaves(family.blank_fit())  # a fit's structure (a KDE's truth, a posterior's, is not one)
     names = tuple(family.metric_names()) + synthesis.metric_names(family)
     cfg = kernel.KernelConfig(
         n=10, generations=1, exact=False, metrics=names, diagnostics=(), events=(),

@@ -18,7 +18,7 @@ from scipy import integrate, special, stats
 import collapse_jax as cj
 from collapse_jax._rng import Stream
 from collapse_jax.engine.kernel import trace_counts
-from collapse_jax.families.kde import KDE, KDEParams, _categorical
+from collapse_jax.families.kde import KDE, MixtureTruth, _categorical
 from collapse_jax.theory import kde as kde_theory
 
 MIXTURE_2D = {"means": [[0.0, 0.0], [3.0, 1.0]], "covs": [0.5, [[1.0, 0.3], [0.3, 0.8]]], "weights": [0.3, 0.7]}
@@ -32,6 +32,7 @@ def stream(i=0, s=2):
 # family methods compiled once per shape (eager dispatch compiles every primitive anew)
 fit = jax.jit(lambda fam, s, x, w: fam.fit(s, x, w))
 sample = jax.jit(lambda fam, s, p, n: fam.sample(s, p, n), static_argnums=3)
+real = jax.jit(lambda fam, s, n: fam.sample_real(s, n), static_argnums=2)
 log_density = jax.jit(lambda fam, p, y: fam.log_density(p, y))
 metrics = jax.jit(lambda fam, s, p: fam.metrics(s, p))
 categorical = jax.jit(_categorical)
@@ -108,7 +109,7 @@ def test_bad_configurations_raise_before_compiling():
 # --------------------------------------------------------------------------- fit and sample
 def test_fit_normalises_weights_and_empties_zero_slots():
     fam = KDE(0.4, dim=2, truth=MIXTURE_2D, heldout_size=300)
-    x = sample(fam, stream(), fam.truth(), 25)
+    x = real(fam, stream(), 25)
     assert x.shape == (25, 2)
     w = jnp.linspace(0.5, 2.0, 25)
     base = fit(fam, stream(1), x, w)
@@ -178,7 +179,7 @@ def test_truth_sample_is_the_mixture(dim):
     else:
         truth, u = MIXTURE_2D, np.array([0.8, 0.5])
     fam = KDE(0.5, dim=dim, truth=truth)
-    y = np.asarray(sample(fam, stream(3), fam.truth(), 100_000), np.float64)
+    y = np.asarray(real(fam, stream(3), 100_000), np.float64)
     means = np.asarray(fam.truth_means, np.float64)
     chols = np.asarray(fam.truth_chols, np.float64)
     sds = np.sqrt(np.einsum("i,kij,klj,l->k", u, chols, chols, u))
@@ -192,7 +193,7 @@ def test_truth_sample_is_the_mixture(dim):
             for p, mu, c in zip(np.asarray(fam.truth_weights, np.float64), means, chols)
         )
     )
-    got = np.asarray(log_density(fam, fam.truth(), jnp.asarray(pts, jnp.float32)))
+    got = -np.asarray(fam.score_real(jnp.asarray(pts, jnp.float32)))
     np.testing.assert_allclose(got, ref.reshape(-1), rtol=1e-4, atol=1e-4)
 
 
@@ -216,7 +217,7 @@ def test_heldout_nll_is_an_unbiased_cross_entropy():
     # for one fixed fit, E[heldout_nll] over the metric stream = int -log p(y) dN(y; mu0, s0^2)
     mu0, var0, h = 1.0, 2.0, 0.4
     fam = KDE(h, truth={"mean": mu0, "cov": var0}, heldout_size=200)
-    x = sample(fam, stream(), fam.truth(), 30)
+    x = real(fam, stream(), 30)
     params = fit(fam, stream(1), x, None)
     ids = jnp.arange(400, dtype=jnp.uint32)
     many = jax.jit(jax.vmap(lambda p, i: fam.metrics(stream(i, 4), p)["heldout_nll"], in_axes=(None, 0)))
@@ -229,8 +230,9 @@ def test_heldout_nll_is_an_unbiased_cross_entropy():
 
     cross_entropy = integrate.quad(integrand, mu0 - 8 * sd0, mu0 + 8 * sd0, limit=200)[0]
     assert_mc_close(nll.mean(), nll.std(ddof=1) / math.sqrt(nll.size), cross_entropy, label="heldout_nll | fit")
-    # at the truth it estimates the entropy
-    ent = np.asarray(many(fam.truth(), ids), np.float64)
+    # the truth's own -log density, averaged over as many real draws, estimates the entropy
+    truth_nll = jax.jit(jax.vmap(lambda i: jnp.mean(fam.score_real(fam.sample_real(stream(i, 4).child(0), 200)))))
+    ent = np.asarray(truth_nll(ids), np.float64)
     entropy = 0.5 * math.log(2 * math.pi * math.e * var0)
     assert_mc_close(ent.mean(), ent.std(ddof=1) / math.sqrt(ent.size), entropy, label="heldout_nll at truth")
 
@@ -430,7 +432,7 @@ def test_describe_is_json_and_bandwidth_is_traced():
     assert d["family"] == "KDE" and d["bandwidth"] == 0.5 and d["capacity"] == 100 and d["dim"] == 2
     assert d["truth"]["weights"] == [0.3, 0.7]
     assert fam.min_points() == 1
-    assert isinstance(fam.truth(), KDEParams) and fam.truth().template
+    assert isinstance(fam.truth(), MixtureTruth) and fam.truth().means.shape == (2, 2)
     # float64, and the n = 1 edge case: one stored point, variance 0, density variance h^2
     kw = dict(n=1, generations=3, chains=64, dtype="float64", metrics=["sample_variance", "variance"])
     a = run(KDE(0.5), cj.Replace(), **kw)

@@ -217,3 +217,39 @@ def test_power_law_spectrum():
     assert_mc_close(mean, se, T.ols_replace_test_error(np.array([0, 5]), 30, 6), label="spectrum")
     with pytest.raises(ValueError, match="give cov or spectrum, not both"):
         cj.Ridge(3, cov=np.eye(3), spectrum=1.0)
+
+
+def test_chain_context_is_drawn_once_per_chain_and_bound_not_carried():
+    """A fixed design and a random w* are the chain's context (PerChain.init_chain): a
+    function of the chain's key, bound to the family, absent from the fit; the kernel's
+    carry then holds only w, whatever n."""
+    import jax
+    import jax.numpy as jnp
+
+    from collapse_jax._rng import STREAM_REAL, Stream
+    from collapse_jax.engine import plan as engine_plan
+    from collapse_jax.families import PerChain
+
+    fam = cj.Ridge(dim=3, w_star="random")
+    assert isinstance(fam, PerChain) and fam.chain is None
+    key = lambda i: Stream(jax.random.key_data(jax.random.key(i)), jnp.int32(0), STREAM_REAL)  # noqa: E731
+    a, again, other = fam.init_chain(key(0), 10), fam.init_chain(key(0), 10), fam.init_chain(key(1), 10)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(again)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    assert not np.allclose(np.asarray(a.w_star), np.asarray(other.w_star))
+    assert a.X.shape == (10, 3) and a.XT.shape == (3, 10)
+    np.testing.assert_allclose(np.asarray(a.gram), np.asarray(a.X.T @ a.X), rtol=1e-5)
+    bound = fam.with_chain(a)
+    np.testing.assert_array_equal(np.asarray(bound.truth().w), np.asarray(a.w_star))
+    data = bound.sample(key(2), bound.truth(), 10)
+    assert data.X is a.X  # every sample of the chain relabels its own rows
+    assert jax.tree.leaves(bound.fit(key(3), data, None)) != [] and fam.chain is None
+    exact = cj.Ridge(dim=3, sampler="exact").init_chain(key(0), 10)
+    assert exact.X.shape == (0, 3) and exact.gram_chol.shape == (3, 3)
+    # the kernel's state per chain: w alone (not the n x d design), for any n
+    fixed = cj.Ridge(dim=3)
+    carries = []
+    for n in (10, 1000):
+        model = (fixed.for_run(cj.Replace(), n, 2), cj.Replace(), cj.Synthesis())
+        carries.append(engine_plan.sizes(model, {}, n, 2, False, ("test_error",), (), (), ()).carry)
+    assert carries[0] == carries[1]

@@ -214,7 +214,7 @@ def _sizes(keyed: _Keyed) -> Sizes:
         point_bytes = 0  # the exact path never materialises the points
     else:
         stream = _rng.Stream(ck1[0], jnp.int32(0), 0)
-        point_bytes = nbytes(jax.eval_shape(lambda: family.sample(stream, family.truth(), n)))
+        point_bytes = nbytes(jax.eval_shape(lambda: family.sample_real(stream, n)))
     met, diag, _ = out_shape
     leaves = list(met.values()) + list(diag.values())
     floats = lambda x: _itemsize(x.dtype) if jnp.issubdtype(x.dtype, jnp.floating) else 4  # noqa: E731

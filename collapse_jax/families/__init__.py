@@ -13,15 +13,18 @@ from ._protocol import DirectTruncation as DirectTruncation
 from ._protocol import ExactSampler as ExactSampler
 from ._protocol import Located as Located
 from ._protocol import MixedSampler as MixedSampler
+from ._protocol import PerChain as PerChain
 from ._protocol import Scorable as Scorable
 from ._protocol import SubsampleStats as SubsampleStats
 from ._protocol import SufficientStats as SufficientStats
 from ._protocol import Temperable as Temperable
+from ._protocol import WarmStart as WarmStart
 from ._protocol import capabilities as capabilities
 from .bayes_gaussian import BayesGaussian as BayesGaussian
 from .bayes_gaussian import BayesGaussianParams as BayesGaussianParams
 from .bayes_regression import BayesLinearRegression as BayesLinearRegression
 from .bayes_regression import BLRParams as BLRParams
+from .bayes_regression import LinearTruth as LinearTruth
 from .categorical import Categorical as Categorical
 from .gaussian import Gaussian as Gaussian
 from .gaussian import GaussianParams as GaussianParams
@@ -30,6 +33,7 @@ from .gmm import GMM as GMM
 from .gmm import GMMParams as GMMParams
 from .kde import KDE as KDE
 from .kde import KDEParams as KDEParams
+from .kde import MixtureTruth as MixtureTruth
 from .mestimators import GLM as GLM
 from .mestimators import HuberLocation as HuberLocation
 from .mestimators import HuberRegression as HuberRegression
@@ -39,4 +43,5 @@ from .nuts_location import NUTSParams as NUTSParams
 from .ridge import Downstream as Downstream
 from .ridge import RegressionData as RegressionData
 from .ridge import Ridge as Ridge
+from .ridge import RidgeContext as RidgeContext
 from .ridge import RidgeParams as RidgeParams

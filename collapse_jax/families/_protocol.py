@@ -110,7 +110,12 @@ class AbstractFamily(eqx.Module):
     # ---- required -----------------------------------------------------------
     @abc.abstractmethod
     def truth(self) -> Params:
-        """Parameters of the data-generating distribution (never a generation)."""
+        """Parameters of the data-generating distribution (never a generation). For
+        most families a member of the family (a fit can equal it); a family whose
+        fits are of another kind (a posterior, a KDE's stored points) returns the
+        truth's own parameters and overrides :meth:`sample_real` (and, with those
+        capabilities, :meth:`ExactSampler.sample_real_stats` and
+        :meth:`Scorable.score_real`) and :meth:`blank_fit`."""
 
     @abc.abstractmethod
     def sample(self, key: Stream, params: Params, n: int, frame: Params | None = None) -> Data:
@@ -131,8 +136,13 @@ class AbstractFamily(eqx.Module):
     # ---- optional, with defaults ----------------------------------------------
     def metric_names(self) -> tuple[str, ...]:
         """Names of :meth:`metrics`, in order (found by tracing once, no compute)."""
-        out = jax.eval_shape(lambda: self.metrics(_dummy_stream(), self.truth()))
+        out = jax.eval_shape(lambda: self.metrics(_dummy_stream(), self.blank_fit()))
         return tuple(out)
+
+    def blank_fit(self) -> Params:
+        """A value with a fit's structure and placeholder numbers: what tracing needs
+        (metric names, shapes), never a result. Default: :meth:`truth`."""
+        return self.truth()
 
     def diagnostics(self, params: Params) -> dict[str, jax.Array]:
         """Fit diagnostics (iterations, convergence flags, ...) carried in params."""
@@ -149,7 +159,8 @@ class AbstractFamily(eqx.Module):
         return all_finite(params)
 
     def sample_real(self, key: Stream, n: int, frame: Params | None = None) -> Data:
-        """``n`` real points: draws from this (chain's) truth, in ``frame``."""
+        """``n`` real points: draws from this (chain's) truth, in ``frame``. The only
+        way the engine draws real data."""
         return self.sample(key, self.truth(), n, frame)
 
     def validate_regime(self, regime, n: int, exact: bool) -> None:
@@ -214,6 +225,10 @@ class ExactSampler(SufficientStats):
     def sample_stats(self, key: Stream, params: Params, m, frame: Params | None = None) -> Stats:
         """Statistics of ``m`` i.i.d. points from ``params`` (``m`` may be traced)."""
 
+    def sample_real_stats(self, key: Stream, m, frame: Params | None = None) -> Stats:
+        """Statistics of ``m`` real points (the exact path's :meth:`sample_real`)."""
+        return self.sample_stats(key, self.truth(), m, frame)
+
     def exact_unavailable(self) -> str | None:
         """Why this configuration has no exact law (``None``: it has one)."""
         return None
@@ -257,6 +272,14 @@ class Scorable(AbstractFamily):
         """The exact q-quantile of the score under ``params``, or ``None``: filters then
         estimate it from an independent batch of draws."""
         return None
+
+    def score_real(self, data: Data, frame: Params | None = None) -> jax.Array:
+        """Per-point score under the truth (the verifier's)."""
+        return self.score(self.truth(), data, frame)
+
+    def score_real_quantile(self, q) -> jax.Array | None:
+        """The exact q-quantile of :meth:`score_real` under the truth, or ``None``."""
+        return self.score_quantile(self.truth(), q)
 
 
 class DirectTruncation(Scorable):

@@ -41,14 +41,12 @@ SAMPLERS = ("samples", "exact")
 class BayesGaussianParams(eqx.Module):
     """One chain's posterior: mu | Sigma ~ N(mean, Sigma / kappa) and, without a known
     variance, Sigma ~ IW(nu, psi). With a known variance s2, kappa = s2 / tau^2 + W
-    (so Cov(mu | D) = s2 / kappa I) and ``nu``, ``psi`` are unused. ``template`` marks
-    the family's truth (sampling from it draws real data)."""
+    (so Cov(mu | D) = s2 / kappa I) and ``nu``, ``psi`` are unused."""
 
     mean: Float[Array, " d"]
     kappa: Float[Array, ""]
     nu: Float[Array, ""]
     psi: Float[Array, "d d"]
-    template: bool = eqx.field(static=True, default=False)
 
 
 class BayesGaussian(ExactSampler, Located, CountWeights):
@@ -164,11 +162,21 @@ class BayesGaussian(ExactSampler, Located, CountWeights):
             "have no exact law here"
         )
 
-    def truth(self) -> BayesGaussianParams:
+    def truth(self) -> GaussianParams:
+        """The true Gaussian (not a posterior: real data come from :meth:`sample_real`)."""
+        return self.gaussian.truth()
+
+    def blank_fit(self) -> BayesGaussianParams:
         d, dtype = self.dim, self.prior_mean.dtype
-        return BayesGaussianParams(
-            self.gaussian.mean, jnp.zeros((), dtype), jnp.zeros((), dtype), jnp.zeros((d, d), dtype), True
-        )
+        one = jnp.ones((), dtype)
+        return BayesGaussianParams(self.gaussian.mean, one, one, jnp.eye(d, dtype=dtype))
+
+    def sample_real(self, key, n: int, frame=None) -> jax.Array:
+        """``n`` points from the true Gaussian, absolute coordinates."""
+        return self.gaussian.sample(as_stream(key).child(0), self.gaussian.truth(), n)
+
+    def sample_real_stats(self, key, m, frame=None) -> GaussianStats:
+        return self.gaussian.sample_stats(as_stream(key).child(0), self.gaussian.truth(), m)
 
     def min_points(self) -> int:
         return 1
@@ -258,8 +266,6 @@ class BayesGaussian(ExactSampler, Located, CountWeights):
         """The Gaussian that generates the next data (every mode but a learned-covariance
         marginal): plug-in, one posterior draw, or the known-variance predictive."""
         g = self.gaussian
-        if p.template:
-            return g.truth()
         dtype = p.mean.dtype
         if self.predictive == "plugin":
             return g._compose(p.mean, self._expected_cov(p), None)
@@ -277,7 +283,7 @@ class BayesGaussian(ExactSampler, Located, CountWeights):
     def sample(self, key, params: BayesGaussianParams, n: int, frame=None) -> jax.Array:
         """``n`` points, shape (n, dim), absolute coordinates (frames are ignored)."""
         s = as_stream(key)
-        if self.predictive == "marginal" and not self.known and not params.template:
+        if self.predictive == "marginal" and not self.known:
             return self._student_predictive(s, params, n)
         return self.gaussian.sample(s.child(0), self._model(s, params), n)
 
@@ -294,18 +300,13 @@ class BayesGaussian(ExactSampler, Located, CountWeights):
 
     def sample_stats(self, key, params: BayesGaussianParams, m, frame=None) -> GaussianStats:
         s = as_stream(key)
-        if self.predictive == "marginal" and not self.known and not params.template:
+        if self.predictive == "marginal" and not self.known:
             raise ValueError("BayesGaussian: no exact statistics for the learned-covariance marginal predictive")
         return self.gaussian.sample_stats(s.child(0), self._model(s, params), m)
 
     # ------------------------------------------------------------------ metrics
     def metrics(self, key, params: BayesGaussianParams) -> dict[str, jax.Array]:
         g = self.gaussian
-        dtype = params.mean.dtype
-        if params.template:
-            out = g.metrics(key, g.truth())
-            out["posterior_width"] = jnp.zeros((), dtype)
-            return out
         out = g.metrics(key, g._compose(params.mean, self._expected_cov(params), None))
         out["posterior_width"] = jnp.sqrt(jnp.trace(self.posterior_cov_mean(params)) / self.dim)
         return out

@@ -32,14 +32,19 @@ PREDICTIVES = ("plugin", "posterior", "marginal")
 
 
 class BLRParams(eqx.Module):
-    """One chain's posterior (mean, precision Lambda_n, shape a_n, rate b_n); on the
-    truth (``template``) ``mean`` is w* and ``b`` the true noise variance."""
+    """One chain's posterior (mean, precision Lambda_n, shape a_n, rate b_n)."""
 
     mean: Float[Array, " d"]
     precision: Float[Array, "d d"]
     a: Float[Array, ""]
     b: Float[Array, ""]
-    template: bool = eqx.field(static=True, default=False)
+
+
+class LinearTruth(eqx.Module):
+    """The truth of a Bayesian regression: y = x^T w_star + N(0, noise_var)."""
+
+    w_star: Float[Array, " d"]
+    noise_var: Float[Array, ""]
 
 
 class BLRStats(eqx.Module):
@@ -116,10 +121,23 @@ class BayesLinearRegression(SufficientStats, Located, CountWeights):
         self.prior_shape = jnp.asarray(check_positive(owner, "prior_shape", prior_shape), jnp.float32)
         self.prior_rate = jnp.asarray(check_positive(owner, "prior_rate", prior_rate), jnp.float32)
 
-    def truth(self) -> BLRParams:
+    def truth(self) -> LinearTruth:
+        """The true coefficients and noise variance (not a posterior: real data come
+        from :meth:`sample_real`)."""
+        return LinearTruth(self.w_star, self.noise**2)
+
+    def blank_fit(self) -> BLRParams:
         d, dtype = self.dim, self.w_star.dtype
-        z = jnp.zeros((), dtype)
-        return BLRParams(self.w_star, jnp.zeros((d, d), dtype), z, self.noise**2, True)
+        two = jnp.full((), 2.0, dtype)
+        return BLRParams(self.w_star, jnp.eye(d, dtype=dtype), two, two)
+
+    def sample_real(self, key, n: int, frame=None) -> RegressionData:
+        """``n`` rows x ~ N(0, I) labelled by the truth."""
+        s = as_stream(key)
+        dtype = self.w_star.dtype
+        X = s.child(0).normal((n, self.dim), dtype)
+        z = s.child(1).normal((n,), dtype)
+        return RegressionData(X, X @ self.w_star + jnp.sqrt(self.noise**2) * z)
 
     def min_points(self) -> int:
         return 1
@@ -175,8 +193,8 @@ class BayesLinearRegression(SufficientStats, Located, CountWeights):
         return self.fit_stats(self.data_stats(data, weights))
 
     def noise_variance(self, p: BLRParams) -> jax.Array:
-        """E[sigma^2 | D] = b_n / (a_n - 1) (the truth: its noise variance)."""
-        return p.b if p.template else p.b / (p.a - 1)
+        """E[sigma^2 | D] = b_n / (a_n - 1)."""
+        return p.b / (p.a - 1)
 
     def posterior(self, p: BLRParams):
         """The posterior as numpyro distributions: (w | D, a multivariate Student t with
@@ -197,7 +215,7 @@ class BayesLinearRegression(SufficientStats, Located, CountWeights):
         d = self.dim
         X = s.child(0).normal((n, d), dtype)
         z = s.child(1).normal((n,), dtype)
-        if params.template or self.predictive == "plugin":
+        if self.predictive == "plugin":
             return RegressionData(X, X @ params.mean + jnp.sqrt(self.noise_variance(params)) * z)
         chol = jnp.linalg.cholesky(params.precision)
         if self.predictive == "posterior":
@@ -217,11 +235,8 @@ class BayesLinearRegression(SufficientStats, Located, CountWeights):
         dtype = params.mean.dtype
         err = params.mean - self.w_star.astype(dtype)
         s2 = self.noise_variance(params)
-        if params.template:
-            width = jnp.zeros((), dtype)
-        else:
-            inv = jnp.linalg.inv(params.precision)
-            width = jnp.sqrt(s2 * jnp.trace(inv) / self.dim)
+        inv = jnp.linalg.inv(params.precision)
+        width = jnp.sqrt(s2 * jnp.trace(inv) / self.dim)
         return {"param_sq_error": jnp.sum(err * err), "noise_variance": s2, "posterior_width": width}
 
     def location(self, params: BLRParams) -> jax.Array:

@@ -40,13 +40,20 @@ _MIXTURE_KEYS = frozenset({"means", "cov", "covs", "weights"})
 
 class KDEParams(eqx.Module):
     """One chain's fit: the stored points and their normalised weights (sum 1; zero
-    marks an empty slot, whose point is stored as 0). ``template`` marks the family's
-    truth, which stores nothing (sizes 0): sampling from it draws from the true
-    distribution."""
+    marks an empty slot, whose point is stored as 0)."""
 
     points: Float[Array, "m d"]
     weights: Float[Array, " m"]
-    template: bool = eqx.field(static=True, default=False)
+
+
+class MixtureTruth(eqx.Module):
+    """A KDE's truth: a Gaussian mixture (weights (k,), means (k, d), Cholesky
+    factors (k, d, d) of the covariances). Not a fit: real data come from
+    :meth:`KDE.sample_real`, its density from :meth:`KDE.score_real`."""
+
+    weights: Float[Array, " k"]
+    means: Float[Array, "k d"]
+    chols: Float[Array, "k d d"]
 
 
 class KDE(Scorable):
@@ -148,9 +155,12 @@ class KDE(Scorable):
         self._truth_spec = (_nested_tuple(means), _nested_tuple(covs), _nested_tuple(weights))
 
     # ------------------------------------------------------------------ basics
-    def truth(self) -> KDEParams:
+    def truth(self) -> MixtureTruth:
+        return MixtureTruth(self.truth_weights, self.truth_means, self.truth_chols)
+
+    def blank_fit(self) -> KDEParams:
         dtype = self.truth_means.dtype
-        return KDEParams(jnp.zeros((0, self.dim), dtype), jnp.zeros((0,), dtype), True)
+        return KDEParams(jnp.zeros((1, self.dim), dtype), jnp.ones((1,), dtype))
 
     def min_points(self) -> int:
         return 1
@@ -204,8 +214,6 @@ class KDE(Scorable):
         """``n`` points, shape (n, dim), in absolute coordinates (``frame`` is ignored)."""
         stream = as_stream(key)
         dtype = params.points.dtype
-        if params.template:
-            return self._sample_truth(stream, n, dtype)
         idx = _categorical(stream.child(0).uniform((n,), dtype), params.weights)
         h = self.bandwidth.astype(dtype)
         if self.dim == 1:
@@ -214,6 +222,10 @@ class KDE(Scorable):
             return (jnp.take(params.points[:, 0], idx) + h * z)[:, None]
         z = stream.child(1).normal((n, self.dim), dtype)
         return jnp.take(params.points, idx, axis=0) + h * z
+
+    def sample_real(self, key, n: int, frame=None) -> jax.Array:
+        """``n`` points from the true mixture, shape (n, dim)."""
+        return self._sample_truth(as_stream(key), n, self.truth_means.dtype)
 
     def _sample_truth(self, stream: Stream, n: int, dtype) -> jax.Array:
         means = self.truth_means.astype(dtype)
@@ -258,15 +270,6 @@ class KDE(Scorable):
         h = self.bandwidth.astype(dtype)
         y = self._sample_truth(stream.child(0), self.heldout_size, dtype)
         mu0 = jnp.sum(self.truth_weights.astype(dtype)[:, None] * self.truth_means.astype(dtype), axis=0)
-        if params.template:
-            _, total = self.truth_moments()
-            var = jnp.asarray(total, dtype)
-            return {
-                "heldout_nll": -jnp.mean(self._truth_log_density(y)),
-                "variance": var,
-                "sample_variance": var,
-                "mean_sq_error": jnp.zeros((), dtype),
-            }
         w, x = params.weights, params.points
         if self.dim == 1:
             xbar = jnp.sum(w * x[:, 0]).reshape(1)
@@ -288,12 +291,14 @@ class KDE(Scorable):
         """-log p(x) (collapse_jax.Pressured's filters; quantiles by Monte Carlo)."""
         return -self.log_density(params, data)
 
+    def score_real(self, data, frame=None) -> jax.Array:
+        """-log p(x) under the true mixture (the verifier's score)."""
+        return -self._truth_log_density(data)
+
     def log_density(self, params: KDEParams, y: Float[Array, "k d"]) -> Float[Array, " k"]:
         """log p(y) of the fitted KDE at points ``y`` (k, dim), in blocks of at most
         2^15 (test point, stored point) pairs (memory O(2^15) per chain whatever the
         store's size). Empty slots contribute nothing."""
-        if params.template:
-            return self._truth_log_density(y)
         dtype = params.points.dtype
         h = self.bandwidth.astype(dtype)
         x, w = params.points, params.weights

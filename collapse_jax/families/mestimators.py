@@ -41,12 +41,11 @@ class Coefficients(eqx.Module):
 
 class MParams(eqx.Module):
     """One chain's fit: the parameter, the final gradient norm and objective value of
-    the optimisation. ``template`` marks the truth."""
+    the optimisation (the truth: its coefficients, with zeros)."""
 
     w: Float[Array, " d"]
     grad_norm: Float[Array, ""]
     objective: Float[Array, ""]
-    template: bool = eqx.field(static=True, default=False)
 
 
 def _minimise(objective, w0, optimizer: str, steps: int, learning_rate):
@@ -121,7 +120,7 @@ class _MEstimator(Located):
 
     def truth(self) -> MParams:
         z = jnp.zeros((), self.w_star.dtype)
-        return MParams(self.w_star, z, z, True)
+        return MParams(self.w_star, z, z)
 
     def min_points(self) -> int:
         return 1

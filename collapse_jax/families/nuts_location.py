@@ -30,14 +30,12 @@ PREDICTIVES = ("plugin", "posterior", "marginal")
 
 class NUTSParams(eqx.Module):
     """One chain's posterior: its mean, the ``draws`` (samples, d) after warm-up, the
-    mean acceptance probability and the number of divergent transitions after warm-up.
-    ``template`` marks the truth."""
+    mean acceptance probability and the number of divergent transitions after warm-up."""
 
     mean: Float[Array, " d"]
     draws: Float[Array, "s d"]
     accept_rate: Float[Array, ""]
     divergences: Int[Array, ""]
-    template: bool = eqx.field(static=True, default=False)
 
 
 class NUTSLocation(Located, CountWeights):
@@ -131,9 +129,17 @@ class NUTSLocation(Located, CountWeights):
         self.true_mean = jnp.asarray(vecs[1], jnp.float32)
 
     # ------------------------------------------------------------------ basics
-    def truth(self) -> NUTSParams:
+    def truth(self) -> jax.Array:
+        """The true location (not a posterior: real data come from :meth:`sample_real`)."""
+        return self.true_mean
+
+    def blank_fit(self) -> NUTSParams:
         dtype = self.true_mean.dtype
-        return NUTSParams(self.true_mean, self.true_mean[None, :], jnp.ones((), dtype), jnp.zeros((), jnp.int32), True)
+        return NUTSParams(self.true_mean, self.true_mean[None, :], jnp.ones((), dtype), jnp.zeros((), jnp.int32))
+
+    def sample_real(self, key, n: int, frame=None) -> jax.Array:
+        """``n`` points from the likelihood at the true location."""
+        return self._draw(as_stream(key), self.true_mean[None, :], n, self.true_mean.dtype)
 
     def min_points(self) -> int:
         return 1
@@ -186,7 +192,7 @@ class NUTSLocation(Located, CountWeights):
     def sample(self, key, params: NUTSParams, n: int, frame=None) -> jax.Array:
         s = as_stream(key)
         dtype = params.mean.dtype
-        if params.template or self.predictive == "plugin":
+        if self.predictive == "plugin":
             return self._draw(s, params.mean[None, :], n, dtype)
         k = params.draws.shape[0]
         if self.predictive == "posterior":

@@ -154,7 +154,7 @@ class TrainingSet(eqx.Module):
 
 
 def truth_dtype(family: AbstractFamily):
-    leaves = [x for x in jax.tree.leaves(family.truth()) if jnp.issubdtype(x.dtype, jnp.floating)]
+    leaves = [x for x in jax.tree.leaves(family.blank_fit()) if jnp.issubdtype(x.dtype, jnp.floating)]
     return leaves[0].dtype if leaves else jnp.float32
 
 
@@ -177,7 +177,7 @@ def fit_original(family: AbstractFamily, ctx: Context, m=None):
     m = ctx.own_n if m is None else m
     truth = family.truth()
     if ctx.exact:
-        stats = family.sample_stats(ctx.stream(0, STREAM_REAL), truth, ctx.n if m is None else m, truth)
+        stats = family.sample_real_stats(ctx.stream(0, STREAM_REAL), ctx.n if m is None else m, truth)
         return family.fit_stats(stats, truth)
     data = original_sample(family, ctx, truth)
     weights = None if m is None else (jnp.arange(ctx.n) < m).astype(truth_dtype(family))
@@ -241,7 +241,7 @@ def _stats(family, ctx, plan: TrainingSet, prev, g, frame):
     real, _, model = plan.counts(ctx.n)
     parts = []
     if plan.uses("real"):
-        parts.append(family.sample_stats(ctx.stream(g, STREAM_REAL), family.truth(), real, frame))
+        parts.append(family.sample_real_stats(ctx.stream(g, STREAM_REAL), real, frame))
     if plan.uses("model"):
         parts.append(ctx.draw_stats(family, ctx.stream(g, STREAM_SYNTH), prev, model, frame))
     out = parts[0]
@@ -281,7 +281,7 @@ def _stats_sources(family, ctx, plan: TrainingSet, prev, g, frame, models):
     """Exact path of :func:`_points_sources`: the statistics of the same set."""
     k = plan.model.shape[0]
     synthesis = ctx.synthesis or PLAIN
-    real = family.sample_stats(ctx.stream(g, STREAM_REAL), family.truth(), plan.real, frame)
+    real = family.sample_real_stats(ctx.stream(g, STREAM_REAL), plan.real, frame)
     draw = lambda j, pj, m: synthesis.draw_stats(family, ctx.stream(g, STREAM_SYNTH, 1 + j), pj, m, frame)  # noqa: E731
     synth = jax.vmap(draw)(jnp.arange(k), models, plan.model)
     out = real
@@ -333,7 +333,7 @@ def init_state(family: AbstractFamily, ctx: Context, plan: TrainingSet, params0)
     if pools_stats(family, plan.pool):  # pooled data are in absolute coordinates (no frame)
         m = ctx.n if ctx.own_n is None else ctx.own_n
         if ctx.exact:
-            return family.sample_stats(ctx.stream(0, STREAM_REAL), family.truth(), m)
+            return family.sample_real_stats(ctx.stream(0, STREAM_REAL), m)
         weights = None if ctx.own_n is None else (jnp.arange(ctx.n) < m).astype(truth_dtype(family))
         return family.data_stats(original_sample(family, ctx, None), weights)
     data = original_sample(family, ctx, None)
@@ -421,9 +421,9 @@ class AbstractRegime(eqx.Module):
     # family's own observations plus the synthesis's metrics.
     def observe_names(self, family: AbstractFamily, synthesis: Synthesis) -> tuple[tuple[str, ...], ...]:
         """(metric, diagnostic, event) names, found by tracing (no compute)."""
-        truth = family.truth
-        diag = tuple(jax.eval_shape(lambda: family.diagnostics(truth())))
-        ev = tuple(jax.eval_shape(lambda: family.events(truth())))
+        blank = family.blank_fit
+        diag = tuple(jax.eval_shape(lambda: family.diagnostics(blank())))
+        ev = tuple(jax.eval_shape(lambda: family.events(blank())))
         return family.metric_names() + synthesis.metric_names(family), diag, ev
 
     def observe_metrics(self, family: AbstractFamily, synthesis: Synthesis, stream: Stream, params) -> dict:

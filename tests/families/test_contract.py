@@ -69,7 +69,7 @@ def _same_layout(a, b) -> bool:
 
 def _fit_truth_sample(family, i=0):
     truth = family.for_run(cj.Replace(), N, 1).truth()
-    data = family.sample(_stream(i), truth, N, truth)
+    data = family.sample_real(_stream(i), N, truth)
     return family.fit(_stream(i + 100), data, None, truth)
 
 
@@ -98,7 +98,7 @@ def test_required_methods_shapes_and_finiteness(name):
     family = FAMILIES[name].for_run(cj.Replace(), N, 1)
     assert N >= family.min_points() >= 1
     truth = family.truth()
-    data = family.sample(_stream(), truth, N, truth)
+    data = family.sample_real(_stream(), N, truth)
     assert _leading(data) == {N}, f"{name}: every data leaf leads with the point axis"
     assert all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree.leaves(data))
     fit = family.fit(_stream(1), data, None, truth)
@@ -112,6 +112,11 @@ def test_required_methods_shapes_and_finiteness(name):
         assert np.ndim(v) == len(family.diagnostic_dims.get(k, ())), k
     for k, v in family.events(fit).items():
         assert np.asarray(v).dtype == bool, k
+    # a fit is a model to draw from, with the same layout as real data
+    synth = family.sample(_stream(3), fit, N, fit)
+    assert _structure(synth) == _structure(data) and _leading(synth) == {N}
+    ranks = lambda t: (jax.tree.structure(t), [(x.ndim, x.dtype) for x in jax.tree.leaves(t)])  # noqa: E731
+    assert ranks(family.blank_fit()) == ranks(fit), f"{name}: blank_fit has a fit's tree, dtypes and ranks"
 
 
 @pytest.mark.parametrize("name", list(FAMILIES))
@@ -147,7 +152,7 @@ def test_vmap_over_chains_equals_one_chain_at_a_time(name):
 def test_capability_laws(name):
     family = FAMILIES[name].for_run(cj.Replace(), N, 1)
     truth = family.truth()
-    data = family.sample(_stream(), truth, N, truth)
+    data = family.sample_real(_stream(), N, truth)
     fit = family.fit(_stream(1), data, None, truth)
     if isinstance(family, SufficientStats):
         # fit == fit_stats(data_stats(...)), and merging two halves equals the whole
@@ -157,8 +162,9 @@ def test_capability_laws(name):
         merged = family.merge_stats(family.data_stats(half[0], None), family.data_stats(half[1], None))
         _close_fitted(family.fit_stats(merged, truth), fit)
     if isinstance(family, ExactSampler):
-        stats = family.sample_stats(_stream(3), truth, N, truth)
+        stats = family.sample_real_stats(_stream(3), N, truth)
         assert _same_layout(stats, family.data_stats(data, None))
+        assert _same_layout(family.sample_stats(_stream(4), fit, N, fit), stats)
         assert family.sampler in ("samples", "exact")
     if isinstance(family, SubsampleStats):
         pooled = family.merge_stats(family.data_stats(data, None), family.data_stats(data, None))
