@@ -88,6 +88,22 @@ WORKLOADS: dict[str, tuple[str, int]] = {
         " chains=chains, seed=0, progress=False, keep='summary')",
         5_000,
     ),
+    # a chain's context (a fixed design, its Gram matrix) at sizes where it costs something
+    "ridge_fixed_d20_replace": (
+        "cj.simulate(cj.Ridge(dim=20), cj.Replace(), n=200, generations=100, chains=chains, seed=0,"
+        " progress=False, keep='summary')",
+        2_000,
+    ),
+    "ridge_fixed_exact_accumulate": (
+        "cj.simulate(cj.Ridge(dim=10, sampler='exact'), cj.Accumulate(), n=100, generations=200, chains=chains,"
+        " seed=0, progress=False, keep='summary')",
+        5_000,
+    ),
+    "graph_ridge_fixed": (
+        "cj.simulate_graph(cj.Ridge(dim=5), cj.InteractionGraph.complete(3, 0.2), n=50, generations=100,"
+        " chains=chains, seed=0, progress=False, keep='summary')",
+        2_000,
+    ),
 }
 
 # Run in the child with argv = [tree, call, chains]; prints one JSON line.
