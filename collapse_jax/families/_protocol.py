@@ -64,6 +64,7 @@ import jax
 import jax.numpy as jnp
 
 from .. import _declare
+from .._describe import constructor_args, field_arg
 from .._rng import Stream
 
 Params = Any  # a pytree of arrays, one chain
@@ -175,8 +176,15 @@ class AbstractFamily(eqx.Module):
         return self
 
     def describe(self) -> dict:
-        """A JSON-able description of the configuration (stored with results)."""
-        return {"family": type(self).__name__}
+        """``{"family": class name, every constructor argument}`` in JSON types, so
+        that ``type(self)(**rest)`` rebuilds the family (stored with results)."""
+        return constructor_args(self, "family", self.config_arg)
+
+    def config_arg(self, name: str) -> Any:
+        """The constructor argument ``name`` as this family holds it: by default the
+        field of the same name. Override for arguments stored another way (a truth
+        given as a dict, a ``"random"`` marker), calling ``super()`` for the rest."""
+        return field_arg(self, name)
 
     # ---- what the family can do (read-only views of the capability classes) -----
     @property

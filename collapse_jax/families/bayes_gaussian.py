@@ -166,6 +166,13 @@ class BayesGaussian(ExactSampler, Located, CountWeights):
         """The true Gaussian (not a posterior: real data come from :meth:`sample_real`)."""
         return self.gaussian.truth()
 
+    def config_arg(self, name: str):
+        if name in ("mean", "cov"):
+            return self.gaussian.config_arg(name)
+        if name == "known_variance":
+            return self.known_variance if self.known else None
+        return super().config_arg(name)
+
     def blank_fit(self) -> BayesGaussianParams:
         d, dtype = self.dim, self.prior_mean.dtype
         one = jnp.ones((), dtype)
@@ -180,22 +187,6 @@ class BayesGaussian(ExactSampler, Located, CountWeights):
 
     def min_points(self) -> int:
         return 1
-
-    def describe(self) -> dict:
-        return {
-            "family": "BayesGaussian",
-            "dim": self.dim,
-            "known_variance": float(self.known_variance) if self.known else None,
-            "prior_mean": np.asarray(self.prior_mean).tolist(),
-            "prior_var": float(self.prior_var),
-            "prior_count": float(self.prior_count),
-            "prior_df": float(self.prior_df),
-            "prior_scale": np.asarray(self.prior_scale).tolist(),
-            "predictive": self.predictive,
-            "sampler": self.sampler,
-            "mean": np.asarray(self.gaussian.mean).tolist(),
-            "cov": np.asarray(self.gaussian.cov).tolist(),
-        }
 
     def validate_regime(self, regime, n: int, exact: bool) -> None:
         if not self.known:

@@ -142,19 +142,6 @@ class BayesLinearRegression(SufficientStats, Located, CountWeights):
     def min_points(self) -> int:
         return 1
 
-    def describe(self) -> dict:
-        return {
-            "family": "BayesLinearRegression",
-            "dim": self.dim,
-            "w_star": np.asarray(self.w_star).tolist(),
-            "noise": float(self.noise),
-            "prior_mean": np.asarray(self.prior_mean).tolist(),
-            "prior_var": float(self.prior_var),
-            "prior_shape": float(self.prior_shape),
-            "prior_rate": float(self.prior_rate),
-            "predictive": self.predictive,
-        }
-
     def validate_regime(self, regime, n: int, exact: bool) -> None:
         a_n = float(self.prior_shape) + n / 2
         if self.predictive == "plugin" and a_n <= 1:

@@ -147,15 +147,6 @@ class Categorical(ExactSampler, SubsampleStats, Combinable, Temperable, Scorable
     def min_points(self) -> int:
         return 1
 
-    def describe(self) -> dict:
-        return {
-            "family": "Categorical",
-            "num_categories": self.num_categories,
-            "probs": np.asarray(self.probs, dtype=np.float64).tolist(),
-            "rare_below": float(self.rare_below),
-            "sampler": self.sampler,
-        }
-
     # ------------------------------------------------------------------ sample / fit
     def sample(self, key, params: Float[Array, " k"], n: int, frame=None) -> Int[Array, " n"]:
         """``n`` i.i.d. category indices (int32) from ``params`` (``frame`` is ignored).

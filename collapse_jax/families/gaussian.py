@@ -227,18 +227,6 @@ class Gaussian(ExactSampler, Combinable, Temperable, DirectTruncation, Correctab
     def min_points(self) -> int:
         return self.dim + 1 if self.learn_cov else 1
 
-    def describe(self) -> dict:
-        return {
-            "family": "Gaussian",
-            "dim": self.dim,
-            "estimator": self.estimator,
-            "learn_cov": self.learn_cov,
-            "sampler": self.sampler,
-            "mean": np.asarray(self.mean).tolist(),
-            "cov": np.asarray(self.cov).tolist(),
-            "collapse_below": float(self.collapse_below),
-        }
-
     def _delta(self) -> int:
         return 1 if self.estimator == "unbiased" else 0
 

@@ -227,23 +227,10 @@ class GMM(Temperable, Scorable, WarmStart):
     def min_points(self) -> int:
         return self.components
 
-    def describe(self) -> dict:
-        return {
-            "family": "GMM",
-            "components": self.components,
-            "dim": self.dim,
-            "covariance": self.covariance,
-            "init": self.init,
-            "em_max_iters": self.em_max_iters,
-            "lloyd_steps": self.lloyd_steps,
-            "tol": float(self.tol),
-            "reg_covar": float(self.reg_covar),
-            "truth": {
-                "weights": np.asarray(self.truth_weights).tolist(),
-                "means": np.asarray(self.truth_means).tolist(),
-                "covs": np.asarray(self.truth_covs).tolist(),
-            },
-        }
+    def config_arg(self, name: str):
+        if name == "truth":
+            return {"weights": self.truth_weights, "means": self.truth_means, "covs": self.truth_covs}
+        return super().config_arg(name)
 
     def validate_regime(self, regime, n: int, exact: bool) -> None:
         if n < self.components:

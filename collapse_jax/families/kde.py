@@ -165,17 +165,11 @@ class KDE(Scorable):
     def min_points(self) -> int:
         return 1
 
-    def describe(self) -> dict:
-        means, covs, weights = self._truth_spec
-        return {
-            "family": "KDE",
-            "bandwidth": float(self.bandwidth),
-            "kernel": self.kernel,
-            "dim": self.dim,
-            "truth": {"means": _nested_list(means), "covs": _nested_list(covs), "weights": list(weights)},
-            "heldout_size": self.heldout_size,
-            "capacity": self.capacity,
-        }
+    def config_arg(self, name: str):
+        if name == "truth":
+            means, covs, weights = self._truth_spec
+            return {"means": _nested_list(means), "covs": _nested_list(covs), "weights": list(weights)}
+        return super().config_arg(name)
 
     def truth_moments(self) -> tuple[np.ndarray, float]:
         """(mean, total variance tr Cov) of the true distribution, float64 on the host:

@@ -105,19 +105,6 @@ class _MEstimator(Located):
         self.learning_rate = jnp.asarray(lr, jnp.float32)
         self.w_star = jnp.asarray(ws, jnp.float32)
 
-    def _describe(self, truth_name: str, **extra) -> dict:
-        """The JSON description: the family, its dimension and truth, ``extra`` fields,
-        then the optimizer settings."""
-        return {
-            "family": type(self).__name__,
-            "dim": self.dim,
-            truth_name: np.asarray(self.w_star).tolist(),
-            **extra,
-            "optimizer": self.optimizer,
-            "steps": self.steps,
-            "learning_rate": float(self.learning_rate),
-        }
-
     def truth(self) -> MParams:
         z = jnp.zeros((), self.w_star.dtype)
         return MParams(self.w_star, z, z)
@@ -215,9 +202,6 @@ class GLM(_MEstimator):
             raise ValueError(f"GLM: penalty must be a finite number >= 0, got {penalty!r}")
         self.penalty = jnp.asarray(lam, jnp.float32)
 
-    def describe(self) -> dict:
-        return self._describe("w_star", kind=self.kind, penalty=float(self.penalty))
-
     def sample(self, key, params: MParams, n: int, frame=None) -> RegressionData:
         s = as_stream(key)
         dtype = params.w.dtype
@@ -288,8 +272,8 @@ class HuberLocation(_MEstimator):
         self._setup("HuberLocation", dim, mean, 0.0, optimizer, steps, learning_rate, truth_name="mean")
         self.delta = jnp.asarray(check_positive("HuberLocation", "delta", delta), jnp.float32)
 
-    def describe(self) -> dict:
-        return self._describe("mean", delta=float(self.delta))
+    def config_arg(self, name: str):
+        return self.w_star if name == "mean" else super().config_arg(name)
 
     def sample(self, key, params: MParams, n: int, frame=None) -> jax.Array:
         return params.w[None, :] + as_stream(key).normal((n, self.dim), params.w.dtype)
@@ -338,9 +322,6 @@ class HuberRegression(_MEstimator):
         self._setup("HuberRegression", dim, ones, 0.0, optimizer, steps, learning_rate)
         self.delta = jnp.asarray(check_positive("HuberRegression", "delta", delta), jnp.float32)
         self.noise = jnp.asarray(check_positive("HuberRegression", "noise", noise), jnp.float32)
-
-    def describe(self) -> dict:
-        return self._describe("w_star", delta=float(self.delta), noise=float(self.noise))
 
     def sample(self, key, params: MParams, n: int, frame=None) -> RegressionData:
         s = as_stream(key)

@@ -133,6 +133,9 @@ class NUTSLocation(Located, CountWeights):
         """The true location (not a posterior: real data come from :meth:`sample_real`)."""
         return self.true_mean
 
+    def config_arg(self, name: str):
+        return self.true_mean if name == "mean" else super().config_arg(name)
+
     def blank_fit(self) -> NUTSParams:
         dtype = self.true_mean.dtype
         return NUTSParams(self.true_mean, self.true_mean[None, :], jnp.ones((), dtype), jnp.zeros((), jnp.int32))
@@ -143,22 +146,6 @@ class NUTSLocation(Located, CountWeights):
 
     def min_points(self) -> int:
         return 1
-
-    def describe(self) -> dict:
-        return {
-            "family": "NUTSLocation",
-            "dim": self.dim,
-            "likelihood": self.likelihood,
-            "df": float(self.df),
-            "scale": float(self.scale),
-            "prior_mean": np.asarray(self.prior_mean).tolist(),
-            "prior_scale": float(self.prior_scale),
-            "mean": np.asarray(self.true_mean).tolist(),
-            "predictive": self.predictive,
-            "warmup": self.warmup,
-            "samples": self.samples,
-            "max_tree_depth": self.max_tree_depth,
-        }
 
     def is_finite(self, params: NUTSParams) -> jax.Array:
         return jnp.all(jnp.isfinite(params.mean))

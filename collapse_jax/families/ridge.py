@@ -170,8 +170,12 @@ class Ridge(ExactSampler, Combinable, Scorable, Correctable, Located, MixedSampl
             raise ValueError(f"Ridge: design must be one of {DESIGNS}, got {design!r}")
         if sampler not in SAMPLERS:
             raise ValueError(f"Ridge: sampler must be one of {SAMPLERS}, got {sampler!r}")
+        if isinstance(downstream, dict):  # as describe() writes it
+            downstream = Downstream(**downstream)
         if downstream is not None and not isinstance(downstream, Downstream):
-            raise TypeError(f"Ridge: downstream must be a cj.Downstream or None, got {downstream!r}")
+            raise TypeError(
+                f"Ridge: downstream must be a cj.Downstream, its describe() dict or None, got {downstream!r}"
+            )
         d = int(dim)
         if isinstance(w_star, str):
             if w_star != "random":
@@ -226,21 +230,12 @@ class Ridge(ExactSampler, Combinable, Scorable, Correctable, Located, MixedSampl
     def min_points(self) -> int:
         return 1
 
-    def describe(self) -> dict:
-        ds = self.downstream
-        return {
-            "family": "Ridge",
-            "dim": self.dim,
-            "lam": float(self.lam),
-            "noise": float(self.noise),
-            "w_star": "random" if self.random_w_star else np.asarray(self.w_star).tolist(),
-            "cov": np.asarray(self.cov).tolist(),
-            "design": self.design,
-            "sampler": self.sampler,
-            "downstream": None
-            if ds is None
-            else {"samples": ds.samples, "noise": float(ds.noise), "lam": float(ds.lam)},
-        }
+    def config_arg(self, name: str):
+        if name == "w_star":
+            return "random" if self.random_w_star else self.w_star
+        if name == "spectrum":
+            return None  # held as the covariance it gives
+        return super().config_arg(name)
 
     def _rows(self) -> int:
         """Rows of the chain's fixed design held in its context (0: none)."""

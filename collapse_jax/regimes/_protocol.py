@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .. import _declare, _rng
+from .._describe import constructor_args, field_arg
 from .._rng import STREAM_REAL, STREAM_SUBSAMPLE, STREAM_SYNTH, STREAM_SYNTH_EXTRA, Stream
 from .._validate import check_number
 from ..families._base import tree_concat, tree_take, tree_update, tree_where
@@ -448,10 +449,14 @@ class AbstractRegime(eqx.Module):
         return 1
 
     def describe(self) -> dict:
-        out = {"regime": type(self).__name__}
-        for k, v in vars(self).items():
-            out[k] = v if isinstance(v, (str, int, float, bool)) or v is None else np.asarray(v).tolist()
-        return out
+        """``{"regime": class name, every constructor argument}`` in JSON types:
+        ``type(self)(**rest)`` rebuilds the regime."""
+        return constructor_args(self, "regime", self.config_arg)
+
+    def config_arg(self, name: str) -> Any:
+        """The constructor argument ``name`` as this regime holds it (default: the
+        field of the same name)."""
+        return field_arg(self, name)
 
 
 _declare.freeze(AbstractRegime, ("traced_bounds",))

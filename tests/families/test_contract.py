@@ -4,6 +4,8 @@ round trip through the constructor (also for every regime and the synthesis)."""
 
 from __future__ import annotations
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -190,6 +192,40 @@ def test_describe_round_trips_through_the_constructor(name):
     again = type(family)(**d)
     assert again.describe() == family.describe()
     assert capabilities(again) == capabilities(family)
+
+
+@pytest.mark.parametrize(
+    "family",
+    [
+        cj.Ridge(dim=2, w_star="random", downstream=cj.Downstream(5, noise=0.5), design="fresh"),
+        cj.Ridge(dim=3, spectrum=1.0, lam=0.1),
+        cj.BayesGaussian(2, known_variance=0.5, predictive="posterior"),
+        cj.GMM(3, 2, truth={"weights": [0.2, 0.8], "means": [[0, 0], [2, 1]], "covs": [[[1, 0], [0, 1]]] * 2}),
+    ],
+    ids=lambda f: type(f).__name__,
+)
+def test_describe_round_trips_arguments_stored_another_way(family):
+    d = json.loads(json.dumps(family.describe()))
+    name = d.pop("family")
+    again = getattr(cj, name)(**d)
+    assert again.describe() == family.describe()
+
+
+def test_describe_is_generic():
+    """No family or regime of the package writes its own describe(): every one is the
+    constructor's arguments read back (docs/EXTENDING.md)."""
+    import collapse_jax.families as fams
+    import collapse_jax.regimes as regs
+    from collapse_jax.families import AbstractFamily
+    from collapse_jax.regimes import AbstractRegime
+    from collapse_jax.regimes.graph import GraphRegime
+
+    families = [c for c in vars(fams).values() if isinstance(c, type) and issubclass(c, AbstractFamily)]
+    regimes = [c for c in vars(regs).values() if isinstance(c, type) and issubclass(c, AbstractRegime)]
+    assert len(families) >= 11 and len(regimes) >= 9
+    generic = (AbstractFamily, AbstractRegime, GraphRegime)  # the generic ones; a graph is described by its graph
+    own = [c.__name__ for c in families + regimes if "describe" in vars(c) and c not in generic]
+    assert own == [], f"hand-written describe(): {own}"
 
 
 REGIMES = [

@@ -56,9 +56,6 @@ class Exponential(ExactSampler, Temperable, Scorable, Located):
     def min_points(self):
         return 1
 
-    def describe(self):
-        return {"family": "Exponential", "rate": float(self.rate), "sampler": self.sampler}
-
     # SufficientStats
     def data_stats(self, data, weights):
         w = jnp.ones_like(data) if weights is None else weights.astype(data.dtype)
@@ -201,3 +198,11 @@ def test_graph_and_checkpoint(tmp_path):
     for k in c.metrics:
         np.testing.assert_array_equal(np.asarray(a.metrics[k]), np.asarray(c.metrics[k]))
         np.testing.assert_array_equal(np.asarray(b.metrics[k]), np.asarray(c.metrics[k]))
+
+
+def test_describe_is_generic_for_a_user_family():
+    """A family written outside the package gets describe() from its constructor."""
+    d = Exponential(2.0, sampler="exact").describe()
+    assert d == {"family": "Exponential", "rate": 2.0, "sampler": "exact"}
+    d.pop("family")
+    assert Exponential(**d).describe() == Exponential(2.0, sampler="exact").describe()
