@@ -169,6 +169,7 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="a tenth of the chains")
     p.add_argument("--out", default="benchmarks/results/ab.json")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed to one child")
+    p.add_argument("--only", default="", help="comma-separated workload names (default: all)")
     args = p.parse_args(argv)
     if args.repeats < 1:
         p.error("--repeats must be >= 1")
@@ -179,18 +180,23 @@ def main(argv=None) -> int:
         p.error(f"--base {args.base!r} is not a commit of this repository")
     head_rev = git("rev-parse", "HEAD")
     dirty = bool(git("status", "--porcelain"))
-    chains = {k: max(1, c // 10) if args.quick else c for k, (_, c) in WORKLOADS.items()}
+    chosen = [k.strip() for k in args.only.split(",") if k.strip()] or list(WORKLOADS)
+    unknown = sorted(set(chosen) - set(WORKLOADS))
+    if unknown:
+        p.error(f"--only: unknown workloads {unknown}; known: {sorted(WORKLOADS)}")
+    workloads = {k: WORKLOADS[k] for k in chosen}
+    chains = {k: max(1, c // 10) if args.quick else c for k, (_, c) in workloads.items()}
 
     tmp = Path(tempfile.mkdtemp(prefix="collapse_jax_ab_"))
     base_tree = tmp / "base"
     trees = {"new": ROOT}
-    raw: dict[str, dict[str, list[dict[str, float | str]]]] = {k: {"base": [], "new": []} for k in WORKLOADS}
+    raw: dict[str, dict[str, list[dict[str, float | str]]]] = {k: {"base": [], "new": []} for k in workloads}
     try:
         git("worktree", "add", "--detach", str(base_tree), base_rev)
         trees["base"] = base_tree
         for r in range(args.repeats):
             order = ("base", "new") if r % 2 == 0 else ("new", "base")
-            for name, (call, _) in WORKLOADS.items():
+            for name, (call, _) in workloads.items():
                 for side in order:
                     t = measure(trees[side], call, chains[name], args.timeout)
                     raw[name][side].append(t)
@@ -223,7 +229,7 @@ def main(argv=None) -> int:
             "repeats": args.repeats,
             "quick": args.quick,
             "order": "base/new alternating, flipped every repeat",
-            "workloads": {k: {"call": call, "chains": chains[k]} for k, (call, _) in WORKLOADS.items()},
+            "workloads": {k: {"call": call, "chains": chains[k]} for k, (call, _) in workloads.items()},
         },
         "median_s": medians,
         "ratio_new_over_base": ratios,
@@ -237,7 +243,7 @@ def main(argv=None) -> int:
     print(f"base {base_rev[:12]} vs working tree (HEAD {head_rev[:12]}{', dirty' if dirty else ''})")
     print("| workload | chains | base run s | new run s | run ratio | base compile s | new compile s | compile ratio |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for name in WORKLOADS:
+    for name in workloads:
         b, n, r = medians[name]["base"], medians[name]["new"], ratios[name]
         print(
             f"| {name} | {chains[name]} | {b['run_s']:.3f} | {n['run_s']:.3f} | {r['run_s']:.3f} |"

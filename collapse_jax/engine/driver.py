@@ -14,6 +14,7 @@ import jax.numpy as jnp
 
 from .. import _rng
 from ..results import Result, SummaryAccumulator, run_info
+from . import checkpoint as _checkpoint
 from . import kernel
 from . import shards as _shards
 from .host import HostArrays
@@ -145,6 +146,13 @@ def run(spec: RunSpec) -> Result:
             # resume inside this chunk: its carry after block bi0 - 1 comes from the checkpoint
             shapes = jax.eval_shape(init_chunk, dyn, stat, values, ck, valid_b, fast)[0]
             leaves = [jnp.asarray(x) for x in saved_carry]
+            want = [(tuple(x.shape), x.dtype) for x in jax.tree.leaves(shapes)]
+            if [(tuple(x.shape), x.dtype) for x in leaves] != want:
+                raise _checkpoint.CheckpointError(
+                    f"checkpoint {ckpt.path} holds a chain state of another layout ({len(leaves)} arrays, "
+                    f"this run's has {len(want)}): it was written by another version of collapse_jax; "
+                    "rerun with that version, or remove the file to start afresh"
+                )
             if len(devs) > 1:  # every leaf leads with the ([sweep,] chain) axes, as valid_b
                 leaves = [jax.device_put(x, chain_sharding_b) for x in leaves]
             carry = jax.tree.unflatten(jax.tree.structure(shapes), leaves)

@@ -90,8 +90,8 @@ def _context(ck, synthesis: Synthesis, cfg: KernelConfig) -> Context:
 
 def chain_one(model, ck, cfg: KernelConfig):
     """One chain's constant context (``None`` for families without one): built from
-    generation 0's real stream on the chain's key, once per compiled program (never
-    inside the scan over generations), and never stored in the carry or checkpoints."""
+    generation 0's real stream on the chain's key at generation 0, then carried
+    unchanged (the carry's last element) rather than rebuilt by every block."""
     stream = _rng.Stream(ck, jnp.int32(0), _rng.STREAM_REAL, 0, cfg.safe, None, cfg.prng)
     return chain_context(model[0], stream, cfg.n)
 
@@ -196,7 +196,7 @@ def _init_chunk_impl(dynamic, static, values, ck, valid, cfg: KernelConfig):
     chains = sweep_vmap(lambda m, c: chain_one(m, c, cfg), cfg, 0)(model, values, ck)
     carry, out = sweep_vmap(lambda m, c, ch: init_one(m, c, ch, cfg), cfg, 1)(model, values, ck, chains)
     fresh = jnp.any(out[2] & valid)
-    return carry, reduce_chains(out, valid, cfg), fresh
+    return (*carry, chains), reduce_chains(out, valid, cfg), fresh
 
 
 def _chain_nonfinite(model, params, lead: int) -> jax.Array:
@@ -213,7 +213,7 @@ def _run_block_impl(dynamic, static, values, ck, valid, carry, g0, cfg: KernelCo
     exact-sampler retry, so the host reruns the block in safe mode)."""
     model = eqx.combine(dynamic, static)
     start_nf = _chain_nonfinite(model, carry[1], valid.ndim)
-    chains = sweep_vmap(lambda m, c: chain_one(m, c, cfg), cfg, 0)(model, values, ck)
+    *carry, chains = carry  # (regime state, fit, events, the chains' constant context)
 
     def body(state, g):
         carry, fresh = state
@@ -223,8 +223,8 @@ def _run_block_impl(dynamic, static, values, ck, valid, carry, g0, cfg: KernelCo
         return (carry, fresh), reduce_chains(out, valid, cfg)
 
     gens = g0 + jnp.arange(cfg.block, dtype=jnp.int32)
-    (carry, fresh), outs = jax.lax.scan(body, (carry, jnp.bool_(False)), gens)
-    return carry, outs, fresh
+    (carry, fresh), outs = jax.lax.scan(body, (tuple(carry), jnp.bool_(False)), gens)
+    return (*carry, chains), outs, fresh
 
 
 # Tracing is counted by equinox (eqx.debug.get_num_traces): tests assert that a new traced

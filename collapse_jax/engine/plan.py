@@ -128,7 +128,8 @@ class Sizes:
     """Bytes of one chain (every sweep point included), from shapes only.
 
     Attributes:
-        carry: its state between generations (a data-storing regime's buffer included).
+        carry: its state between generations (a data-storing regime's buffer and the
+            chain's constant context included).
         out: one generation's outputs in keep='chains' mode (metrics, diagnostics and
             the non-finite flag), as the host stores them.
         points: one generation's data (0 on the exact path).
@@ -219,11 +220,10 @@ def _sizes(keyed: _Keyed) -> Sizes:
     leaves = list(met.values()) + list(diag.values())
     floats = lambda x: _itemsize(x.dtype) if jnp.issubdtype(x.dtype, jnp.floating) else 4  # noqa: E731
     return Sizes(
-        carry=nbytes(carry_shape),
+        carry=nbytes(carry_shape) + nbytes(chains),  # the chains' constant context is carried too
         out=nbytes(out_shape),
         points=point_bytes,
-        # a chain's context (a fixed design) is live through a whole block, beside the peak
-        working=max(jaxpr_peak(init_jaxpr.jaxpr), jaxpr_peak(step_jaxpr.jaxpr)) + nbytes(chains),
+        working=max(jaxpr_peak(init_jaxpr.jaxpr), jaxpr_peak(step_jaxpr.jaxpr)),
         events=nbytes(carry_shape[2]),
         values=sum(math.prod(x.shape) for x in leaves),
         value_bytes=sum(math.prod(x.shape) * floats(x) for x in leaves),
