@@ -216,14 +216,14 @@ def _run_block_impl(dynamic, static, values, ck, valid, carry, g0, cfg: KernelCo
     *carry, chains = carry  # (regime state, fit, events, the chains' constant context)
 
     def body(state, g):
-        carry, fresh = state
+        carry, chains, fresh = state
         step = sweep_vmap(lambda m, c, ch, cr: step_one(m, c, ch, cr, g, cfg), cfg, 2)
         carry, out = step(model, values, ck, chains, carry)
         fresh = fresh | jnp.any(out[2] & ~start_nf & valid)
-        return (carry, fresh), reduce_chains(out, valid, cfg)
+        return (carry, chains, fresh), reduce_chains(out, valid, cfg)
 
     gens = g0 + jnp.arange(cfg.block, dtype=jnp.int32)
-    (carry, fresh), outs = jax.lax.scan(body, (tuple(carry), jnp.bool_(False)), gens)
+    (carry, chains, fresh), outs = jax.lax.scan(body, (tuple(carry), chains, jnp.bool_(False)), gens)
     return (*carry, chains), outs, fresh
 
 
