@@ -244,3 +244,24 @@ def test_chain_context_is_a_function_of_the_key_bound_to_the_family():
     assert jax.tree.leaves(bound.fit(key(3), data, None)) != [] and fam.chain is None
     exact = cj.Ridge(dim=3, sampler="exact").init_chain(key(0), 10)
     assert exact.X.shape == (0, 3) and exact.gram_chol.shape == (3, 3)
+
+
+@pytest.mark.parametrize("sources", [3, 12])
+def test_mixed_draw_labels_each_row_by_its_source(sources):
+    """Ridge.sample_mixed (interaction graphs): row k is labelled by models[source[k]], by a
+    small matrix product for a few sources and by a gather for many; both give x^T w + noise."""
+    import jax
+    import jax.numpy as jnp
+
+    from collapse_jax._rng import STREAM_REAL, Stream
+    from collapse_jax.families import RidgeParams
+
+    key = lambda i: Stream(jax.random.key_data(jax.random.key(i)), jnp.int32(0), STREAM_REAL)  # noqa: E731
+    fam = cj.Ridge(dim=4, noise=0.0)
+    fam = fam.with_chain(fam.init_chain(key(0), 30))
+    w = jax.random.normal(jax.random.key(1), (sources, 4))
+    source = jnp.arange(30) % sources
+    data = fam.sample_mixed(key(2), RidgeParams(w), source, 30)
+    assert data.X is fam.chain.X
+    want = np.einsum("nd,nd->n", np.asarray(data.X, np.float64), np.asarray(w, np.float64)[np.asarray(source)])
+    np.testing.assert_allclose(np.asarray(data.y), want, rtol=1e-5, atol=1e-5)
