@@ -334,16 +334,22 @@ class Synthesis(eqx.Module):
         if self.truncate is not None:
             q = self.truncate.astype(dtype)
             score = family.score(model, data, frame)
-            thr = _threshold(family, stream.sibling(STREAM_REFERENCE), model, q, total, frame)
+            ref = stream.sibling(STREAM_REFERENCE)
+            thr = _threshold(
+                q,
+                family.score_quantile(model, q),
+                lambda: family.score(model, family.sample(ref, model, total, frame), frame),
+            )
             accept = accept & (score <= thr)
         if self.support is not None:
             score = family.score_real(data, frame)
             q = self.support.astype(dtype)
-            thr = family.score_real_quantile(q)
-            if thr is None:  # the truth's quantile from independent real draws
-                ref = family.sample_real(stream.sibling(STREAM_REFERENCE_TRUTH), total, frame)
-                thr = jnp.quantile(family.score_real(ref, frame), q)
-            thr = jnp.where(q >= 1, jnp.inf, thr)
+            ref = stream.sibling(STREAM_REFERENCE_TRUTH)
+            thr = _threshold(
+                q,
+                family.score_real_quantile(q),
+                lambda: family.score_real(family.sample_real(ref, total, frame), frame),
+            )
             good = score <= thr
             p_accept = jnp.where(good, 1 - self.false_reject.astype(dtype), self.false_accept.astype(dtype))
             u = stream.sibling(STREAM_DECIDE).uniform((total,), dtype)
@@ -369,14 +375,11 @@ class Synthesis(eqx.Module):
 _declare.freeze(Synthesis, ("traced_bounds",))
 
 
-def _threshold(family, stream, model, q, size: int, frame) -> jax.Array:
-    """The q-quantile of the score under ``model``: the family's closed form
-    (``score_quantile``) or the empirical quantile of ``size`` independent draws.
-    q = 1 gives +inf (nothing is dropped)."""
-    thr = family.score_quantile(model, q)
-    if thr is None:
-        ref = family.sample(stream, model, size, frame)
-        thr = jnp.quantile(family.score(model, ref, frame), q)
+def _threshold(q, exact: jax.Array | None, reference_scores) -> jax.Array:
+    """The q-quantile of a score: the family's closed form ``exact`` or, when it has
+    none (``None``), the empirical quantile of ``reference_scores()`` (scores of
+    independent draws). q = 1 gives +inf (nothing is dropped)."""
+    thr = jnp.quantile(reference_scores(), q) if exact is None else exact
     return jnp.where(q >= 1, jnp.inf, thr)
 
 

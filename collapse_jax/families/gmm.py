@@ -47,6 +47,11 @@ class GMMParams(eqx.Module):
     converged: Bool[Array, ""]
 
 
+def _unit_or(weights, x):
+    """Per-point weights: unit ones when ``weights`` is None."""
+    return jnp.ones(x.shape[:1], x.dtype) if weights is None else weights.astype(x.dtype)
+
+
 def _component_logpdf(x: Float[Array, "m d"], means, chols) -> Float[Array, "k m"]:
     """log N(x_i; mu_k, L_k L_k^T) for every point and component.
 
@@ -260,19 +265,15 @@ class GMM(Temperable, Scorable, WarmStart):
 
     # ------------------------------------------------------------------ fitting
     def fit(self, key, data, weights, frame: GMMParams | None = None) -> GMMParams:
-        s = as_stream(key)
-        x = data
-        dtype = x.dtype
-        w = jnp.ones(x.shape[:1], dtype) if weights is None else weights.astype(dtype)
-        return self.em(x, w, self._kmeans_init(s.child(2), x, w))
+        w = _unit_or(weights, data)
+        return self.em(data, w, self._kmeans_init(as_stream(key).child(2), data, w))
 
     def fit_warm(self, key, data, weights, start: GMMParams) -> GMMParams:
         """``init="warm"``: EM from the previous generation's fit ``start``; other
         inits ignore it."""
         if self.init != "warm":
             return self.fit(key, data, weights)
-        w = jnp.ones(data.shape[:1], data.dtype) if weights is None else weights.astype(data.dtype)
-        return self.em(data, w, start)
+        return self.em(data, _unit_or(weights, data), start)
 
     def _m_step(self, x, w, resp, prev: GMMParams) -> GMMParams:
         """Weighted M-step from responsibilities ``resp`` (K, m); dead components keep

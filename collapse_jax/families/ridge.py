@@ -238,6 +238,23 @@ class Ridge(ExactSampler, Combinable, Scorable, Correctable, Located, MixedSampl
             return None  # held as the covariance it gives
         return super().config_arg(name)
 
+    def _chain_rows(self, n: int) -> jax.Array | None:
+        """The chain's fixed design (its n rows), or ``None``: a fresh design, or no chain bound."""
+        rows = self._rows()
+        if self.design != "fixed" or rows == 0:
+            return None
+        if rows != n:
+            raise ValueError(f"Ridge: a fixed design has {rows} rows; cannot draw {n} points from it")
+        return self.chain.X
+
+    def _inputs(self, s: Stream, n: int, dtype) -> jax.Array:
+        """A sample's n input rows: the chain's fixed design, else new rows (outside a chain a
+        fixed design is drawn from the context key, as init_chain does)."""
+        X = self._chain_rows(n)
+        if X is not None:
+            return X
+        return self._draw_design((s.context if self.design == "fixed" else s).child(0), n, dtype)
+
     def _rows(self) -> int:
         """Rows of the chain's fixed design held in its context (0: none)."""
         return 0 if self.chain is None else self.chain.X.shape[0]
@@ -252,16 +269,11 @@ class Ridge(ExactSampler, Combinable, Scorable, Correctable, Located, MixedSampl
     def sample(self, key, params: RidgeParams, n: int, frame=None) -> RegressionData:
         s = as_stream(key)
         dtype = params.w.dtype
-        rows = self._rows()
-        if self.design == "fixed" and rows > 0:
-            if rows != n:
-                raise ValueError(f"Ridge: a fixed design has {rows} rows; cannot draw {n} points from it")
+        if self._chain_rows(n) is not None:
             X = self.chain.X
             xw = params.w @ self.chain.XT  # = X w, contracting XT's contiguous axis
         else:
-            # outside a chain a fixed design is drawn from the context key (as init_chain does)
-            design_stream = s.context if self.design == "fixed" else s
-            X = self._draw_design(design_stream.child(0), n, dtype)
+            X = self._inputs(s, n, dtype)
             xw = X @ params.w
         y = xw + self.noise.astype(dtype) * s.child(1).normal((n,), dtype)
         return RegressionData(X, y)
@@ -272,13 +284,7 @@ class Ridge(ExactSampler, Combinable, Scorable, Correctable, Located, MixedSampl
         design a new input (interaction graphs' training sets)."""
         s = as_stream(key)
         dtype = models.w.dtype
-        rows = self._rows()
-        if self.design == "fixed" and rows > 0:
-            X = self.chain.X
-            if rows != n:
-                raise ValueError(f"Ridge: a fixed design has {rows} rows; cannot draw {n} points from it")
-        else:
-            X = self._draw_design(s.child(0), n, dtype)
+        X = self._inputs(s, n, dtype)
         sources = models.w.shape[0]
         if sources <= MIXED_BY_PRODUCT:
             # every row under every source's coefficients (one small matrix product), then each
