@@ -46,6 +46,9 @@ from .._hostmath import chi2_quantile
 from .._rng import Stream, as_stream
 from .._validate import as_float_array, check_covariance, check_positive
 from . import _linalg as _la
+from ._gaussian_params import GaussianParams as GaussianParams
+from ._gaussian_params import GaussianStats as GaussianStats
+from ._gaussian_params import _stats_1d, _stats_nd
 from ._protocol import (
     Combinable,
     Correctable,
@@ -60,59 +63,6 @@ ESTIMATORS = ("mle", "unbiased")
 SAMPLERS = ("samples", "exact")
 TAIL_LEVEL = 0.99
 TAIL_LINES = 32  # random lines through the origin for the d-D tail mass
-
-
-class GaussianParams(eqx.Module):
-    """One chain's fit: Sigma = L L^T with Cholesky factor
-    L = exp(log_scale) unit diag(exp(log_shape)).
-
-    Attributes:
-        mean: the mean, shape (d,).
-        log_scale: (1/(2d)) log det Sigma, the log of the geometric-mean standard
-            deviation (in 1-D the log sd), shape ().
-        log_shape: log of the unit-determinant shape's diagonal, shape (d,), summing
-            to 0 (in 1-D always 0).
-        unit: L with its columns divided by their diagonal entries, shape (d, d):
-            unit lower-triangular (in 1-D always 1).
-    """
-
-    mean: Float[Array, " d"]
-    log_scale: Float[Array, ""]
-    log_shape: Float[Array, " d"]
-    unit: Float[Array, "d d"]
-
-    @property
-    def log_diag(self) -> jax.Array:
-        """log diag L = log_scale + log_shape."""
-        return self.log_scale[..., None] + self.log_shape
-
-    @property
-    def chol(self) -> jax.Array:
-        """L exp(-log_scale): the unit-determinant shape in linear scale (its entries
-        overflow once the directions' scales differ by more than the float range;
-        computations use ``log_shape`` and ``unit``)."""
-        return self.unit * jnp.exp(self.log_shape)[..., None, :]
-
-
-class GaussianStats(eqx.Module):
-    """Weighted sufficient statistics: total weight W, sum of squared weights W2,
-    weighted mean, weighted scatter S = sum_i w_i (x_i - mean)(x_i - mean)^T and a
-    lower-triangular root of it (root root^T = S), computed without squaring so that
-    a nearly singular scatter keeps its small directions (in 1-D sqrt(S))."""
-
-    count: Float[Array, ""]
-    count2: Float[Array, ""]
-    mean: Float[Array, " d"]
-    scatter: Float[Array, "d d"]
-    root: Float[Array, "d d"]
-
-
-def _stats_1d(count, count2, mean, scatter) -> GaussianStats:
-    return GaussianStats(count, count2, mean, scatter, jnp.sqrt(scatter))
-
-
-def _stats_nd(count, count2, mean, root) -> GaussianStats:
-    return GaussianStats(count, count2, mean, root @ root.T, root)
 
 
 class Gaussian(ExactSampler, Combinable, Temperable, DirectTruncation, Correctable, Located, MixedSampler):
