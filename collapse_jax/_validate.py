@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import re
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 _UNITS = {
@@ -31,13 +33,52 @@ def check_int(name: str, value, minimum: int) -> int:
 
 
 def check_seed(name: str, value) -> int:
-    """``value`` as a seed: an int in [0, 2**64) (all 64 bits reach the root key),
-    else a TypeError/ValueError naming it and the allowed range."""
+    """``value`` as a seed: an int in [0, 2**64) (all 64 bits reach the root key), or
+    a threefry key (typed, ``jax.random.key``, or raw ``uint32[2]``,
+    ``jax.random.PRNGKey``), which becomes the root key itself; else a
+    TypeError/ValueError naming it and what is allowed.
+
+    A key is returned as the int whose root key it is: a threefry key with data
+    ``(hi, lo)`` is the root of seed ``hi * 2**32 + lo`` (``_rng.root_key``), so
+    ``jax.random.key(7)`` and ``7`` are the same run, and a key derived with
+    ``jax.random.split`` / ``fold_in`` is recorded, and rerun, as its int.
+    """
+    if isinstance(value, jax.Array) or (isinstance(value, np.ndarray) and value.ndim > 0):
+        return _key_seed(name, value)
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int in [0, 2**64), got {value!r} ({type(value).__name__})")
+        raise TypeError(
+            f"{name} must be an int in [0, 2**64) or a threefry key (jax.random.key), got {value!r} "
+            f"({type(value).__name__})"
+        )
     if not 0 <= value < 2**64:
         raise ValueError(f"{name} must be an int in [0, 2**64), got {value}")
     return int(value)
+
+
+def _key_seed(name: str, value) -> int:
+    if isinstance(value, jax.core.Tracer):
+        raise TypeError(
+            f"{name} must be a concrete key or int, got a traced value: simulate runs outside jit; "
+            "inside your own jit/vmap/grad use cj.chain_fn(...)(key)"
+        )
+    if jnp.issubdtype(value.dtype, jax.dtypes.prng_key):
+        impl = str(jax.random.key_impl(value))
+        if "threefry2x32" not in impl:
+            raise ValueError(
+                f"{name}: a key of PRNG implementation {impl!r} cannot seed a run; use a threefry key "
+                f"(jax.random.key(seed, impl='threefry2x32'), the default) or an int"
+            )
+        if value.shape != ():
+            raise ValueError(f"{name} must be one key, got a batch of keys of shape {value.shape}")
+        data = np.asarray(jax.random.key_data(value))
+    else:
+        data = np.asarray(value)
+        if data.dtype != np.uint32 or data.shape != (2,):
+            raise ValueError(
+                f"{name}: a raw key must be threefry key data, uint32 of shape (2,) (jax.random.PRNGKey), got "
+                f"{data.dtype} of shape {data.shape}; other PRNG implementations (rbg, unsafe_rbg) cannot seed a run"
+            )
+    return (int(data[0]) << 32) | int(data[1])
 
 
 def parse_memory(value) -> int:
@@ -99,6 +140,35 @@ def check_number(owner: str, name: str, value, lo: float = -math.inf, hi: float 
     if not (lo <= v <= hi) or math.isnan(v):
         raise ValueError(f"{owner}: {name} must {rng}, got {value!r}")
     return v
+
+
+def traced_scalar(owner: str, name: str, value, lo: float, hi: float, *, open_low: bool = False) -> jax.Array:
+    """A traced hyperparameter: ``value`` checked to lie in [lo, hi] (or (lo, hi]) and
+    returned as a float32 scalar array, else a TypeError/ValueError naming the owner,
+    the parameter, the value and the range.
+
+    A JAX tracer (the constructor called inside the user's ``jit``, ``vmap`` or
+    ``grad``) is kept as it is, unchecked: its value is not known until run time, so
+    the range is the caller's to respect (docs/ARCHITECTURE.md, "Composable kernels").
+    """
+    if isinstance(value, jax.core.Tracer):
+        if jnp.ndim(value) != 0:
+            raise TypeError(f"{owner}: {name} must be one number, got a traced array of shape {jnp.shape(value)}")
+        if not jnp.issubdtype(value.dtype, jnp.floating):
+            value = value.astype(jnp.float32)
+        return value
+    lo_ok = "(" if open_low else "["
+    hi_txt = "inf)" if math.isinf(hi) else f"{hi:g}]"
+    v = _one_float(owner, name, value, f"a number in {lo_ok}{lo:g}, {hi_txt}")
+    ok = (v > lo if open_low else v >= lo) and v <= hi and math.isfinite(v)
+    if not ok:
+        raise ValueError(f"{owner}: {name} must lie in {lo_ok}{lo:g}, {hi_txt}, got {value!r}")
+    return jnp.asarray(v, jnp.float32)
+
+
+def is_traced(x) -> bool:
+    """Whether ``x`` is a JAX tracer (a value known only when the program runs)."""
+    return isinstance(x, jax.core.Tracer)
 
 
 def check_covariance(owner: str, cov, d: int) -> tuple[np.ndarray, np.ndarray]:

@@ -71,6 +71,7 @@ from ._rng import (
     STREAM_REFERENCE_TRUTH,
     as_stream,
 )
+from ._validate import is_traced, traced_scalar
 from .families._base import tree_concat, tree_take
 from .families._protocol import AbstractFamily, Correctable, DirectTruncation, Scorable, Temperable
 
@@ -81,16 +82,7 @@ SYNTHESIS_METRICS = ("accept_rate", "shortfall")
 
 
 def _scalar(cls: str, name: str, value, low: float, high: float, *, open_low: bool) -> jax.Array:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{cls}: {name} must be a number, got {value!r}") from None
-    ok = (v > low if open_low else v >= low) and v <= high and math.isfinite(v)
-    if not ok:
-        lo = "(" if open_low else "["
-        hi = "inf)" if math.isinf(high) else f"{high:g}]"
-        raise ValueError(f"{cls}: {name} must lie in {lo}{low:g}, {hi}, got {value!r}")
-    return jnp.asarray(v, jnp.float32)
+    return traced_scalar(cls, name, value, low, high, open_low=open_low)
 
 
 def candidates_needed(rate: float, m: int, level: float = SHORTFALL_LEVEL) -> int:
@@ -190,9 +182,12 @@ class Synthesis(eqx.Module):
             self.support = _scalar(
                 owner, "support", DEFAULT_SUPPORT if support is None else support, 0.0, 1.0, open_low=True
             )
-            self.false_accept = _scalar(owner, "false_accept", false_accept or 0.0, 0.0, 1.0, open_low=False)
-            self.false_reject = _scalar(owner, "false_reject", false_reject or 0.0, 0.0, 1.0, open_low=False)
-            if float(self.false_reject) == 1.0 and float(self.false_accept) == 0.0:
+            fa = 0.0 if false_accept is None else false_accept
+            fr = 0.0 if false_reject is None else false_reject
+            self.false_accept = _scalar(owner, "false_accept", fa, 0.0, 1.0, open_low=False)
+            self.false_reject = _scalar(owner, "false_reject", fr, 0.0, 1.0, open_low=False)
+            rates = (self.false_reject, self.false_accept)
+            if not any(map(is_traced, rates)) and float(self.false_reject) == 1.0 and float(self.false_accept) == 0.0:
                 raise ValueError(f"{owner}: false_reject=1 with false_accept=0 rejects every point")
         self.correct = None
         if correct is not None:
@@ -257,6 +252,12 @@ class Synthesis(eqx.Module):
             return 1
         if self.oversample is not None:
             return self.oversample
+        rates = (self.truncate, self.support, self.false_accept, self.false_reject)
+        if any(map(is_traced, rates)):
+            raise TypeError(
+                f"{type(self).__name__}: its filter rates are traced values (inside jit, vmap or grad), so the "
+                "number of candidates per point cannot be sized from them; give oversample=<int>"
+            )
         return candidates_needed(self.design_rate(), self.run_n or 1)  # concrete values only (before tracing)
 
     def kwargs(self) -> dict:

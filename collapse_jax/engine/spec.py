@@ -7,9 +7,53 @@ import dataclasses
 import math
 from typing import Any
 
+from .. import _rng
+from .._validate import check_int
 from ..families._protocol import AbstractFamily
-from ..regimes import AbstractRegime
+from ..pressures import split as split_synthesis
+from ..regimes import AbstractRegime, Replace
 from ..synthesis import Synthesis
+from . import compat
+from .plan import names
+
+
+def prepare_model(owner: str, family, regime, synthesis, n, generations) -> tuple:
+    """Check a run's model and sizes (before anything compiles) and fix the model for
+    the run: ``(family, regime, synthesis, n, generations)``, each of the three
+    ``for_run``-ed. Shared by ``simulate`` and ``chain_fn``."""
+    regime = Replace() if regime is None else regime
+    family, synthesis = split_synthesis(family, synthesis, owner)
+    if not isinstance(regime, AbstractRegime):
+        raise TypeError(f"{owner}: regime must be a collapse_jax regime (e.g. cj.Replace()), got {regime!r}")
+    prefix = "" if owner == "simulate" else f"{owner}: "
+    n = check_int(f"{prefix}n", n, 1)
+    generations = check_int(f"{prefix}generations", generations, 0)
+    if generations > _rng.MAX_GENERATIONS:
+        raise ValueError(f"{owner}: generations must be <= {_rng.MAX_GENERATIONS}, got {generations}")
+    if n < family.min_points():
+        desc = family.describe()
+        args = ", ".join(f"{a}={desc[a]}" for a in ("components", "dim", "learn_cov") if a in desc)
+        raise ValueError(
+            f"{owner}: n={n} is too small for {type(family).__name__}({args}): "
+            f"each fit needs n >= {family.min_points()}"
+        )
+    compat.check(family, regime, synthesis, n, generations, family.is_exact)
+    family = family.for_run(regime, n, generations)
+    regime = regime.for_run(family, n, generations)
+    synthesis = synthesis.for_run(family, n)
+    return family, regime, synthesis, n, generations
+
+
+def choose_metrics(owner: str, model: tuple, metrics) -> tuple[str, ...]:
+    """The metrics a run computes: all of the model's, or the named subset (checked)."""
+    all_metrics = names(model)[0]
+    if metrics is None:
+        return all_metrics
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    unknown = [m for m in metrics if m not in all_metrics]
+    if unknown:
+        raise ValueError(f"{owner}: unknown metrics {unknown}; {type(model[0]).__name__} has {list(all_metrics)}")
+    return tuple(metrics)
 
 
 @dataclasses.dataclass(frozen=True)

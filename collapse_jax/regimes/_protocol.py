@@ -27,7 +27,7 @@ import numpy as np
 from .. import _declare, _rng
 from .._describe import constructor_args, field_arg
 from .._rng import STREAM_REAL, STREAM_SUBSAMPLE, STREAM_SYNTH, STREAM_SYNTH_EXTRA, Stream
-from .._validate import check_number
+from .._validate import traced_scalar
 from ..families._base import tree_concat, tree_take, tree_update, tree_where
 from ..families._protocol import AbstractFamily, MixedSampler, SubsampleStats, SufficientStats, WarmStart
 from ..synthesis import Synthesis
@@ -500,8 +500,8 @@ class AbstractPlannedRegime(AbstractRegime):
 
 
 def unit_fraction(cls: str, name: str, value) -> jax.Array:
-    """A traced fraction in [0, 1] (checked on concrete values)."""
-    return jnp.asarray(check_number(cls, name, value, 0.0, 1.0), jnp.float32)
+    """A traced fraction in [0, 1] (checked on concrete values; a tracer passes as it is)."""
+    return traced_scalar(cls, name, value, 0.0, 1.0)
 
 
 def slots(fraction, n: int, dtype) -> jax.Array:

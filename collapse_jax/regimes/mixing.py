@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._rng import STREAM_DECIDE, STREAM_REAL, STREAM_SYNTH, STREAM_SYNTH_EXTRA
-from .._validate import check_positive
+from .._validate import check_positive, is_traced
 from ..families._base import tree_take, tree_where
 from ..synthesis import candidates_needed, first_passing
 from ._protocol import (
@@ -211,7 +211,8 @@ class Provenance(AbstractRegime):
         ):
             raise ValueError(f"Provenance: oversample must be an int >= 1, got {oversample!r}")
         self.oversample = None if oversample is None else int(oversample)
-        if self.labelled_real_rate() <= 0:
+        rates = (self.pool_real_fraction, self.false_real, self.false_synthetic)
+        if not any(map(is_traced, rates)) and self.labelled_real_rate() <= 0:
             raise ValueError(
                 "Provenance: no pool point is ever labelled real (pool_real_fraction * (1 - false_synthetic) + "
                 "(1 - pool_real_fraction) * false_real = 0)"
@@ -229,6 +230,13 @@ class Provenance(AbstractRegime):
         return Provenance(self.pool_real_fraction, self.false_real, self.false_synthetic, oversample=k)
 
     def pool_size(self, n: int) -> int:
+        if self.oversample is None and any(
+            map(is_traced, (self.pool_real_fraction, self.false_real, self.false_synthetic))
+        ):
+            raise TypeError(
+                "Provenance: its rates are traced values (inside jit, vmap or grad), so the pool cannot be sized "
+                "from them; give oversample=<int>"
+            )
         k = self.oversample if self.oversample is not None else candidates_needed(self.labelled_real_rate(), n)
         return k * n
 
