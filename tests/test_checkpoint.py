@@ -4,6 +4,8 @@ checkpoints are refused."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -139,3 +141,79 @@ def test_mismatched_and_corrupt_checkpoints_are_refused(tmp_path):
         cj.simulate(cj.Gaussian(), checkpoint=tmp_path / "missing" / "c.npz", seed=1, **kw)
     with pytest.raises(ValueError, match="checkpoint_every"):
         cj.simulate(cj.Gaussian(), checkpoint=ckpt, checkpoint_every=-1, seed=1, **kw)
+
+
+def _odd_state() -> dict:
+    """Arrays of every layout a state may hold: 0-d, empty, bool, small ints, complex,
+    Fortran order, a strided view, big-endian."""
+    rng = np.random.default_rng(3)
+    grid = rng.standard_normal((6, 5))
+    return {
+        "next_chunk": 2,
+        "carry": [np.array(1.5), np.zeros((0, 3), np.float32), np.array([True, False, True])],
+        "host": {
+            "ints": np.arange(-4, 4, dtype=np.int8),
+            "complex": rng.standard_normal(4) + 1j * rng.standard_normal(4),
+            "fortran": np.asfortranarray(grid),
+            "strided": grid[::2, 1::2],
+            "big_endian": np.arange(5, dtype=">f8"),
+        },
+        "acc": None,
+        "done": 17,
+    }
+
+
+def _assert_same_state(got, want) -> None:
+    if isinstance(want, dict):
+        assert set(got) == set(want)
+        for k in want:
+            _assert_same_state(got[k], want[k])
+    elif isinstance(want, list):
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            _assert_same_state(g, w)
+    elif isinstance(want, np.ndarray):
+        assert got.shape == want.shape and got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+    else:
+        assert got == want
+
+
+def test_streamed_checkpoint_round_trips_every_array_layout(tmp_path):
+    ckpt, config = tmp_path / "c.npz", {"seed": 1}
+    state = _odd_state()
+    _checkpoint.save(ckpt, config, state)
+    _assert_same_state(_checkpoint.load(ckpt, config), state)
+    with np.load(ckpt, allow_pickle=False) as z:  # still a plain .npz archive
+        assert "__meta__" in z.files and z["state/carry/0"].shape == ()
+    assert not list(tmp_path.glob(".*.tmp"))
+    with pytest.raises(TypeError, match="Python objects at state/bad"):
+        _checkpoint.save(tmp_path / "d.npz", config, {"bad": np.array([None, 1])})
+    assert not (tmp_path / "d.npz").exists() and not list(tmp_path.glob(".*.tmp"))
+
+
+def _save_in_memory(path: Path, config: dict, state: dict) -> None:
+    """How checkpoints were written before they were streamed: the digest over
+    ``tobytes()`` of ``np.ascontiguousarray`` copies, the archive built by ``np.savez``."""
+    arrays: dict = {}
+    skeleton = _checkpoint._flatten(state, "state", arrays)
+    meta = {"format": _checkpoint.FORMAT, "config": config, "skeleton": skeleton}
+    h = hashlib.sha256()
+    h.update(json.dumps({k: meta[k] for k in ("format", "config", "skeleton")}, sort_keys=True).encode())
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(name.encode() + str(a.dtype).encode() + str(a.shape).encode() + a.tobytes())
+    meta["digest"] = h.hexdigest()
+    np.savez(path, __meta__=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
+
+
+def test_checkpoints_written_in_memory_still_load(tmp_path):
+    ckpt, config = tmp_path / "c.npz", {"seed": 1}
+    state = _odd_state()
+    _save_in_memory(ckpt, config, state)
+    _assert_same_state(_checkpoint.load(ckpt, config), state)
+    data = bytearray(ckpt.read_bytes())
+    data[data.index(np.arange(5, dtype=">f8").tobytes())] ^= 0x01  # one bit of an array's data
+    ckpt.write_bytes(bytes(data))
+    with pytest.raises(_checkpoint.CheckpointError, match="corrupt"):
+        _checkpoint.load(ckpt, config)

@@ -6,9 +6,11 @@ where it stopped and ends with the result an uninterrupted run gives.
 File format (no pickle: a checkpoint is data, never code): an ``.npz`` archive with
 the arrays under flat names plus one JSON entry, ``__meta__``, holding the run's
 configuration, the position reached, the nested structure, and a SHA-256 digest of
-every array's bytes. A file that fails to parse, whose digest does not match, or
-whose configuration differs from the current call's is refused with a message
-naming the cause; it is never silently overwritten.
+every array's bytes. The arrays are streamed into the archive, hashed as they are
+written, and the metadata goes last, so a write needs no second copy of the state in
+memory; a read hashes the loaded arrays in place. A file that fails to parse, whose
+digest does not match, or whose configuration differs from the current call's is
+refused with a message naming the cause; it is never silently overwritten.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ FORMAT = "collapse_jax checkpoint 1"
 # configuration keys that a resumed run takes from its checkpoint instead of choosing them (they
 # are picked from the machine and the memory budget, and results must not depend on the machine)
 ADOPTED = ("chunk_size", "block")
+_CHUNK = 1 << 22  # bytes hashed and written at a time
 
 
 class CheckpointError(ValueError):
@@ -62,31 +65,88 @@ def _unflatten(skel: dict, arrays) -> Any:
     return skel["value"]
 
 
+def _contiguous(a: np.ndarray) -> np.ndarray:
+    """``a`` in C order, same shape (a copy only when it is not C-contiguous already)."""
+    return a if a.flags.c_contiguous else np.ascontiguousarray(a).reshape(a.shape)
+
+
+def _bytes(a: np.ndarray) -> memoryview:
+    """The bytes of a C-contiguous array, without a copy."""
+    return memoryview(a.reshape(-1).view(np.uint8))
+
+
+def _start_digest(meta: dict) -> Any:
+    """A SHA-256 of the metadata's format, configuration and structure (with the scalar
+    positions it holds); :func:`_digest_array` adds every array, in sorted name order."""
+    h = hashlib.sha256()
+    h.update(json.dumps({k: meta.get(k) for k in ("format", "config", "skeleton")}, sort_keys=True).encode())
+    return h
+
+
+def _digest_array(h: Any, name: str, a: np.ndarray) -> None:
+    """Add an array's name, dtype and shape to ``h`` (its bytes are added by the caller).
+    A 0-d array's shape is hashed as ``(1,)``, as ``np.ascontiguousarray`` gave it when
+    the digest was defined, so that files already written keep their digest."""
+    h.update(name.encode())
+    h.update(str(a.dtype).encode() + str(a.shape if a.ndim else (1,)).encode())
+
+
 def _digest(arrays: dict[str, np.ndarray], meta: dict) -> str:
     """SHA-256 over the metadata (format, configuration, structure and the scalar
     positions it holds) and every array's name, dtype, shape and bytes."""
-    h = hashlib.sha256()
-    h.update(json.dumps({k: meta.get(k) for k in ("format", "config", "skeleton")}, sort_keys=True).encode())
+    h = _start_digest(meta)
     for name in sorted(arrays):
-        a = np.ascontiguousarray(arrays[name])
-        h.update(name.encode())
-        h.update(str(a.dtype).encode() + str(a.shape).encode())
-        h.update(a.tobytes())
+        a = _contiguous(arrays[name])
+        _digest_array(h, name, a)
+        h.update(_bytes(a))
     return h.hexdigest()
 
 
+def _npy_header(a: np.ndarray) -> bytes:
+    """The ``.npy`` header ``np.save`` would write for the C-contiguous array ``a``."""
+    buf = io.BytesIO()
+    d = np.lib.format.header_data_from_array_1_0(a)
+    try:
+        np.lib.format.write_array_header_1_0(buf, d)
+    except ValueError:  # a header over 64 KiB (a very large structured dtype)
+        buf = io.BytesIO()
+        np.lib.format.write_array_header_2_0(buf, d)
+    return buf.getvalue()
+
+
+def _write_archive(fh, arrays: dict[str, np.ndarray], meta: dict) -> None:
+    """Stream the arrays into the ``.npz`` archive ``fh`` entry by entry (the layout of
+    ``np.savez``), hashing each chunk as it is written; the metadata, with the digest,
+    goes last. Memory used beyond the arrays themselves: a few small buffers."""
+    h = _start_digest(json.loads(json.dumps(meta)))
+    with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for name in sorted(arrays):
+            a = _contiguous(arrays[name])  # no copy for the usual, contiguous arrays
+            if a.dtype.hasobject:
+                raise TypeError(f"checkpoint: cannot store an array of Python objects at {name}")
+            _digest_array(h, name, a)
+            data = _bytes(a)
+            with zf.open(name + ".npy", "w", force_zip64=True) as entry:  # force_zip64: as np.savez
+                entry.write(_npy_header(a))
+                for i in range(0, len(data), _CHUNK):
+                    chunk = data[i : i + _CHUNK]
+                    h.update(chunk)
+                    entry.write(chunk)
+        meta = {**meta, "digest": h.hexdigest()}
+        with zf.open("__meta__.npy", "w", force_zip64=True) as entry:
+            np.lib.format.write_array(entry, np.frombuffer(json.dumps(meta).encode(), np.uint8), allow_pickle=False)
+
+
 def save(path: Path, config: dict, state: dict) -> None:
-    """Write ``state`` (nested dicts of arrays) for the run ``config``, atomically."""
+    """Write ``state`` (nested dicts of arrays) for the run ``config``, atomically,
+    streaming the arrays straight into the file (no copy of the archive in memory)."""
     arrays: dict[str, np.ndarray] = {}
     skeleton = _flatten(state, "state", arrays)
     meta = {"format": FORMAT, "config": config, "skeleton": skeleton}
-    meta["digest"] = _digest(arrays, json.loads(json.dumps(meta)))
 
     def write(tmp):
-        buf = io.BytesIO()
-        np.savez(buf, __meta__=np.frombuffer(json.dumps(meta).encode(), np.uint8), **arrays)
-        with open(tmp, "wb") as fh:
-            fh.write(buf.getvalue())
+        with open(tmp, "xb") as fh:
+            _write_archive(fh, arrays, meta)
             fh.flush()
             os.fsync(fh.fileno())
 

@@ -257,8 +257,10 @@ def _names(keyed: _Keyed) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, 
 WORKING_SAFETY = 1.25
 PROGRAMS = 2
 RUNTIME_SCRATCH = 0.5
-# a checkpoint save holds the host arrays twice more (np.savez into memory, then that buffer's bytes)
-CHECKPOINT_COPIES = 3
+# a checkpoint save streams the host arrays into the file (engine.checkpoint): no second copy
+# (benchmarks/bench_checkpoint.py: +0.0 MiB resident for a 400 MiB state; the in-memory archive it
+# replaced held about two copies more)
+CHECKPOINT_COPIES = 1
 # host bytes per summarised value and generation: float64 mean, M2, M3, M4 and int64 counts of finite
 # and non-finite chains (collapse_jax.results.SummaryAccumulator)
 SUMMARY_BYTES = 48
@@ -342,7 +344,9 @@ class MemoryPlan:
         run, size = self.run, self.size
         budget = f"max_memory={_size(self.budget)} ({self.budget:,} bytes)"
         one = self.need(1) - self.host  # a chunk of one chain
-        copies = f" (x{CHECKPOINT_COPIES} while a checkpoint is written)" if run.checkpoint else ""
+        copies = (
+            f" (x{CHECKPOINT_COPIES} while a checkpoint is written)" if run.checkpoint and CHECKPOINT_COPIES > 1 else ""
+        )
         if self.host >= one:
             if not run.summary:
                 return (
