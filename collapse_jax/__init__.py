@@ -12,6 +12,7 @@ data) run as one compiled program, beside the closed-form theory.
 from . import theory as theory
 from ._rng import Stream as Stream
 from ._version import __version__ as __version__
+from .config import from_config as from_config
 from .engine.compose import chain_fn as chain_fn
 from .engine.shards import merge_shards as merge_shards
 from .engine.simulate import simulate as simulate

@@ -159,7 +159,7 @@ def traced_scalar(owner: str, name: str, value, lo: float, hi: float, *, open_lo
         return value
     lo_ok = "(" if open_low else "["
     hi_txt = "inf)" if math.isinf(hi) else f"{hi:g}]"
-    v = _one_float(owner, name, value, f"a number in {lo_ok}{lo:g}, {hi_txt}")
+    v = _one_float(owner, name, value, f"a number (one value) in {lo_ok}{lo:g}, {hi_txt}")
     ok = (v > lo if open_low else v >= lo) and v <= hi and math.isfinite(v)
     if not ok:
         raise ValueError(f"{owner}: {name} must lie in {lo_ok}{lo:g}, {hi_txt}, got {value!r}")

@@ -93,6 +93,7 @@ def run(spec: RunSpec) -> Result:
         "metrics": list(chosen),
         "thresholds": [list(t) for t in thr],
         "sweep": {k: v.tolist() for k, v in coords.items()},
+        "sweep_axes": spec.axes,
         "prng": prng,
     }
     if ckpt is not None:

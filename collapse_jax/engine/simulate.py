@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import time
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -20,6 +22,7 @@ from .._validate import as_float_array, check_int, check_seed, parse_memory
 from ..families._protocol import AbstractFamily
 from ..regimes import AbstractRegime
 from ..results import Result
+from ..results.result import provenance
 from ..synthesis import Synthesis
 from . import checkpoint as _checkpoint
 from . import shards as _shards
@@ -47,7 +50,7 @@ def simulate(
     progress: bool | None = None,
     metrics: list[str] | tuple[str, ...] | None = None,
     thresholds: dict[str, Any] | None = None,
-    sweep: dict[str, Any] | None = None,
+    sweep: Mapping[str, Any] | None = None,
     chunk_size: int | None = None,
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: float = 60.0,
@@ -120,6 +123,7 @@ def simulate(
     Returns:
         A :class:`collapse_jax.Result`.
     """
+    started, clock = time.time(), time.monotonic()
     chains = check_int("chains", chains, 1)
     seed = check_seed("seed", seed)
     keep_chains = check_int("keep_chains", keep_chains, 0)
@@ -150,7 +154,7 @@ def simulate(
         for c in np.atleast_1d(as_float_array("simulate", f"thresholds[{name!r}]", vals, limit=math.inf)):
             thr.append((name, float(c)))
 
-    fields, values, coords = resolve_sweep((family, regime, synthesis), sweep)
+    fields, values, coords, axes = resolve_sweep((family, regime, synthesis), sweep)
 
     ctx_x64 = jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
     with ctx_x64:
@@ -161,6 +165,7 @@ def simulate(
             synthesis=_cast(synthesis, jdtype),
             values=tuple(jnp.asarray(v, jdtype) for v in values),
             coords=coords,
+            axes=axes,
             fields=fields,
             metrics=chosen,
             thresholds=tuple(thr),
@@ -181,7 +186,9 @@ def simulate(
             shards=shards,
             shard_timeout=float(shard_timeout),
         )
-        return run(spec)
+        res = run(spec)
+    res.info.update(provenance(started, time.monotonic() - clock, budget))
+    return res
 
 
 def _cast(tree, dtype):

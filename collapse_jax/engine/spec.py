@@ -91,6 +91,7 @@ class RunSpec:
     prng: str = "threefry"
     shards: Any = None
     shard_timeout: float = 3600.0
+    axes: dict = dataclasses.field(default_factory=dict)
 
     @property
     def model(self) -> tuple:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 
 import equinox as eqx
 import jax
@@ -34,14 +35,16 @@ def targets(model) -> list[tuple[str, int, object]]:
     return [("regime", 1, regime), ("family", 0, family), ("synthesis", 2, synthesis)]
 
 
-def resolve_sweep(model, sweep) -> tuple[tuple[tuple[str, str], ...], tuple[np.ndarray, ...], dict]:
+def resolve_sweep(model, sweep) -> tuple[tuple[tuple[str, str], ...], tuple[np.ndarray, ...], dict, dict]:
     """Grid over traced hyperparameters of the run's ``(family, regime, synthesis)``
-    -> (fields, flattened values, coords)."""
+    -> (fields, flattened values, coords, axes). ``sweep`` is any ``Mapping`` (a
+    Hydra ``DictConfig`` too); ``axes`` are its keys and values as given, in float64
+    lists (what reruns the sweep), ``coords`` the flattened grid per coordinate."""
     family, regime, _ = model
     if not sweep:
-        return (), (), {}
-    if not isinstance(sweep, dict):
-        raise TypeError(f"simulate: sweep must be a dict {{name: values}}, got {type(sweep).__name__}")
+        return (), (), {}, {}
+    if not isinstance(sweep, Mapping):
+        raise TypeError(f"simulate: sweep must be a mapping {{name: values}}, got {type(sweep).__name__}")
     fields, labels, grids = [], [], []
     for key, vals in sweep.items():
         target, _, name = key.rpartition(".")
@@ -89,4 +92,5 @@ def resolve_sweep(model, sweep) -> tuple[tuple[tuple[str, str], ...], tuple[np.n
     mesh = np.meshgrid(*grids, indexing="ij")
     flat = tuple(m.reshape(-1) for m in mesh)
     coords = {f"{t}.{n}" if sum(1 for _, nn in labels if nn == n) > 1 else n: v for (t, n), v in zip(labels, flat)}
-    return tuple(fields), flat, coords
+    axes = {str(key): grid.tolist() for key, grid in zip(sweep, grids)}
+    return tuple(fields), flat, coords, axes

@@ -43,6 +43,46 @@ def run_info() -> dict:
     }
 
 
+def git_revision() -> str | None:
+    """The git commit of the package's source tree when it runs from a checkout
+    (``None`` for an installed copy), read from ``.git`` without running git."""
+    here = Path(__file__).resolve().parents[2]
+    git = here / ".git"
+    try:
+        if git.is_file():  # a worktree or submodule: "gitdir: <path>"
+            git = (here / git.read_text().split(":", 1)[1].strip()).resolve()
+        head = (git / "HEAD").read_text().strip()
+        if not head.startswith("ref:"):
+            return head
+        ref = head.split(":", 1)[1].strip()
+        if (git / ref).is_file():
+            return (git / ref).read_text().strip()
+        for line in (git / "packed-refs").read_text().splitlines():
+            if line.endswith(" " + ref):
+                return line.split()[0]
+    except (OSError, IndexError):
+        return None
+    return None
+
+
+def provenance(started: float, wall: float, max_memory: int | None = None) -> dict:
+    """How a result was made, beside :func:`run_info`: the command line, the start
+    time (UTC, ISO 8601), the wall time in seconds, the source revision when known
+    and the memory budget (what :meth:`Result.rerun` reuses)."""
+    import datetime
+    import sys
+
+    out = {
+        "argv": list(sys.argv),
+        "started": datetime.datetime.fromtimestamp(started, datetime.UTC).isoformat(timespec="seconds"),
+        "wall_s": round(float(wall), 3),
+        "git_revision": git_revision(),
+    }
+    if max_memory is not None:
+        out["max_memory"] = int(max_memory)
+    return out
+
+
 class SummaryAccumulator:
     """Streams per-chunk moments into float64 totals (count, mean, M2, M3, M4 by
     Pebay's pairwise formulas), in the fixed order chunks arrive."""
@@ -198,6 +238,20 @@ class Result:
             f"keep={self.config['keep']!r}{sw})"
         )
 
+    def rerun(self, **overrides) -> Result:
+        """Run this result's configuration again (:func:`collapse_jax.from_config`):
+        the same seed, chunk size and options give the same numbers, bit for bit, on
+        the same machine and versions. ``overrides`` replace simulate options
+        (``progress=False``, ``chains=...``, ``checkpoint=...``). The memory budget
+        of the original run is reused when it was recorded. A result of one sweep
+        point (:meth:`sel`) reruns that point alone."""
+        from ..config import from_config
+
+        if "max_memory" in self.info and "max_memory" not in overrides:
+            overrides["max_memory"] = self.info["max_memory"]
+        res = from_config(self.config, **overrides)()
+        return res.sel(0) if self.config.get("sweep_point") else res
+
     def sel(self, sweep: int) -> Result:
         """The result of one sweep point, as if it had been run alone."""
         if not self.sweep:
@@ -215,6 +269,7 @@ class Result:
             }
         config = dict(self.config)
         config["sweep"] = {}
+        config["sweep_axes"] = {}
         config["sweep_point"] = {k: float(v[sweep]) for k, v in self.sweep.items()}
         return Result(
             config=config,
