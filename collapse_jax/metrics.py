@@ -10,6 +10,58 @@ import numpy as np
 
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 
+# What each built-in metric, diagnostic and event measures: (long_name, units) for the
+# netCDF file (CF attributes). The simulated data are numbers in the truth's own units,
+# so scales are dimensionless ("1"); log-likelihoods and divergences are in nats.
+# A metric of a user's family that is not listed gets its name as long_name and no units.
+ATTRS: dict[str, tuple[str, str | None]] = {
+    # Gaussian and location families
+    "variance": ("fitted variance sigma^2_g", "1"),
+    "log_variance": ("log of the fitted variance", "1"),
+    "sd": ("fitted standard deviation sigma_g", "1"),
+    "mean_sq_error": ("squared distance of the fitted mean to the true mean", "1"),
+    "kl_to_truth": ("KL divergence KL(truth || fit) in nats", "1"),
+    "w2_sq_to_truth": ("squared 2-Wasserstein distance of the fit to the truth", "1"),
+    "heldout_nll": ("mean negative log-likelihood of held-out true draws under the fit, in nats", "1"),
+    "tail_mass": ("fit's mass beyond the truth's 1% tail quantiles", "1"),
+    "trace_ratio": ("trace of the fitted covariance over the true trace", "1"),
+    "logdet_ratio": ("log det of the fitted covariance minus the true log det", "1"),
+    "posterior_width": ("posterior standard deviation of the location", "1"),
+    # Gaussian mixtures and KDE
+    "component_sd": ("fitted standard deviation of each component", "1"),
+    "component_weight": ("fitted weight of each component", "1"),
+    "minority_weight": ("smallest fitted component weight", "1"),
+    "total_variance": ("total variance of the fitted mixture", "1"),
+    "l2_to_truth": ("L2 distance between the fitted and the true density", "1"),
+    "sample_variance": ("variance of the sample the KDE was fitted to", "1"),
+    # regression
+    "param_sq_error": ("squared distance of the fitted coefficients to the true ones", "1"),
+    "test_error": ("excess test error of the fitted predictor (mean squared)", "1"),
+    "coef_norm": ("norm of the fitted coefficients", "1"),
+    "heldout_logloss": ("mean logistic loss on held-out true draws, in nats", "1"),
+    "noise_variance": ("fitted noise variance", "1"),
+    # categorical
+    "collision_probability": ("collision probability sum_k p_k^2 of the fit", "1"),
+    "entropy": ("entropy of the fitted distribution, in nats", "1"),
+    "extinct": ("number of categories with fitted probability zero", "1"),
+    "rare_mass": ("fitted mass on the truth's rare categories", "1"),
+    # synthesis and graphs
+    "accept_rate": ("share of candidate synthetic points accepted by the filters", "1"),
+    "shortfall": ("1 where fewer candidates passed than synthetic points were needed", "1"),
+    "homogenisation": ("mean squared distance between the nodes' location parameters", "1"),
+    # diagnostics
+    "converged": ("1 where the fit's iterations converged", "1"),
+    "dead_components": ("number of mixture components with no weight", "1"),
+    "em_iters": ("EM iterations of the fit", "1"),
+    "divergences": ("divergent NUTS transitions", "1"),
+    "grad_norm": ("norm of the objective's gradient at the fit", "1"),
+    "objective": ("objective value at the fit", "1"),
+    # events: the first generation at which it happened
+    "collapse": ("first generation at which the fitted variance fell below collapse_below", "1"),
+    "extinction": ("first generation at which a category went extinct", "1"),
+    "fixation": ("first generation at which one category held all the mass", "1"),
+}
+
 
 def moments_from_array(x: np.ndarray) -> dict[str, np.ndarray]:
     """Count, non-finite count, mean and central sums M2, M3, M4 over axis 0,

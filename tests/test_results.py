@@ -183,3 +183,81 @@ def test_auto_switches_to_summary_with_warning():
         )
     assert r.is_summary and r.metrics["sd"].shape == (30, 51)
     assert r.summary("sd")["n_finite"].iloc[-1] == 2000
+
+
+# --------------------------------------------------------------------------- the file and xarray idioms
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    kw = dict(n=10, generations=3, chains=40, seed=5, progress=False, thresholds={"variance": [0.5]})
+    sweep = {"real_fraction": [0.1, 0.3], "synthesis.temperature": [0.9, 1.1]}
+    syn = cj.Synthesis(temperature=1.0)
+    full = cj.simulate(cj.Gaussian(), cj.FreshMix(0.2), synthesis=syn, keep="chains", sweep=sweep, **kw)
+    summ = cj.simulate(cj.Gaussian(), cj.FreshMix(0.2), synthesis=syn, keep="summary", keep_chains=6, sweep=sweep, **kw)
+    path = summ.save(tmp_path_factory.mktemp("swept") / "s.nc")
+    return full, summ, path
+
+
+def test_file_is_idiomatic_netcdf(swept):
+    import xarray as xr
+
+    full, summ, path = swept
+    with xr.open_dataset(path) as ds:
+        for key in ("Conventions", "title", "history", "source", "references"):
+            assert ds.attrs[key], key
+        assert ds.attrs["Conventions"].startswith("CF-")
+        for name, var in ds.data_vars.items():
+            assert var.attrs.get("long_name") and var.attrs.get("units"), name
+        # sweep values are index coordinates
+        one = ds.sel(real_fraction=0.3, temperature=0.9)["variance"]
+        assert one.dims == ("kept_chain", "generation")
+        np.testing.assert_array_equal(one.values, summ.metrics["variance"][2])  # grid order: (0.3, 0.9) is point 2
+        # one row per kept chain, generation and sweep point: no cartesian product with other groups
+        assert ds.to_dataframe().shape[0] == 2 * 2 * 6 * 4
+    with xr.open_datatree(path) as tree:
+        events = tree["events"].to_dataset()
+        assert events.sizes["chain"] == 40 and list(events["chain"].values) == list(range(40))
+        # the fill value -1 (never happened) reads as missing
+        never = summ.events["collapse"].reshape(2, 2, 40) < 0
+        assert np.isnan(events["collapse"].values[never]).all()
+        stats = tree["summary"]["metrics"].to_dataset()
+        np.testing.assert_allclose(stats["variance_se"].values.reshape(4, 4), summ.se("variance"))
+        assert stats["variance"].attrs["long_name"].startswith("mean over chains")
+
+
+def test_accessors_agree_with_the_summary_table(swept):
+    full, summ, _ = swept
+    table = full.summary("variance")
+    np.testing.assert_allclose(full.mean("variance").reshape(-1), table["mean"].to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(full.se("variance").reshape(-1), table["se"].to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(full.quantiles("variance", [0.5])[0].reshape(-1), table["q50"].to_numpy(), rtol=1e-6)
+    # summary mode streams every chain: the same means as keeping them all
+    np.testing.assert_allclose(summ.mean("variance"), full.mean("variance"), rtol=1e-6)
+    # steady state: the same mean over every chain; in summary mode an upper bound on the se
+    exact, bound = full.steady_state("variance", 1), summ.steady_state("variance", 1)
+    np.testing.assert_allclose(bound["mean"], exact["mean"], rtol=1e-6)
+    assert np.all(bound["se"] >= exact["se"]) and bound["se_kind"] == "upper bound"
+    assert np.all(bound["chains"] == 40)
+
+
+def test_tidy_dataframe(swept):
+    full, summ, _ = swept
+    df = full.to_dataframe()
+    assert list(df.columns) == ["real_fraction", "temperature", "chain", "generation", "metric", "value"]
+    assert len(df) == len(full.metrics) * 4 * 40 * 4
+    pick = df[(df.metric == "variance") & (df.real_fraction == 0.1) & (df.temperature == 1.1) & (df.chain == 7)]
+    np.testing.assert_array_equal(pick.sort_values("generation")["value"].to_numpy(), full.metrics["variance"][1, 7])
+    wide = full.to_dataframe(long=False)
+    assert len(wide) == 4 * 40 * 4 and "variance" in wide and "chain" in wide
+    assert len(summ.to_dataframe(metrics="variance")) == 4 * 6 * 4  # the kept chains
+
+
+def test_format_1_files_still_load():
+    from pathlib import Path
+
+    data = Path(__file__).parent / "data"
+    old = cj.load(data / "result_format1.nc")
+    expected = np.load(data / "result_format1_expected.npz")
+    np.testing.assert_array_equal(old.metrics["variance"], expected["kept"])
+    np.testing.assert_array_equal(old.events["collapse"], expected["collapse"])
+    np.testing.assert_allclose(old.mean("variance"), expected["variance_mean"], rtol=1e-12)
+    assert old.n_sweep == 2

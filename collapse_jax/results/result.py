@@ -20,7 +20,7 @@ from ..metrics import (
     moments_from_array,
     quantile_ci,
 )
-from .store import from_dataset, to_dataset
+from .store import from_dataset, to_datatree
 
 
 def run_info() -> dict:
@@ -294,6 +294,90 @@ class Result:
         return ~self.nonfinite.any(axis=-1)
 
     # ---------------------------------------------------------------- summaries
+    # ---------------------------------------------------------------- arrays per generation
+    def moments(self, metric: str, *, diagnostic: bool = False) -> dict[str, np.ndarray]:
+        """Count, mean and central sums (float64) of ``metric`` over every chain with a
+        finite value, per generation: arrays of shape ``([sweep], generations + 1,
+        *extra)``. In summary mode they are the streamed moments of all chains (not
+        the kept ones). :meth:`mean`, :meth:`se` and :meth:`sd` read them."""
+        group = self.diagnostics if diagnostic else self.metrics
+        if metric not in group:
+            kind = "diagnostic" if diagnostic else "metric"
+            raise ValueError(f"Result: unknown {kind} {metric!r}; have {list(group)}")
+        if self.is_summary:
+            mom = self.summary_stats["groups"]["diagnostics" if diagnostic else "metrics"][metric]
+            return {k: np.asarray(mom[k]) for k in ("count", "nonfinite", "mean", "m2", "m3", "m4")}
+        arr = group[metric]
+        if not self.sweep:
+            return moments_from_array(arr)
+        per = [moments_from_array(a) for a in arr]
+        return {k: np.stack([m[k] for m in per]) for k in per[0]}
+
+    def mean(self, metric: str, *, diagnostic: bool = False) -> np.ndarray:
+        """Mean over chains per generation (finite values; every chain in summary mode)."""
+        mom = self.moments(metric, diagnostic=diagnostic)
+        return np.where(mom["count"] > 0, mom["mean"], np.nan)
+
+    def sd(self, metric: str, *, diagnostic: bool = False) -> np.ndarray:
+        """Standard deviation over chains per generation (n - 1 divisor)."""
+        mom = self.moments(metric, diagnostic=diagnostic)
+        cnt = mom["count"]
+        return np.sqrt(np.where(cnt > 1, mom["m2"] / np.maximum(cnt - 1, 1), np.nan))
+
+    def se(self, metric: str, *, diagnostic: bool = False) -> np.ndarray:
+        """Monte Carlo standard error of :meth:`mean` per generation (sd / sqrt(count)).
+        Check ``summary()['heavy_tail']`` before trusting it for heavy-tailed metrics."""
+        cnt = self.moments(metric, diagnostic=diagnostic)["count"]
+        return self.sd(metric, diagnostic=diagnostic) / np.sqrt(np.maximum(cnt, 1))
+
+    def quantiles(self, metric: str, qs=QUANTILES) -> np.ndarray:
+        """Quantiles ``qs`` over chains per generation, shape ``(len(qs), [sweep],
+        generations + 1, *extra)``, from every chain (the kept chains in summary
+        mode); NaN values are left out. :meth:`quantile` gives one with its
+        confidence interval."""
+        arr = np.asarray(self._metric_any(metric), np.float64)
+        axis = 1 if self.sweep else 0
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns give NaN
+            return np.nanquantile(arr, np.asarray(qs, np.float64), axis=axis)
+
+    def _metric_any(self, metric: str) -> np.ndarray:
+        if metric in self.metrics:
+            return self.metrics[metric]
+        if metric in self.diagnostics:
+            return self.diagnostics[metric]
+        raise ValueError(f"Result: unknown metric {metric!r}; have {list(self.metrics)}")
+
+    def to_dataframe(self, *, long: bool = True, metrics=None):
+        """The per-chain values as a tidy ``pandas.DataFrame``: one row per chain,
+        generation and metric (columns ``chain``, ``generation``, ``metric``,
+        ``value``, the sweep coordinates and any extra dims), as seaborn's
+        ``relplot(x="generation", y="value", hue=..., col="metric")`` and
+        parquet/W&B tables expect. ``long=False`` gives one column per metric instead
+        (metrics with extra dims are left out there). Summary mode: the kept chains.
+        For the per-generation summary use :meth:`summary`."""
+        import pandas as pd
+
+        ds = self.to_xarray()
+        names = list(self.metrics) if metrics is None else ([metrics] if isinstance(metrics, str) else list(metrics))
+        unknown = [m for m in names if m not in self.metrics]
+        if unknown:
+            raise ValueError(f"to_dataframe: unknown metrics {unknown}; have {list(self.metrics)}")
+        cdim = "kept_chain" if self.is_summary else "chain"
+        if not long:
+            plain = [m for m in names if ds[m].ndim == ds[names[0]].ndim and not self.metric_dims.get(m)]
+            frame = ds[plain].to_dataframe().reset_index()
+            return frame.rename(columns={cdim: "chain"})
+        frames = []
+        for m in names:
+            f = ds[m].to_dataframe(name="value").reset_index()
+            f.insert(0, "metric", m)
+            frames.append(f)
+        frame = pd.concat(frames, ignore_index=True)
+        frame = frame.rename(columns={cdim: "chain"})
+        first = [c for c in (*self.sweep, "chain", "generation", "metric") if c in frame]
+        return frame[first + [c for c in frame.columns if c not in first]]
+
     def summary(self, metrics=None, *, finite_only: bool = False, diagnostics: bool = False):
         """Per generation and metric: mean, standard error, quantiles (5, 25, 50, 75,
         95 %), finite and non-finite counts, and ``heavy_tail`` where the standard
@@ -445,10 +529,25 @@ class Result:
     def steady_state(self, metric: str, burn_in: int) -> dict:
         """Per-chain time average over generations ``burn_in..G``, then the mean and
         standard error across chains (chains are independent, so this standard error
-        is honest even though generations within a chain are correlated). Summary
-        mode uses the kept chains. With a sweep, arrays over the sweep axis."""
+        is honest even though generations within a chain are correlated). With a
+        sweep, arrays over the sweep axis.
+
+        Summary mode (no per-chain trajectories beyond the kept ones): the mean is
+        the average of the per-generation means over *every* chain (the same number,
+        by linearity), and ``se`` is an upper bound, the average of the per-generation
+        standard errors (the standard deviation of an average is at most the average
+        of the standard deviations); ``se_kind`` says which. ``chains`` is the number
+        of chains behind the mean."""
         if not 0 <= burn_in <= self.generations:
             raise ValueError(f"steady_state: burn_in must be in [0, {self.generations}], got {burn_in}")
+        if self.is_summary:
+            mean = self.mean(metric)[..., burn_in:].mean(axis=-1)
+            se = self.se(metric)[..., burn_in:].mean(axis=-1)
+            cnt = self.moments(metric)["count"][..., burn_in:].min(axis=-1)
+            out = {"mean": mean, "se": se, "chains": cnt}
+            if not self.sweep:
+                return {k: float(v) if k != "chains" else int(v) for k, v in out.items()} | {"se_kind": "upper bound"}
+            return out | {"se_kind": "upper bound", "sweep": self.sweep}
         out = {"mean": [], "se": [], "chains": []}
         for _, res in self._points():
             arr = res._metric(metric)[:, burn_in:]
@@ -458,8 +557,8 @@ class Result:
             out["se"].append(float(np.std(avg, ddof=1) / math.sqrt(len(avg))) if len(avg) > 1 else math.nan)
             out["chains"].append(int(len(avg)))
         if not self.sweep:
-            return {k: v[0] for k, v in out.items()}
-        return {k: np.asarray(v) for k, v in out.items()} | {"sweep": self.sweep}
+            return {k: v[0] for k, v in out.items()} | {"se_kind": "exact"}
+        return {k: np.asarray(v) for k, v in out.items()} | {"se_kind": "exact", "sweep": self.sweep}
 
     def paired_difference(self, other: Result, metric: str):
         """Mean and standard error of (self - other) per generation over chains
@@ -497,9 +596,19 @@ class Result:
 
     # ---------------------------------------------------------------- storage
     def to_xarray(self):
-        """The result as an ``xarray.Dataset`` (what :meth:`save` writes)."""
+        """The per-chain metrics as an ``xarray.Dataset``: dims ``(*sweep axes, chain,
+        generation, *extra)``, each sweep key an indexed dimension
+        (``ds.sel(real_fraction=0.1)``), ``long_name`` and ``units`` on every
+        variable. It is the root group of the saved file (``xarray.open_dataset``);
+        :meth:`to_datatree` has the diagnostics, events and summary too."""
+        return self.to_datatree().to_dataset()
 
-        return to_dataset(self)
+    def to_datatree(self):
+        """The whole result as an ``xarray.DataTree``: the metrics at the root, and
+        groups ``/diagnostics``, ``/events`` and ``/summary`` (summary mode: means,
+        standard errors, counts and moment sums over every chain). What :meth:`save`
+        writes (``xarray.open_datatree`` reads it)."""
+        return to_datatree(self)
 
     def save(self, path, *, overwrite: bool = False) -> Path:
         """Write the result: one netCDF file (``xarray.open_dataset`` opens it; config,
@@ -525,7 +634,7 @@ class Result:
         nc.parent.mkdir(parents=True, exist_ok=True)
         # serialise in memory: the HDF5 library must never see a failing disk write (after a
         # failed write it can crash the interpreter when the file is closed)
-        blob = bytes(self.to_xarray().to_netcdf(engine="h5netcdf"))
+        blob = bytes(self.to_datatree().to_netcdf(engine="h5netcdf"))
         table = self.summary().to_csv(index=False).encode()
         write_set({nc: blob, csv: table}, overwrite=overwrite)
         return nc
