@@ -280,12 +280,18 @@ def from_dataset(path) -> dict[str, Any]:
         events=events,
         nonfinite=nonfinite,
         summary_stats=summary_stats,
-        metric_dims={k: tuple(v) for k, v in json.loads(attrs["metric_dims"]).items()},
-        diagnostic_dims={k: tuple(v) for k, v in json.loads(attrs["diagnostic_dims"]).items()},
-        event_dims={k: tuple(v) for k, v in json.loads(attrs["event_dims"]).items()},
         sweep=sweep,
-        info=json.loads(attrs["info"]),
+        **_recorded(attrs),
     )
+
+
+def _recorded(attrs) -> dict:
+    """The result's fields that the file keeps as JSON attributes."""
+    dims = {
+        k: {n: tuple(v) for n, v in json.loads(attrs[k]).items()}
+        for k in ("metric_dims", "diagnostic_dims", "event_dims")
+    }
+    return {**dims, "info": json.loads(attrs["info"])}
 
 
 def _from_dataset_v1(path) -> dict[str, Any]:
@@ -331,9 +337,6 @@ def _from_dataset_v1(path) -> dict[str, Any]:
         events=events,
         nonfinite=nonfinite,
         summary_stats=summary_stats,
-        metric_dims={k: tuple(v) for k, v in json.loads(ds.attrs["metric_dims"]).items()},
-        diagnostic_dims={k: tuple(v) for k, v in json.loads(ds.attrs["diagnostic_dims"]).items()},
-        event_dims={k: tuple(v) for k, v in json.loads(ds.attrs["event_dims"]).items()},
         sweep=sweep,
-        info=json.loads(ds.attrs["info"]),
+        **_recorded(ds.attrs),
     )
