@@ -84,6 +84,7 @@ class AbstractFamily(eqx.Module):
 
     Class-level declarations (checked and frozen when the class is created, so a bad
     one is an error at import naming it, and none changes later):
+
       * ``metric_dims``: extra xarray dims per metric, e.g. ``{"component_sd":
         ("component",)}``; metrics not listed are scalars per chain and generation.
       * ``diagnostic_dims`` / ``event_dims``: the same for diagnostics and events.

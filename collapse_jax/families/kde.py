@@ -96,6 +96,7 @@ class KDE(Scorable):
             at least that size.
 
     Metrics (d-D quantities are traces):
+
       * ``heldout_nll``: mean of -log p(y) over ``heldout_size`` fresh points y from
         the truth, drawn from the chain's METRICS stream of that generation (an
         unbiased estimate of the cross-entropy E_truth[-log p], nats per point);
@@ -104,6 +105,7 @@ class KDE(Scorable):
         sum_i w_i ||x_i - xbar||^2 (an MLE: it divides by the total weight);
       * ``mean_sq_error``: ||xbar - mu_0||^2, xbar the weighted mean of the store (the
         density's mean) and mu_0 the truth's mean.
+
     On the truth itself (never a generation) they describe the true distribution.
 
     ``min_points()`` is 1: a single point is a valid KDE, and the MLE variance of one

@@ -243,8 +243,8 @@ class HuberLocation(_MEstimator):
     """The Huber M-estimator of a location, refitted on its own samples.
 
     Data x ~ N(mu, I_d) (the model at its location; the truth at ``mean``). The fit
-    minimises the weighted mean of sum_j rho_delta(x_j - mu_j), rho_delta(r) = r^2 / 2
-    for |r| <= delta and delta (|r| - delta / 2) beyond. ``delta`` large is the sample
+    minimises the weighted mean of sum_j rho_delta(x_j - mu_j), ``rho_delta(r) = r^2 / 2``
+    for ``|r| <= delta`` and ``delta (|r| - delta / 2)`` beyond. ``delta`` large is the sample
     mean (the Gaussian MLE; a closed form the tests check the optimizer against);
     ``delta`` 1.345 has 95 % efficiency at the Normal. Every fit starts from 0.
 

@@ -466,7 +466,7 @@ class Result:
         """Quantile ``q`` per generation with a distribution-free confidence interval
         from order statistics (binomial, normal approximation to its ranks), from
         all chains (or the kept chains in summary mode). Returns (estimate, lo, hi),
-        each of shape (generations + 1, *extra).
+        each of shape ``(generations + 1, *extra)``.
 
         Every chain is ranked, +-inf included: where more than 1 - q of the chains
         are +inf the estimate is +inf, and a bound of the interval that reaches an

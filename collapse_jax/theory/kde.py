@@ -8,10 +8,12 @@ the chain's original n real points, generation g has had g + 1 fits), returns a 
 for scalar ``g`` and an array otherwise, and works in numpy float64.
 
 Quantities (those of `collapse_jax.KDE`'s metrics; in d dimensions, traces):
+
   * s^2_g, ``sample_variance``: the weighted MLE variance of the stored sample,
     sum_i w_i ||x_i - xbar||^2 with sum_i w_i = 1;
   * ``variance``: the KDE density's variance, s^2_g + d h^2;
   * ``mean_sq_error``: ||xbar_g - mu_0||^2.
+
 ``var0`` is the truth's total variance tr Cov_0 (sigma_0^2 in 1-D) and ``dim`` the
 dimension d. Only second moments enter, so every formula holds for any truth with
 finite variance (a Gaussian mixture included), not only a Gaussian.
@@ -22,8 +24,10 @@ xbar and covariance trace s^2 + d h^2, and m i.i.d. draws have a sample variance
 (divide by m) of expectation ((m - 1)/m)(s^2 + d h^2) and a mean ybar with
 E||ybar - xbar||^2 = (s^2 + d h^2)/m.
 
-**Replace** (n points from the last fit): with r = (n - 1)/n and V_g = E[s^2_g],
+**Replace** (n points from the last fit): with r = (n - 1)/n and V_g = E[s^2_g]::
+
     V_0 = r var0,   V_g = r (V_{g-1} + d h^2),
+
 so  V_g = r^(g+1) var0 + (n - 1) d h^2 (1 - r^g),
 moving geometrically (rate r per generation) from r var0 to the fixed point
 (n - 1) d h^2, the density variance s^2 + d h^2 to n d h^2. The chain forgets the truth:
@@ -33,8 +37,10 @@ never to 0, when n d h^2 < var0 (e.g. h = 0.1, n = 10, var0 = 1).
 
 **Accumulate** (the original sample plus g batches of n, batch j from fit j - 1, all
 weights equal): with T_g = (g + 1) n s^2_g the pooled scatter, the parallel-variance
-merge of the batch drawn from fit g - 1 (pooled size N = g n) gives
+merge of the batch drawn from fit g - 1 (pooled size N = g n) gives::
+
     E[T_g | fit g-1] = T_{g-1} + (n - 1)(s^2 + d h^2) + (N n/(N + n)) (s^2 + d h^2)/n,
+
 i.e.  V_g = (1 - 1/(n (g+1)^2)) V_{g-1} + (d h^2/(g + 1)) (1 - 1/(n (g + 1))).
 With h = 0 this is the Gaussian MLE chain of THEORY.md section 12; with h > 0 each
 generation adds about d h^2/(g + 1): s^2 stays anchored near var0 (the original
@@ -46,12 +52,16 @@ Accumulate stays above it.
 **Real and synthetic points mixed** (`Weighted(combine="samples")` and `FreshMix`):
 the store holds r fresh real points of total weight w and m points from fit g - 1 of
 total weight 1 - w (each group uniform within). With S_x, S_y, xbar_r, ybar the groups'
-MLE variances and means, the mixture identity
+MLE variances and means, the mixture identity::
+
     s^2 = w S_x + (1 - w) S_y + w (1 - w) ||xbar_r - ybar||^2
-and the mean xbar = w xbar_r + (1 - w) ybar give, with e_g = E||xbar_g - mu_0||^2,
+
+and the mean xbar = w xbar_r + (1 - w) ybar give, with e_g = E||xbar_g - mu_0||^2::
+
     e_g = w^2 var0/r + (1 - w)^2 (e_{g-1} + (V_{g-1} + d h^2)/m),
     V_g = w ((r - 1)/r) var0 + (1 - w) ((m - 1)/m)(V_{g-1} + d h^2)
           + w (1 - w) (var0/r + e_{g-1} + (V_{g-1} + d h^2)/m),
+
 from V_0 = ((n - 1)/n) var0 and e_0 = var0/n (generation 0 fits the n original real
 points). ``Weighted(w, ratio=k)``: r = n, m = floor(n/k + 1/2); ``FreshMix(lam)``:
 r = floor(lam n + 1/2), m = n - r, w = r/n (every point has weight 1/n). w = 0 with

@@ -197,7 +197,7 @@ def freshmix_moments(
     At every g >= 1 the training set is r = floor(real_fraction * n + 1/2) fresh real
     points and m = n - r points from model g - 1, pooled. Generation 0 fits n real
     points: E[e^2_0] = var0/n, V_0 = E[sigma^2_0] = var0 (n - 1)/(n - delta). Then,
-    exactly, for g >= 1:
+    exactly, for g >= 1::
 
         E[e^2_g] = r var0/n^2 + (m/n)^2 (E[e^2_{g-1}] + V_{g-1}/m),
         (n - delta) V_g = (r - 1 + m/n) var0 + (m - 1 + r/n) V_{g-1}

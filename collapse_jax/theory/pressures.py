@@ -44,9 +44,9 @@ __all__ = [
 def truncation_variance_factor(q: float, dim: int = 1) -> float:
     """The variance factor of a standard normal truncated to its central mass q.
 
-    1-D: Var(Z | |Z| <= z) = v(q) = 1 - 2 z phi(z) / q, z = Phi^-1((1 + q) / 2)
+    1-D: ``Var(Z | |Z| <= z) = v(q) = 1 - 2 z phi(z) / q``, z = Phi^-1((1 + q) / 2)
     (q = 1: 1, no truncation; q -> 0: v ~ q^2 pi / 6). d-D (the Mahalanobis ball
-    |Z|^2 <= c, c the chi2_d q-quantile): E[Z Z^T | |Z|^2 <= c] = v_d(q) I with
+    ``|Z|^2 <= c``, c the chi2_d q-quantile): ``E[Z Z^T | |Z|^2 <= c] = v_d(q) I`` with
     v_d(q) = E[chi2_d; chi2_d <= c] / (d q) = F_{d+2}(c) / q (F_k: the chi2_k CDF).
     """
     q = _real(q, "q", 0.0, 1.0, open_low=True)
@@ -203,10 +203,12 @@ def correction_moments(
         sigma_g = ((1 - gamma) sigma_{g-1} + gamma sigma*) s_g,
         e_g     = (1 - gamma) e_{g-1} + ((1 - gamma) sigma_{g-1} + gamma sigma*) z_g / sqrt(n).
 
-    Hence, with c1 = E s, c2 = E s^2 and A = E sigma, B = E sigma^2, M = E e^2:
+    Hence, with c1 = E s, c2 = E s^2 and A = E sigma, B = E sigma^2, M = E e^2::
+
         A_g = c1 ((1-gamma) A + gamma sigma*),
         B_g = c2 ((1-gamma)^2 B + 2 gamma (1-gamma) sigma* A + gamma^2 sigma*^2),
         M_g = (1-gamma)^2 M + ((1-gamma)^2 B + 2 gamma (1-gamma) sigma* A + gamma^2 sigma*^2) / n,
+
     from A_0 = c1 sigma*, B_0 = c2 sigma*^2, M_0 = sigma*^2 / n. ``learn_var=False``
     (known variance): sigma = sigma*, M_g = sigma*^2 / n sum_{j<=g} (1 - gamma)^{2j}.
 
