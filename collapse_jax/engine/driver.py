@@ -6,6 +6,7 @@ progress, checkpoints and multi-process shards. It runs a
 from __future__ import annotations
 
 import dataclasses
+import logging
 import warnings
 
 import equinox as eqx
@@ -17,11 +18,13 @@ from ..results import Result, SummaryAccumulator, run_info
 from . import checkpoint as _checkpoint
 from . import kernel
 from . import shards as _shards
-from .host import HostArrays
+from .host import HostArrays, LiveSummary
 from .kernel import KernelConfig, init_chunk, run_block, run_block_donating
 from .plan import chain_shardings, default_chunk_size, local_devices, memory_cause, names, sizes
-from .progress import Progress
+from .progress import make_progress
 from .spec import RunSpec
+
+log = logging.getLogger("collapse_jax")
 
 
 def run(spec: RunSpec) -> Result:
@@ -111,7 +114,22 @@ def run(spec: RunSpec) -> Result:
     mine = [ci for ci in range(n_chunks) if ci % n_proc == proc]  # this process's chunks (all, in one process)
     own = sum(min(chunk_size, chains - ci * chunk_size) for ci in mine)
     label = "collapse_jax" if n_proc == 1 else f"collapse_jax [process {proc}/{n_proc}]"  # one line per process
-    prog = Progress(total=own * (G + 1) * sweep_n, enabled=progress, unit="chain-generations", prefix=label)
+    prog = make_progress(progress, own * (G + 1) * sweep_n, "chain-generations", label)
+    live = LiveSummary(host, acc, chosen, spec.callback, coords, prog, n_chunks) if spec.callback else None
+    log.info(
+        "simulate: %s under %s, n=%d, %d generations, %d chains (%d chunk(s) of %d, blocks of %d generations), "
+        "keep=%s, %s path",
+        type(family).__name__,
+        type(regime).__name__,
+        n,
+        G,
+        chains,
+        n_chunks,
+        chunk_size,
+        block,
+        "summary" if summary else "chains",
+        "exact" if exact else "samples",
+    )
 
     dyn, stat = eqx.partition((family, regime, synthesis), eqx.is_array)
     kernel.bound_compiled_programs()
@@ -119,6 +137,8 @@ def run(spec: RunSpec) -> Result:
         chain_sharding, chain_sharding_b, replicated = chain_shardings(devs, n_sweep)
         dyn, values = jax.device_put((dyn, values), replicated)
     ci0, bi0, saved_carry = ckpt.resume(host, acc, prog) if ckpt is not None else (0, 0, None)
+    if ci0 or bi0:
+        log.info("simulate: resumed from checkpoint %s at chunk %d, block %d", ckpt.path, ci0, bi0)
 
     def save(next_chunk, next_block, carry_now, force=False):
         if ckpt is not None:
@@ -165,6 +185,8 @@ def run(spec: RunSpec) -> Result:
                 carry, out0, _ = init_chunk(dyn, stat, values, ck, valid_b, cfg)
             host.add(out0, start, 0, 1, cfg, acc)
             prog.update(done_chains * sweep_n)
+            if live is not None:
+                live(ci, start + done_chains, 0, 1)
         mode = {"fast": fast}
 
         def launch(bi, carry_in, c=None, ck=ck, valid_b=valid_b, mode=mode):
@@ -192,6 +214,8 @@ def run(spec: RunSpec) -> Result:
             width = min(block, G - g0 + 1)
             host.add(outs, start, g0, width, cfg, acc, stacked=True)
             prog.update(done_chains * width * sweep_n)
+            if live is not None:
+                live(ci, start + done_chains, g0, width)
             carry = carry_out
             if bi + 1 < n_blocks:
                 save(ci, bi + 1, carry_out)
@@ -200,6 +224,10 @@ def run(spec: RunSpec) -> Result:
         host.add_events(events, start, cfg)
         save(ci + 1, 0, None, force=ci == mine[-1])
     prog.close()
+    if live is not None:
+        live.close()
+    if reruns:
+        log.info("simulate: %d fast-mode block(s) redone in safe mode (exact-sampler retries)", reruns)
     dims = regime.observed_dims(family, synthesis)
     if n_proc > 1:
         args = (config, block, mine, chunk_size, n_chunks, n_sweep, dims, host, acc)

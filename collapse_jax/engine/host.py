@@ -1,6 +1,9 @@
-"""Collects chunk outputs on the host into the result's arrays."""
+"""Collects chunk outputs on the host into the result's arrays, and the partial
+summaries a long run hands to its ``callback``."""
 
 from __future__ import annotations
+
+import logging
 
 import jax
 import numpy as np
@@ -105,3 +108,64 @@ class HostArrays:
             sweep=coords,
             info=info,
         )
+
+
+class LiveSummary:
+    """Calls the run's ``callback`` after every finished block with the partial
+    summary so far: per metric the mean over every chain finished through those
+    generations, and their count (a dict; docs/ARCHITECTURE.md, "Hooks")::
+
+        {"generations": array of g, "mean": {metric: ([sweep,] width, *extra)},
+         "count": {...}, "chains_done": int, "chunk": i, "chunks": k,
+         "done": chain-generations so far, "total": ..., "sweep": {key: values}}
+
+    An exception raised by the callback is logged (the first with its traceback, the
+    rest counted) and the run goes on: a dashboard's hiccup never costs the run."""
+
+    def __init__(self, host: HostArrays, acc, metrics, callback, coords, prog, chunks: int):
+        self.host, self.acc, self.metrics, self.callback = host, acc, metrics, callback
+        self.coords, self.prog, self.chunks = coords, prog, chunks
+        self.errors = 0
+
+    def __call__(self, chunk: int, chains_done: int, g0: int, width: int) -> None:
+        mean, count = {}, {}
+        gen = slice(g0, g0 + width)
+        lead = (slice(None),) if self.host.n_sweep else ()
+        for name in self.metrics:
+            if self.acc is not None:
+                mom = self.acc.data["metrics"][name]
+                cnt = mom["count"][lead + (gen,)]
+                mean[name] = np.where(cnt > 0, mom["mean"][lead + (gen,)], np.nan)
+                count[name] = cnt
+                continue
+            arr = self.host.metrics[name][lead + (slice(0, chains_done), gen)]
+            axis = len(lead)
+            fin = np.isfinite(arr)
+            cnt = fin.sum(axis=axis)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                mean[name] = np.where(fin, arr, 0).sum(axis=axis, dtype=np.float64) / cnt
+            count[name] = cnt
+        payload = {
+            "generations": np.arange(g0, g0 + width),
+            "mean": mean,
+            "count": count,
+            "chains_done": chains_done,
+            "chunk": chunk,
+            "chunks": self.chunks,
+            "done": self.prog.done,
+            "total": self.prog.total,
+            "sweep": self.coords,
+        }
+        try:
+            self.callback(payload)
+        except Exception:  # noqa: BLE001 - the user's code; the run must not be lost to it
+            self.errors += 1
+            log = logging.getLogger("collapse_jax")
+            if self.errors == 1:
+                log.exception("simulate: the callback raised; the run goes on (later errors are counted)")
+            else:
+                log.debug("simulate: the callback raised again (%d times so far)", self.errors)
+
+    def close(self) -> None:
+        if self.errors > 1:
+            logging.getLogger("collapse_jax").warning("simulate: the callback raised %d times", self.errors)

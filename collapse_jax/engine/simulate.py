@@ -10,7 +10,7 @@ import contextlib
 import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -27,6 +27,7 @@ from ..synthesis import Synthesis
 from . import checkpoint as _checkpoint
 from . import shards as _shards
 from .driver import run
+from .progress import check_progress
 from .spec import RunSpec, choose_metrics, prepare_model
 from .sweep import resolve_sweep
 
@@ -47,7 +48,8 @@ def simulate(
     keep_chains: int = 1000,
     max_memory: int | str = "4GB",
     dtype: str = "float32",
-    progress: bool | None = None,
+    progress: bool | None | type | Callable[[int, int], Any] = None,
+    callback: Callable[[dict], Any] | None = None,
     metrics: list[str] | tuple[str, ...] | None = None,
     thresholds: dict[str, Any] | None = None,
     sweep: Mapping[str, Any] | None = None,
@@ -91,8 +93,17 @@ def simulate(
         max_memory: budget in bytes (or "4GB", "512MiB") for chunk sizes and for
             the kept per-chain arrays.
         dtype: ``"float32"`` (default) or ``"float64"``.
-        progress: show a progress line (rate, ETA); ``None`` shows it only for
-            runs that take longer than a few seconds.
+        progress: show a progress line (rate, ETA; the rate is measured after
+            compilation); ``None`` shows it only for runs that take longer than a
+            few seconds, as a widget in Jupyter (tqdm). A tqdm-like class
+            (``tqdm.auto.tqdm``) draws its bar; any other callable is called as
+            ``fn(done, total)`` in chain-generations.
+        callback: ``fn(partial)`` called after every finished block of generations
+            with the partial summary so far (per metric the mean over every chain
+            finished through those generations; see
+            :class:`~collapse_jax.engine.host.LiveSummary`): live curves for W&B,
+            MLflow or TensorBoard with no dependency here (docs/ARCHITECTURE.md,
+            "Hooks"). Errors it raises are logged; the run goes on.
         metrics: subset of the family's metrics to compute (default all).
         thresholds: ``{metric: value or [values]}``: streamed counts of chains
             with metric < value, for :meth:`Result.prob_below` in summary mode.
@@ -136,8 +147,9 @@ def simulate(
     exact = family.is_exact
     if chunk_size is not None:
         chunk_size = check_int("chunk_size", chunk_size, 1)
-    if progress not in (None, True, False):
-        raise TypeError(f"simulate: progress must be None, True or False, got {progress!r}")
+    check_progress(progress)
+    if callback is not None and not callable(callback):
+        raise TypeError(f"simulate: callback must be a callable fn(partial_summary), got {callback!r}")
     if prng not in _rng.PRNGS:
         raise ValueError(f"simulate: prng must be one of {_rng.PRNGS}, got {prng!r}")
     if jax.process_count() > 1:
@@ -166,6 +178,7 @@ def simulate(
             values=tuple(jnp.asarray(v, jdtype) for v in values),
             coords=coords,
             axes=axes,
+            callback=callback,
             fields=fields,
             metrics=chosen,
             thresholds=tuple(thr),

@@ -83,7 +83,7 @@ class RunSpec:
     keep_chains: int
     budget: int
     dtype: str
-    progress: bool | None
+    progress: Any
     chunk_size: int | None
     exact: bool
     checkpoint: Any = None
@@ -92,6 +92,7 @@ class RunSpec:
     shards: Any = None
     shard_timeout: float = 3600.0
     axes: dict = dataclasses.field(default_factory=dict)
+    callback: Any = None
 
     @property
     def model(self) -> tuple:
