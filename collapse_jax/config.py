@@ -54,7 +54,7 @@ OPTIONS = (
     "progress",
 )
 # what a result records about itself and a rerun does not take as an option
-RECORDED = ("sampler", "version", "block", "sweep_axes", "sweep_point")
+RECORDED = ("sampler", "version", "block", "sweep_axes", "sweep_point", "processes")
 KINDS = {"family": AbstractFamily, "regime": AbstractRegime, "synthesis": Synthesis}
 
 

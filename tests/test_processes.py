@@ -78,3 +78,57 @@ def test_merge_refuses_incomplete_or_foreign_shards(tmp_path):
     (tmp_path / "shard-00001-of-00002.npz").write_bytes(b"")
     with pytest.raises(FileNotFoundError, match="missing shards"):
         cj.merge_shards(tmp_path)
+
+
+INDEPENDENT = dict(n=10, generations=4, chains=64, seed=9, chunk_size=16, keep="chains")
+SLURM_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import collapse_jax as cj
+
+    res = cj.simulate(cj.Gaussian(), process="slurm", shards=sys.argv[1], progress=False, **{args})
+    assert res is not None, "the last process finds every shard and merges"
+    res.save(sys.argv[2])
+    """
+).format(args=repr(INDEPENDENT))
+
+
+def test_independent_processes_merge_to_one_run(tmp_path):
+    """Two processes with no coordinator (a SLURM array's task 1 in a subprocess, task 0
+    here): each writes its shard; the last one merges; equal to one process bit for bit."""
+    shards = tmp_path / "shards"
+    first = cj.simulate(cj.Gaussian(), process=(0, 2), shards=shards, progress=False, **INDEPENDENT)
+    assert first is None and (shards / "shard-00000-of-00002.npz").exists()
+    script = tmp_path / "task.py"
+    script.write_text(SLURM_SCRIPT)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "SLURM_ARRAY_TASK_ID": "4",
+        "SLURM_ARRAY_TASK_MIN": "3",
+        "SLURM_ARRAY_TASK_COUNT": "2",
+    }
+    done = subprocess.run(
+        [sys.executable, str(script), str(shards), str(tmp_path / "merged.nc")], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    reference = cj.simulate(cj.Gaussian(), progress=False, **INDEPENDENT)
+    for merged in (cj.load(tmp_path / "merged.nc"), cj.merge_shards(shards)):
+        assert merged.config["processes"] == 2
+        for m in reference.metrics:
+            np.testing.assert_array_equal(merged.metrics[m], reference.metrics[m])
+        np.testing.assert_array_equal(merged.events["collapse"], reference.events["collapse"])
+        np.testing.assert_array_equal(merged.nonfinite, reference.nonfinite)
+
+
+def test_process_argument_is_checked():
+    kw = dict(n=10, generations=1, chains=4, progress=False)
+    with pytest.raises(ValueError, match="0 <= p < P"):
+        cj.simulate(cj.Gaussian(), process=(2, 2), shards="x", chunk_size=2, **kw)
+    with pytest.raises(ValueError, match="explicit chunk_size"):
+        cj.simulate(cj.Gaussian(), process=(0, 2), shards="x", **kw)
+    with pytest.raises(ValueError, match="pass shards="):
+        cj.simulate(cj.Gaussian(), process=(0, 2), chunk_size=2, **kw)
+    with pytest.raises(ValueError, match="SLURM array variables"):
+        os.environ.pop("SLURM_ARRAY_TASK_ID", None)
+        cj.simulate(cj.Gaussian(), process="slurm", shards="x", chunk_size=2, **kw)

@@ -110,7 +110,7 @@ def run(spec: RunSpec) -> Result:
     n_blocks = -(-G // block) if G > 0 else 0
     acc = SummaryAccumulator(chosen, diag_names, cfg.thresholds, G, n_sweep) if summary else None
     host = HostArrays(chains, G, n_sweep, summary, keep_chains)
-    n_proc, proc = jax.process_count(), jax.process_index()
+    n_proc, proc = (spec.process[1], spec.process[0]) if spec.process else (jax.process_count(), jax.process_index())
     mine = [ci for ci in range(n_chunks) if ci % n_proc == proc]  # this process's chunks (all, in one process)
     own = sum(min(chunk_size, chains - ci * chunk_size) for ci in mine)
     label = "collapse_jax" if n_proc == 1 else f"collapse_jax [process {proc}/{n_proc}]"  # one line per process
@@ -231,5 +231,5 @@ def run(spec: RunSpec) -> Result:
     dims = regime.observed_dims(family, synthesis)
     if n_proc > 1:
         args = (config, block, mine, chunk_size, n_chunks, n_sweep, dims, host, acc)
-        return _shards.finish(spec.shards, spec.shard_timeout, *args)
+        return _shards.finish(spec.shards, spec.shard_timeout, spec.process, *args)
     return host.result(config, dims, acc, coords, {**run_info(), "reruns": reruns})

@@ -1,6 +1,16 @@
-"""Several processes (JAX's multi-process runtime, ``jax.distributed``): process p of P
-runs chunks p, p + P, p + 2P, ... of the global chain ids and writes its shard; every
-process then waits for all P shards and merges them into the one result.
+"""Several processes: process p of P runs chunks p, p + P, p + 2P, ... of the global
+chain ids and writes its shard.
+
+Two ways to have several processes:
+
+- JAX's multi-process runtime (``jax.distributed``): after writing its shard every
+  process waits at a barrier (``jax.experimental.multihost_utils``) for the others,
+  then merges all shards into the one result.
+- Independent processes with no coordinator (batch jobs, a SLURM array:
+  ``simulate(process=(p, P))`` or ``process="slurm"``): each writes its shard and
+  returns; the process that finds every shard in the folder when it is done merges
+  them and returns the result, the others return ``None``; ``cj.merge_shards(folder)``
+  joins them at any time later.
 
 A shard is a checkpoint-format file (``_checkpoint``: arrays and JSON, digest-checked)
 holding the process's rows of the per-chain arrays, chunk by chunk, and its streamed
@@ -12,6 +22,7 @@ process's up to the order of summation).
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 
@@ -22,15 +33,36 @@ from ..results import Result, run_info
 from . import checkpoint as _checkpoint
 
 
-def prepare(shards, checkpoint):
+def resolve_process(process) -> tuple[int, int] | None:
+    """``simulate``'s ``process`` argument as ``(p, P)`` (or ``None``): a pair of ints,
+    or ``"slurm"`` for a SLURM job array (SLURM_ARRAY_TASK_ID minus
+    SLURM_ARRAY_TASK_MIN, of SLURM_ARRAY_TASK_COUNT)."""
+    import os
+
+    if process is None:
+        return None
+    if isinstance(process, str):
+        if process != "slurm":
+            raise ValueError(f"simulate: process must be (p, P), 'slurm' or None, got {process!r}")
+        env = {k: os.environ.get(k) for k in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT")}
+        missing = [k for k, v in env.items() if v is None]
+        if missing:
+            raise ValueError(f"simulate: process='slurm' needs the SLURM array variables; {missing} are not set")
+        low = int(os.environ.get("SLURM_ARRAY_TASK_MIN", "0"))
+        process = (int(env["SLURM_ARRAY_TASK_ID"]) - low, int(env["SLURM_ARRAY_TASK_COUNT"]))
+    ok = isinstance(process, (tuple, list)) and len(process) == 2
+    ok = ok and all(isinstance(x, int) and not isinstance(x, bool) for x in process)
+    if not ok or not 0 <= process[0] < process[1]:
+        raise ValueError(f"simulate: process must be (p, P) with 0 <= p < P, got {process!r}")
+    return int(process[0]), int(process[1])
+
+
+def prepare(shards, checkpoint, p: int, count: int, how: str):
     """Before a run under several processes: the shard folder is required (and made);
     a checkpoint path gets one file per process. Returns the checkpoint path to use."""
-    import jax
-
-    p, count = jax.process_index(), jax.process_count()
     if shards is None:
         raise ValueError(
-            f"simulate: this is process {p} of {count} (jax.distributed); "
+            f"simulate: this is process {p} of {count} ({how}); "
             "pass shards=<a folder shared by all processes> to merge their results"
         )
     Path(shards).mkdir(parents=True, exist_ok=True)
@@ -40,17 +72,50 @@ def prepare(shards, checkpoint):
     return path.with_name(f"{path.stem}.process{p}of{count}{path.suffix}")
 
 
-def finish(shards, timeout, config, block, chunks, chunk_size, n_chunks, n_sweep, dims, host, acc) -> Result:
-    """After this process's chunks: write its shard, wait for the others', merge."""
+def finish(
+    shards, timeout, process, config, block, chunks, chunk_size, n_chunks, n_sweep, dims, host, acc
+) -> Result | None:
+    """After this process's chunks: write its shard, then (``jax.distributed``) wait at
+    a barrier for the others and merge, or (independent processes, ``process`` given)
+    merge if every shard is there, else return ``None``."""
     import jax
 
-    p, count = jax.process_index(), jax.process_count()
+    independent = process is not None
+    p, count = process if independent else (jax.process_index(), jax.process_count())
     meta = {"n_chunks": n_chunks, "n_sweep": n_sweep, "processes": count}
     for k, d in zip(("metric_dims", "diagnostic_dims", "event_dims"), dims):
         meta[k] = {m: list(v) for m, v in d.items()}
     flat = json.loads(json.dumps({**config, "block": block}, default=str))
     write(shards, p, count, flat, chunks, chunk_size, host, acc, meta)
-    return wait_and_merge(shards, count, flat, timeout)
+    if independent:
+        missing = [q for q in range(count) if not _ready(shard_path(Path(shards), q, count), flat)]
+        if missing:
+            logging.getLogger("collapse_jax").info(
+                "simulate: shard %d of %d written to %s; %d still missing (merge later: cj.merge_shards(%r))",
+                p,
+                count,
+                shards,
+                len(missing),
+                str(shards),
+            )
+            return None
+        return merge_shards(shards, count)
+    if not _barrier():
+        return wait_and_merge(shards, count, flat, timeout)
+    return merge_shards(shards, count)
+
+
+def _barrier() -> bool:
+    """Wait until every process of ``jax.distributed`` has written its shard; False
+    where the backend has no cross-process collectives (then the shards are polled)."""
+    try:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices("collapse_jax: every shard written")
+    except Exception:  # noqa: BLE001 - a backend without multi-process collectives
+        logging.getLogger("collapse_jax").info("simulate: no cross-process barrier here; polling the shard folder")
+        return False
+    return True
 
 
 def shard_path(folder: Path, p: int, count: int) -> Path:

@@ -60,7 +60,8 @@ def simulate(
     prng: str = "threefry",
     shards: str | os.PathLike | None = None,
     shard_timeout: float = 3600.0,
-) -> Result:
+    process: tuple[int, int] | str | None = None,
+) -> Result | None:
     """Run independent recursive-fitting chains of ``family`` under ``regime``.
 
     Args:
@@ -123,10 +124,18 @@ def simulate(
             is an independent cross-check of a result (a different hash, the same
             key tree): agreement within Monte Carlo error says the result does not
             hang on the generator. It is 5 to 10 times slower on CPU.
-        shards: under several processes (``jax.distributed``), a folder shared by
-            all: process p of P runs chunks p, p + P, ..., writes its shard there,
-            waits ``shard_timeout`` seconds at most for the others' and returns the
-            merged result (``cj.merge_shards`` merges a folder later).
+        shards: under several processes, a folder shared by all: process p of P
+            runs chunks p, p + P, ..., writes its shard there. Under
+            ``jax.distributed`` it waits at a barrier for the others (or polls, at
+            most ``shard_timeout`` seconds, where the backend has no barrier) and
+            returns the merged result. ``cj.merge_shards`` merges a folder later.
+        process: independent processes with no coordinator (batch jobs): ``(p,
+            P)``, or ``"slurm"`` for a SLURM job array (its task id and count).
+            Needs ``shards`` and an explicit ``chunk_size`` (every process must cut
+            the chains the same way). Process p runs its share, writes its shard
+            and returns ``None``, unless every shard is then in the folder: that
+            process returns the merged result. Equal, merged, to one process's
+            run (per-chain arrays exactly; summaries to the order of summation).
         devices: how many local devices share each chunk's chain axis (default
             all): per-chain arrays, counts and event generations as on one device,
             floats to last-bit rounding (README, "Long runs").
@@ -152,8 +161,17 @@ def simulate(
         raise TypeError(f"simulate: callback must be a callable fn(partial_summary), got {callback!r}")
     if prng not in _rng.PRNGS:
         raise ValueError(f"simulate: prng must be one of {_rng.PRNGS}, got {prng!r}")
-    if jax.process_count() > 1:
-        checkpoint = _shards.prepare(shards, checkpoint)
+    proc = _shards.resolve_process(process)
+    if proc is not None and jax.process_count() > 1:
+        raise ValueError("simulate: process= is for independent processes; under jax.distributed leave it None")
+    if proc is not None and chunk_size is None:
+        raise ValueError(
+            "simulate: process= needs an explicit chunk_size (every process must cut the chains into the same chunks)"
+        )
+    if proc is not None and proc[1] > 1:
+        checkpoint = _shards.prepare(shards, checkpoint, proc[0], proc[1], "process=")
+    elif jax.process_count() > 1:
+        checkpoint = _shards.prepare(shards, checkpoint, jax.process_index(), jax.process_count(), "jax.distributed")
     ckpt = _checkpoint.Checkpointer(checkpoint, checkpoint_every) if checkpoint is not None else None
 
     chosen = choose_metrics("simulate", (family, regime, synthesis), metrics)
@@ -179,6 +197,7 @@ def simulate(
             coords=coords,
             axes=axes,
             callback=callback,
+            process=proc if proc is not None and proc[1] > 1 else None,
             fields=fields,
             metrics=chosen,
             thresholds=tuple(thr),
@@ -200,7 +219,8 @@ def simulate(
             shard_timeout=float(shard_timeout),
         )
         res = run(spec)
-    res.info.update(provenance(started, time.monotonic() - clock, budget))
+    if res is not None:  # None: an independent process whose shard is written, others still running
+        res.info.update(provenance(started, time.monotonic() - clock, budget))
     return res
 
 

@@ -93,6 +93,7 @@ class RunSpec:
     shard_timeout: float = 3600.0
     axes: dict = dataclasses.field(default_factory=dict)
     callback: Any = None
+    process: tuple[int, int] | None = None  # independent processes: (p, P); None: jax.distributed's
 
     @property
     def model(self) -> tuple:
