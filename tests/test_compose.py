@@ -187,3 +187,16 @@ def test_traced_closed_forms_differentiate_and_jit():
             cj.theory.variance_mean(np.arange(4), 10, "mle"),
             rtol=1e-12,
         )
+
+
+def test_dtypes_and_prng_names_as_jax_spells_them():
+    kw = dict(n=10, generations=1, chains=3, progress=False, keep="chains")
+    a = cj.simulate(cj.Gaussian(), dtype=jnp.float64, prng="philox4x32", **kw)
+    b = cj.simulate(cj.Gaussian(), dtype="float64", prng="philox", **kw)
+    assert a.config["dtype"] == "float64" and a.config["prng"] == "philox"
+    np.testing.assert_array_equal(a.metrics["variance"], b.metrics["variance"])
+    assert cj.simulate(cj.Gaussian(), dtype=np.float32, prng="threefry2x32", **kw).config["dtype"] == "float32"
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        cj.simulate(cj.Gaussian(), dtype=np.int32, **kw)
+    with pytest.raises(ValueError, match="prng must be one of"):
+        cj.simulate(cj.Gaussian(), prng="rbg", **kw)

@@ -11,7 +11,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Literal
 
 import jax
 import jax.numpy as jnp
@@ -33,6 +33,19 @@ from .sweep import resolve_sweep
 
 KEEP_MODES = ("chains", "summary", "auto")
 DTYPES = ("float32", "float64")
+PRNG_ALIASES = {"threefry2x32": "threefry", "philox4x32": "philox"}  # JAX's names of the implementations
+
+
+def _dtype_name(dtype) -> str:
+    """``"float32"`` / ``"float64"`` from a name or a dtype (``jnp.float64``, ``np.float32``)."""
+    if not isinstance(dtype, str):
+        try:
+            dtype = np.dtype(dtype).name
+        except TypeError:
+            raise TypeError(f"simulate: dtype must be one of {DTYPES} or a float dtype, got {dtype!r}") from None
+    if dtype not in DTYPES:
+        raise ValueError(f"simulate: dtype must be one of {DTYPES}, got {dtype!r}")
+    return dtype
 
 
 def simulate(
@@ -44,10 +57,10 @@ def simulate(
     generations: int,
     chains: int,
     seed: int | jax.Array = 0,
-    keep: str = "auto",
+    keep: Literal["chains", "summary", "auto"] = "auto",
     keep_chains: int = 1000,
     max_memory: int | str = "4GB",
-    dtype: str = "float32",
+    dtype: Literal["float32", "float64"] | type | np.dtype = "float32",
     progress: bool | None | type | Callable[[int, int], Any] = None,
     callback: Callable[[dict], Any] | None = None,
     metrics: list[str] | tuple[str, ...] | None = None,
@@ -57,7 +70,7 @@ def simulate(
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: float = 60.0,
     devices: int | None = None,
-    prng: str = "threefry",
+    prng: Literal["threefry", "philox", "threefry2x32", "philox4x32"] = "threefry",
     shards: str | os.PathLike | None = None,
     shard_timeout: float = 3600.0,
     process: tuple[int, int] | str | None = None,
@@ -93,7 +106,8 @@ def simulate(
             only on the global id); quantiles come from them.
         max_memory: budget in bytes (or "4GB", "512MiB") for chunk sizes and for
             the kept per-chain arrays.
-        dtype: ``"float32"`` (default) or ``"float64"``.
+        dtype: ``"float32"`` (default) or ``"float64"``; ``jnp.float64`` /
+            ``np.float32`` (a dtype) are accepted too.
         progress: show a progress line (rate, ETA; the rate is measured after
             compilation); ``None`` shows it only for runs that take longer than a
             few seconds, as a widget in Jupyter (tqdm). A tqdm-like class
@@ -120,7 +134,8 @@ def simulate(
             block, and at the end); rerunning the same call resumes and ends with
             the uninterrupted result. Corrupt or foreign checkpoints are refused.
         prng: ``"threefry"`` (Threefry-2x32-20, default) or ``"philox"``
-            (Philox-4x32-10): the counter-based hash behind every stream. Philox
+            (Philox-4x32-10; JAX's implementation names ``"threefry2x32"`` and
+            ``"philox4x32"`` are accepted too): the counter-based hash behind every stream. Philox
             is an independent cross-check of a result (a different hash, the same
             key tree): agreement within Monte Carlo error says the result does not
             hang on the generator. It is 5 to 10 times slower on CPU.
@@ -149,8 +164,7 @@ def simulate(
     keep_chains = check_int("keep_chains", keep_chains, 0)
     if keep not in KEEP_MODES:
         raise ValueError(f"simulate: keep must be one of {KEEP_MODES}, got {keep!r}")
-    if dtype not in DTYPES:
-        raise ValueError(f"simulate: dtype must be one of {DTYPES}, got {dtype!r}")
+    dtype = _dtype_name(dtype)
     budget = parse_memory(max_memory)
     family, regime, synthesis, n, generations = prepare_model("simulate", family, regime, synthesis, n, generations)
     exact = family.is_exact
@@ -159,8 +173,9 @@ def simulate(
     check_progress(progress)
     if callback is not None and not callable(callback):
         raise TypeError(f"simulate: callback must be a callable fn(partial_summary), got {callback!r}")
+    prng = PRNG_ALIASES.get(prng, prng) if isinstance(prng, str) else prng
     if prng not in _rng.PRNGS:
-        raise ValueError(f"simulate: prng must be one of {_rng.PRNGS}, got {prng!r}")
+        raise ValueError(f"simulate: prng must be one of {_rng.PRNGS} (or {tuple(PRNG_ALIASES)}), got {prng!r}")
     proc = _shards.resolve_process(process)
     if proc is not None and jax.process_count() > 1:
         raise ValueError("simulate: process= is for independent processes; under jax.distributed leave it None")
