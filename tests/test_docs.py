@@ -25,7 +25,7 @@ DOCS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
 API = os.path.join(DOCS, "api")
 _KINDS = "function|class|data|module|exception|attribute|method"
 _DIRECTIVE = re.compile(rf"^\s*\.\. (?:auto|py:)(?:{_KINDS})::\s+(\S+)", re.M)
-TUTORIALS = ["index.md", "tutorials/quickstart.md", "tutorials/mixing.md", "tutorials/graph.md"]
+TUTORIALS = ["index.md", "tutorials/quickstart.md", "tutorials/mixing.md", "tutorials/graph.md", "tutorials/jax.md"]
 
 
 def _documented() -> dict[str, str]:

@@ -77,9 +77,10 @@ class Progress:
             rate = self.done / elapsed if elapsed > 0 else float("nan")
         eta = (self.total - self.done) / rate if rate and rate > 0 else float("nan")
         eta_s = _fmt_time(eta) if eta == eta else ("? (compiling)" if self.ref is None else "?")
+        rate_s = f"{rate:.3g}/s" if rate == rate else "?/s"
         line = (
             f"{self.prefix}: {100 * frac:5.1f}% | {self.done:.3g}/{self.total:.3g} {self.unit} | "
-            f"{rate:.3g}/s | elapsed {_fmt_time(elapsed)} | ETA {eta_s}"
+            f"{rate_s} | elapsed {_fmt_time(elapsed)} | ETA {eta_s}"
         )
         end = "\r" if self.tty and self.done < self.total else "\n"
         self.stream.write(("\r" if self.tty else "") + line + end)
