@@ -110,6 +110,7 @@ def _sphinx_missing() -> str | None:
     return f"the docs extra is not installed (missing {', '.join(missing)}): pip install '.[docs]'" if missing else None
 
 
+@pytest.mark.slow  # .ci/run runs the same build (python3 docs/build.py)
 @pytest.mark.skipif(_sphinx_missing() is not None, reason=str(_sphinx_missing()))
 def test_site_builds_with_warnings_as_errors(tmp_path):
     """The whole site, docstrings included, with -W (about 20 s on 2 CPU cores)."""
