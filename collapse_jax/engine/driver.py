@@ -27,7 +27,7 @@ from .spec import RunSpec
 log = logging.getLogger("collapse_jax")
 
 
-def run(spec: RunSpec) -> Result:
+def run(spec: RunSpec) -> Result | None:
     """Run ``spec``: the result, with the number of fast-mode blocks redone in safe
     mode in ``info["reruns"]``."""
     family, regime, synthesis = spec.model
@@ -166,6 +166,7 @@ def run(spec: RunSpec) -> Result:
         if ci == ci0 and bi0 > 0:
             # resume inside this chunk: its carry after block bi0 - 1 comes from the checkpoint
             shapes = jax.eval_shape(init_chunk, dyn, stat, values, ck, valid_b, fast)[0]
+            assert saved_carry is not None  # a resumed block always has the chunk's carry
             leaves = [jnp.asarray(x) for x in saved_carry]
             want = [(tuple(x.shape), x.dtype) for x in jax.tree.leaves(shapes)]
             if [(tuple(x.shape), x.dtype) for x in leaves] != want:

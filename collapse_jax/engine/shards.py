@@ -44,12 +44,12 @@ def resolve_process(process) -> tuple[int, int] | None:
     if isinstance(process, str):
         if process != "slurm":
             raise ValueError(f"simulate: process must be (p, P), 'slurm' or None, got {process!r}")
-        env = {k: os.environ.get(k) for k in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT")}
-        missing = [k for k, v in env.items() if v is None]
+        names = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT")
+        missing = [k for k in names if k not in os.environ]
         if missing:
             raise ValueError(f"simulate: process='slurm' needs the SLURM array variables; {missing} are not set")
         low = int(os.environ.get("SLURM_ARRAY_TASK_MIN", "0"))
-        process = (int(env["SLURM_ARRAY_TASK_ID"]) - low, int(env["SLURM_ARRAY_TASK_COUNT"]))
+        process = (int(os.environ[names[0]]) - low, int(os.environ[names[1]]))
     ok = isinstance(process, (tuple, list)) and len(process) == 2
     ok = ok and all(isinstance(x, int) and not isinstance(x, bool) for x in process)
     if not ok or not 0 <= process[0] < process[1]:
@@ -182,15 +182,25 @@ def merge_shards(folder, count: int | None = None) -> Result:
     absent = [str(p) for p in paths if not p.exists()]
     if absent:
         raise FileNotFoundError(f"merge_shards: missing shards {absent}")
-    configs = [_checkpoint.read_config(p) for p in paths]
-    states = [_checkpoint.load(p, c) for p, c in zip(paths, configs)]
+    configs: list[dict] = []
+    for p in paths:
+        c = _checkpoint.read_config(p)
+        if c is None:
+            raise FileNotFoundError(f"merge_shards: shard {p} vanished while it was read")
+        configs.append(c)
+    states: list[dict] = []
+    for p, c in zip(paths, configs):
+        st = _checkpoint.load(p, c)
+        if st is None:
+            raise FileNotFoundError(f"merge_shards: shard {p} vanished while it was read")
+        states.append(st)
     base = {k: v for k, v in configs[0].items() if k != "shard_meta"}
     for p, c in zip(paths, configs):
         if {k: v for k, v in c.items() if k != "shard_meta"} != base:
             raise ValueError(f"merge_shards: {p} belongs to a different run than {paths[0]}")
     meta = configs[0]["shard_meta"]
     chunk_size, chains, n_chunks = base["chunk_size"], base["chains"], meta["n_chunks"]
-    owner = {}
+    owner: dict[int, int] = {}
     for p, st in enumerate(states):
         for ci in st["chunks"]:
             if ci in owner:
@@ -202,7 +212,7 @@ def merge_shards(folder, count: int | None = None) -> Result:
     n_sweep = meta["n_sweep"]
     summary = base["keep"] == "summary"
     keep = base["keep_chains"]
-    out = {"metrics": {}, "diagnostics": {}, "events": {}}
+    out: dict[str, dict[str, np.ndarray]] = {"metrics": {}, "diagnostics": {}, "events": {}}
     nonfinite = None
     for ci in range(n_chunks):
         rows = states[owner[ci]]["rows"][str(ci)]
@@ -246,7 +256,8 @@ def merge_shards(folder, count: int | None = None) -> Result:
 
 def _merge_summaries(accs: list[dict]) -> dict:
     groups: dict = {"metrics": {}, "diagnostics": {}}
-    nonfinite_params, below = None, {}
+    nonfinite_params = None
+    below: dict[str, np.ndarray] = {}
     for acc in accs:
         for group in groups:
             for name, tot in acc["data"].get(group, {}).items():

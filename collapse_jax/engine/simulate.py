@@ -164,7 +164,7 @@ def simulate(
     keep_chains = check_int("keep_chains", keep_chains, 0)
     if keep not in KEEP_MODES:
         raise ValueError(f"simulate: keep must be one of {KEEP_MODES}, got {keep!r}")
-    dtype = _dtype_name(dtype)
+    dtype_name = _dtype_name(dtype)
     budget = parse_memory(max_memory)
     family, regime, synthesis, n, generations = prepare_model("simulate", family, regime, synthesis, n, generations)
     exact = family.is_exact
@@ -173,8 +173,8 @@ def simulate(
     check_progress(progress)
     if callback is not None and not callable(callback):
         raise TypeError(f"simulate: callback must be a callable fn(partial_summary), got {callback!r}")
-    prng = PRNG_ALIASES.get(prng, prng) if isinstance(prng, str) else prng
-    if prng not in _rng.PRNGS:
+    prng_name = PRNG_ALIASES.get(prng, prng) if isinstance(prng, str) else prng
+    if prng_name not in _rng.PRNGS:
         raise ValueError(f"simulate: prng must be one of {_rng.PRNGS} (or {tuple(PRNG_ALIASES)}), got {prng!r}")
     proc = _shards.resolve_process(process)
     if proc is not None and jax.process_count() > 1:
@@ -201,9 +201,9 @@ def simulate(
 
     fields, values, coords, axes = resolve_sweep((family, regime, synthesis), sweep)
 
-    ctx_x64 = jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext()
+    ctx_x64 = jax.enable_x64(True) if dtype_name == "float64" else contextlib.nullcontext()
     with ctx_x64:
-        jdtype = jnp.dtype(dtype)
+        jdtype = jnp.dtype(dtype_name)
         spec = RunSpec(
             family=_cast(family, jdtype),
             regime=_cast(regime, jdtype),
@@ -223,13 +223,13 @@ def simulate(
             keep=keep,
             keep_chains=keep_chains,
             budget=budget,
-            dtype=dtype,
+            dtype=dtype_name,
             progress=progress,
             chunk_size=chunk_size,
             exact=exact,
             checkpoint=ckpt,
             devices=devices,
-            prng=prng,
+            prng=prng_name,
             shards=shards,
             shard_timeout=float(shard_timeout),
         )
