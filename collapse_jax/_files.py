@@ -53,7 +53,7 @@ def _alive(pid: int) -> bool:
 def clean_stale(folder: Path) -> list[Path]:
     """Remove temporaries in ``folder`` whose writing process is gone (a save or
     checkpoint killed mid-way). Returns what was removed."""
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(Path(folder).iterdir())
     except OSError:
@@ -101,7 +101,7 @@ def _explain(target: Path, exc: OSError, size: int | None = None) -> WriteError:
     return err
 
 
-def _write_tmp(target: Path, content: bytes | Callable[[str], None]) -> Path:
+def _write_tmp(target: Path, content: bytes | Callable[[str], object]) -> Path:
     """Write ``content`` (bytes, or a writer called with the temporary's path) to a
     temporary beside ``target``, flushed to disk; removed again on any failure."""
     tmp = _tmp_path(target)
@@ -124,7 +124,7 @@ def _write_tmp(target: Path, content: bytes | Callable[[str], None]) -> Path:
     return tmp
 
 
-def atomic_write(path, writer: Callable[[str], None] | bytes) -> None:
+def atomic_write(path, writer: Callable[[str], object] | bytes) -> None:
     """Write one file atomically: ``writer(tmp_path)`` (or the given bytes) goes to a
     temporary beside ``path``, which is renamed onto ``path`` only on success."""
     path = Path(path)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import Literal, get_args
 
 import equinox as eqx
 import jax
@@ -36,7 +37,8 @@ from .regimes import Accumulate, Replace
 from .regimes.graph import GraphRegime
 from .theory import graph as _tg
 
-STAR_DIRECTIONS = ("hub_to_spokes", "spokes_to_hub", "both")
+StarDirection = Literal["hub_to_spokes", "spokes_to_hub", "both"]
+STAR_DIRECTIONS = get_args(StarDirection)
 ROW_TOLERANCE = 1e-6
 
 
@@ -138,7 +140,7 @@ class InteractionGraph(eqx.Module):
         return cls(w, a)
 
     @classmethod
-    def star(cls, nodes: int, direction: str = "both", real_fraction=0.0) -> InteractionGraph:
+    def star(cls, nodes: int, direction: StarDirection = "both", real_fraction=0.0) -> InteractionGraph:
         """Node 0 is the hub. ``"hub_to_spokes"``: every spoke draws from the hub, the
         hub from itself; ``"spokes_to_hub"``: the hub draws equally from every spoke,
         each spoke from itself; ``"both"``: the hub draws from the spokes and the spokes

@@ -55,7 +55,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-from typing import ClassVar
+from typing import Any, ClassVar, cast
 
 import equinox as eqx
 import jax
@@ -73,7 +73,7 @@ from ._rng import (
 )
 from ._validate import is_traced, traced_scalar
 from .families._base import tree_concat, tree_take
-from .families._protocol import AbstractFamily, Correctable, DirectTruncation, Scorable, Temperable
+from .families._protocol import AbstractFamily, Correctable, DirectTruncation, ExactSampler, Scorable, Temperable
 
 PRESSURES = ("temperature", "truncate", "support", "false_accept", "false_reject", "correct")
 DEFAULT_SUPPORT = 0.99
@@ -219,7 +219,7 @@ class Synthesis(eqx.Module):
 
     def required(self) -> tuple[tuple[type, str], ...]:
         """(capability, what needs it) for every step present."""
-        out = []
+        out: list[tuple[type, str]] = []
         if self.temperature is not None:
             out.append((Temperable, "temperature"))
         if self.filters:
@@ -242,6 +242,7 @@ class Synthesis(eqx.Module):
         """The acceptance rate the automatic ``oversample`` is sized for."""
         rate = 1.0 if self.truncate is None else float(self.truncate)
         if self.support is not None:
+            assert self.false_accept is not None and self.false_reject is not None  # set with support
             s, fa, fr = float(self.support), float(self.false_accept), float(self.false_reject)
             rate *= min(s * (1 - fr) + (1 - s) * fa, 1 - fr)
         return rate
@@ -276,7 +277,7 @@ class Synthesis(eqx.Module):
     def describe(self, family: AbstractFamily | None = None) -> dict:
         """The constructor's arguments (``type(s)(**d)`` rebuilds it, the first key
         removed): every field that is set, traced ones as floats."""
-        out = {"synthesis": type(self).__name__}
+        out: dict[str, Any] = {"synthesis": type(self).__name__}
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
             if v is None or f.name == "run_n":
@@ -295,26 +296,27 @@ class Synthesis(eqx.Module):
         """The model synthetic points are drawn from: ``params`` at the temperature."""
         if self.temperature is None:
             return params
-        return family.temper(params, self.temperature)
+        return cast(Temperable, family).temper(params, self.temperature)  # check_synthesis: a Temperable
 
     def draw_stats(self, family: AbstractFamily, key, params, m, frame=None):
         """The exact path's :meth:`draw`: statistics of ``m`` synthetic points."""
-        return family.sample_stats(key, self.sampling_model(family, params), m, frame)
+        return cast(ExactSampler, family).sample_stats(key, self.sampling_model(family, params), m, frame)
 
     def draw(self, family: AbstractFamily, key, params, n: int, frame=None):
         """``n`` synthetic points from the fit ``params``, in ``frame`` coordinates."""
         stream = as_stream(key)
         model = self.sampling_model(family, params)
         if self.direct_truncation(family):
+            assert self.truncate is not None  # direct_truncation implies it
             q = self.truncate.astype(_float_dtype(model))
-            data = family.sample_truncated(stream, model, n, q, frame)
+            data = cast(DirectTruncation, family).sample_truncated(stream, model, n, q, frame)
         elif self.filters:
             data, _ = self._filtered(family, stream, model, params, n, frame)
         else:
             data = family.sample(stream, model, n, frame)
         if self.correct is not None:
             gamma = self.correct.astype(_float_dtype(model))
-            data = family.correct(model, family.truth(), data, gamma, frame)
+            data = cast(Correctable, family).correct(model, family.truth(), data, gamma, frame)
         return data
 
     def _filtered(self, family, stream, model, prev, m: int, frame):
@@ -343,6 +345,7 @@ class Synthesis(eqx.Module):
             )
             accept = accept & (score <= thr)
         if self.support is not None:
+            assert self.false_accept is not None and self.false_reject is not None  # set with support
             score = family.score_real(data, frame)
             q = self.support.astype(dtype)
             ref = stream.sibling(STREAM_REFERENCE_TRUTH)
@@ -363,6 +366,7 @@ class Synthesis(eqx.Module):
             return {}
         dtype = _float_dtype(params)
         if self.direct_truncation(family):
+            assert self.truncate is not None  # direct_truncation implies it
             return {"accept_rate": self.truncate.astype(dtype), "shortfall": jnp.zeros((), dtype)}
         stream = as_stream(key).sibling(STREAM_PIPELINE_METRICS)
         m = self.run_n or 1

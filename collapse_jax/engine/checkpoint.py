@@ -23,7 +23,7 @@ import time
 import warnings
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -72,7 +72,7 @@ def _contiguous(a: np.ndarray) -> np.ndarray:
 
 def _bytes(a: np.ndarray) -> memoryview:
     """The bytes of a C-contiguous array, without a copy."""
-    return memoryview(a.reshape(-1).view(np.uint8))
+    return a.reshape(-1).view(np.uint8).data
 
 
 def _start_digest(meta: dict) -> Any:
@@ -192,7 +192,7 @@ def _open(path: Path, arrays: bool):
         raise CheckpointError(
             f"checkpoint {path} has an unknown format {meta.get('format')!r}; remove it to start afresh"
         )
-    if arrays and _digest(data, meta) != meta.get("digest"):
+    if data is not None and _digest(data, meta) != meta.get("digest"):  # data is None iff not arrays
         raise CheckpointError(
             f"checkpoint {path} is corrupt (its arrays or metadata do not match their digest); remove it"
         )
@@ -235,13 +235,14 @@ class Checkpointer:
             keys = (set(previous) | set(self.config)) - set(ADOPTED)
             sizes = [previous.get(k) for k in ADOPTED]
             if all(previous.get(k) == self.config.get(k) for k in keys) and all(isinstance(v, int) for v in sizes):
-                chunk_size, block = sizes
+                chunk_size, block = cast("list[int]", sizes)
                 self.config.update(chunk_size=chunk_size, block=block)
         return chunk_size, block
 
     def resume(self, host, acc, prog) -> tuple[int, int, list | None]:
         """(next chunk, next block, the chunk's carry leaves or None), restoring the
         host's arrays, the streamed summary and the progress count."""
+        assert self.config is not None, "Checkpointer.configure must come first"
         state = load(self.path, self.config)
         if state is None:
             return 0, 0, None
@@ -264,6 +265,7 @@ class Checkpointer:
             "acc": acc.state() if acc is not None else None,
             "done": prog.done,
         }
+        assert self.config is not None, "Checkpointer.configure must come first"
         try:
             save(self.path, self.config, state)
         except OSError as exc:

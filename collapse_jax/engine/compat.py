@@ -120,11 +120,11 @@ def check(
                 f"rows, so ratio must be 1 (or use {fam}(design='fresh'))"
             )
         m = regime.synthetic_count(n)
-        need = family.min_points() if mode == "estimates" else 1
-        if m < need:
+        fewest = family.min_points() if mode == "estimates" else 1
+        if m < fewest:
             raise ValueError(
                 f"Weighted: ratio={regime.ratio} gives m = floor(n/ratio + 1/2) = {m} synthetic points at n={n}; "
-                f"{fam} needs m >= {need}"
+                f"{fam} needs m >= {fewest}"
             )
     if isinstance(regime, Provenance) and fixed_design(family) and not exact:
         raise ValueError("Provenance: the pool holds more points than a fixed design's n rows; use design='fresh'")

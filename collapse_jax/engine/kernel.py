@@ -14,6 +14,7 @@ often each program was traced (``eqx.debug.get_num_traces``) and
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -172,7 +173,7 @@ def reduce_chains(out, valid, cfg: KernelConfig):
                 res[k] = {name: a[i] for name, a in stacked.items()}
         return {k: res[k] for k in xs}
 
-    res = {"metrics": all_moments(met), "diagnostics": all_moments(diag)}
+    res: dict[str, Any] = {"metrics": all_moments(met), "diagnostics": all_moments(diag)}
     res["nonfinite"] = jnp.sum(nf & valid, axis=chain_axis).astype(jnp.int32)
     res["below"] = {
         f"{name}<{c!r}": jnp.sum(
@@ -237,7 +238,8 @@ run_block = jax.jit(_traced_block, static_argnames=("static", "cfg"))
 # design is n x d per chain), and without donation each block would copy all of it. Used whenever
 # the host never needs a block's input again (no fast-mode reruns).
 run_block_donating = jax.jit(_traced_block, static_argnames=("static", "cfg"), donate_argnames=("carry",))
-PROGRAMS = (init_chunk, run_block, run_block_donating)
+# (Any: jax's JitWrapped type does not declare the _cache_size and clear_cache the jitted functions have)
+PROGRAMS: tuple[Any, ...] = (init_chunk, run_block, run_block_donating)
 
 
 def trace_counts() -> dict[str, int]:

@@ -32,7 +32,7 @@ def _itemsize(dtype) -> int:
 
 def _var_bytes(v) -> int:
     aval = getattr(v, "aval", None)
-    if isinstance(v, jcore.DropVar) or not hasattr(aval, "shape"):
+    if isinstance(v, jcore.DropVar) or aval is None or not hasattr(aval, "shape"):
         return 0
     return math.prod(aval.shape) * _itemsize(aval.dtype)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping
+from typing import Any
 
 import equinox as eqx
 import jax
@@ -24,18 +25,22 @@ def apply_sweep(model, values, fields):
     sweep point's values."""
     for (slot, name), v in zip(fields, values):
         current = getattr(model[slot], name)
-        model = eqx.tree_at(lambda m, s=slot, f=name: getattr(m[s], f), model, v.astype(current.dtype))
+
+        def where(m, s=slot, f=name):
+            return getattr(m[s], f)
+
+        model = eqx.tree_at(where, model, v.astype(current.dtype))
     return model
 
 
-def targets(model) -> list[tuple[str, int, object]]:
+def targets(model) -> list[tuple[str, int, Any]]:
     """What a sweep key may name: ``(label, slot, object)`` for the regime, the family
     and the synthesis (for a graph too: its family and synthesis are the run's)."""
     family, regime, synthesis = model
     return [("regime", 1, regime), ("family", 0, family), ("synthesis", 2, synthesis)]
 
 
-def resolve_sweep(model, sweep) -> tuple[tuple[tuple[str, str], ...], tuple[np.ndarray, ...], dict, dict]:
+def resolve_sweep(model, sweep) -> tuple[tuple[tuple[int, str], ...], tuple[np.ndarray, ...], dict, dict]:
     """Grid over traced hyperparameters of the run's ``(family, regime, synthesis)``
     -> (fields, flattened values, coords, axes). ``sweep`` is any ``Mapping`` (a
     Hydra ``DictConfig`` too); ``axes`` are its keys and values as given, in float64
@@ -45,7 +50,9 @@ def resolve_sweep(model, sweep) -> tuple[tuple[tuple[str, str], ...], tuple[np.n
         return (), (), {}, {}
     if not isinstance(sweep, Mapping):
         raise TypeError(f"simulate: sweep must be a mapping {{name: values}}, got {type(sweep).__name__}")
-    fields, labels, grids = [], [], []
+    fields: list[tuple[int, str]] = []
+    labels: list[tuple[str, str]] = []
+    grids: list[np.ndarray] = []
     for key, vals in sweep.items():
         target, _, name = key.rpartition(".")
         candidates = []

@@ -28,7 +28,7 @@ def tree_concat(a: Data, b: Data) -> Data:
     return jax.tree.map(lambda x, y: jnp.concatenate([x, y], axis=0), a, b)
 
 
-def tree_take(data: Data, idx: jax.Array) -> Data:
+def tree_take(data: Data, idx: jax.Array | int) -> Data:
     return jax.tree.map(lambda x: jnp.take(x, idx, axis=0), data)
 
 

@@ -21,7 +21,7 @@ docs/THEORY.md section 12 and :mod:`collapse_jax.theory.bayes`.
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import ClassVar, get_args
 
 import equinox as eqx
 import jax
@@ -31,11 +31,12 @@ from jaxtyping import Array, Float
 
 from .._rng import as_stream
 from .._validate import as_float_array, check_covariance, check_positive
+from ._options import Predictive, Sampler
 from ._protocol import CountWeights, ExactSampler, Located
 from .gaussian import Gaussian, GaussianParams, GaussianStats
 
-PREDICTIVES = ("plugin", "posterior", "marginal")
-SAMPLERS = ("samples", "exact")
+PREDICTIVES: tuple[Predictive, ...] = get_args(Predictive)
+SAMPLERS: tuple[Sampler, ...] = get_args(Sampler)
 
 
 class BayesGaussianParams(eqx.Module):
@@ -82,8 +83,8 @@ class BayesGaussian(ExactSampler, Located, CountWeights):
 
     dim: int = eqx.field(static=True)
     known: bool = eqx.field(static=True)
-    predictive: str = eqx.field(static=True)
-    sampler: str = eqx.field(static=True)
+    predictive: Predictive = eqx.field(static=True)
+    sampler: Sampler = eqx.field(static=True)
     known_variance: Float[Array, ""]
     prior_mean: Float[Array, " d"]
     prior_var: Float[Array, ""]
@@ -109,10 +110,10 @@ class BayesGaussian(ExactSampler, Located, CountWeights):
         prior_count=1.0,
         prior_df=None,
         prior_scale=1.0,
-        predictive: str = "plugin",
+        predictive: Predictive = "plugin",
         mean=None,
         cov=None,
-        sampler: str = "samples",
+        sampler: Sampler = "samples",
     ):
         owner = "BayesGaussian"
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:

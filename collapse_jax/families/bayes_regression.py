@@ -15,7 +15,7 @@ Lambda_n^-1 x)).
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import ClassVar, get_args
 
 import equinox as eqx
 import jax
@@ -25,10 +25,11 @@ from jaxtyping import Array, Float
 
 from .._rng import as_stream
 from .._validate import as_float_array, check_int, check_positive
+from ._options import Predictive
 from ._protocol import CountWeights, Located, SufficientStats
 from .ridge import RegressionData
 
-PREDICTIVES = ("plugin", "posterior", "marginal")
+PREDICTIVES: tuple[Predictive, ...] = get_args(Predictive)
 
 
 class BLRParams(eqx.Module):
@@ -75,7 +76,7 @@ class BayesLinearRegression(SufficientStats, Located, CountWeights):
     """
 
     dim: int = eqx.field(static=True)
-    predictive: str = eqx.field(static=True)
+    predictive: Predictive = eqx.field(static=True)
     w_star: Float[Array, " d"]
     noise: Float[Array, ""]
     prior_mean: Float[Array, " d"]
@@ -100,7 +101,7 @@ class BayesLinearRegression(SufficientStats, Located, CountWeights):
         prior_var: float = 1.0,
         prior_shape: float = 2.0,
         prior_rate: float = 1.0,
-        predictive: str = "plugin",
+        predictive: Predictive = "plugin",
     ):
         owner = "BayesLinearRegression"
         d = check_int(f"{owner}: dim", dim, 1)

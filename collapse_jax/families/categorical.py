@@ -19,7 +19,7 @@ storing every point.
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import ClassVar, get_args
 
 import equinox as eqx
 import jax
@@ -28,9 +28,10 @@ import numpy as np
 from jaxtyping import Array, Float, Int
 
 from .._rng import MAX_PAIRS, as_stream, words_per_number
+from ._options import Sampler
 from ._protocol import Combinable, ExactSampler, Scorable, SubsampleStats, Temperable
 
-SAMPLERS = ("samples", "exact")
+SAMPLERS: tuple[Sampler, ...] = get_args(Sampler)
 SUM_TOLERANCE = 1e-6
 
 
@@ -122,13 +123,15 @@ class Categorical(ExactSampler, SubsampleStats, Combinable, Temperable, Scorable
     """
 
     num_categories: int = eqx.field(static=True)
-    sampler: str = eqx.field(static=True)
+    sampler: Sampler = eqx.field(static=True)
     probs: Float[Array, " k"]
     rare_below: Float[Array, ""]
 
     traced_bounds: ClassVar[dict[str, tuple[float, float]]] = {"rare_below": (0.0, 1.0)}
 
-    def __init__(self, probs, rare_below: float = 0.05, *, sampler: str = "samples", num_categories: int | None = None):
+    def __init__(
+        self, probs, rare_below: float = 0.05, *, sampler: Sampler = "samples", num_categories: int | None = None
+    ):
         p = _check_probs(probs)
         if num_categories is not None and num_categories != p.size:
             raise ValueError(f"Categorical: num_categories={num_categories!r} but probs has {p.size} entries")

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from typing import ClassVar
+from typing import ClassVar, get_args
 
 import equinox as eqx
 import jax
@@ -49,6 +49,7 @@ from . import _linalg as _la
 from ._gaussian_params import GaussianParams as GaussianParams
 from ._gaussian_params import GaussianStats as GaussianStats
 from ._gaussian_params import _stats_1d, _stats_nd
+from ._options import Estimator, Sampler
 from ._protocol import (
     Combinable,
     Correctable,
@@ -59,8 +60,8 @@ from ._protocol import (
     Temperable,
 )
 
-ESTIMATORS = ("mle", "unbiased")
-SAMPLERS = ("samples", "exact")
+ESTIMATORS: tuple[Estimator, ...] = get_args(Estimator)
+SAMPLERS: tuple[Sampler, ...] = get_args(Sampler)
 TAIL_LEVEL = 0.99
 TAIL_LINES = 32  # random lines through the origin for the d-D tail mass
 
@@ -106,9 +107,9 @@ class Gaussian(ExactSampler, Combinable, Temperable, DirectTruncation, Correctab
     """
 
     dim: int = eqx.field(static=True)
-    estimator: str = eqx.field(static=True)
+    estimator: Estimator = eqx.field(static=True)
     learn_cov: bool = eqx.field(static=True)
-    sampler: str = eqx.field(static=True)
+    sampler: Sampler = eqx.field(static=True)
     mean: Float[Array, " d"]
     cov: Float[Array, "d d"]
     collapse_below: Float[Array, ""]
@@ -126,12 +127,12 @@ class Gaussian(ExactSampler, Combinable, Temperable, DirectTruncation, Correctab
     def __init__(
         self,
         dim: int = 1,
-        estimator: str = "mle",
+        estimator: Estimator = "mle",
         *,
         mean=None,
         cov=None,
         learn_cov: bool = True,
-        sampler: str = "samples",
+        sampler: Sampler = "samples",
         collapse_below: float = 0.1,
     ):
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import ClassVar
+from typing import Any, ClassVar, get_args
 
 import equinox as eqx
 import jax
@@ -27,10 +27,11 @@ from jaxtyping import Array, Bool, Float, Int
 from .._rng import Stream, as_stream
 from .._validate import as_float_array, check_covariance, check_int, check_number
 from . import _linalg as _la
+from ._options import Covariance, Init
 from ._protocol import Scorable, Temperable, WarmStart
 
-COVARIANCES = ("full", "diag", "spherical")
-INITS = ("warm", "refit")
+COVARIANCES: tuple[Covariance, ...] = get_args(Covariance)
+INITS: tuple[Init, ...] = get_args(Init)
 HELDOUT_POINTS = 256  # fresh real points per chain and generation for ``heldout_nll``
 DEAD_BELOW = 1e-3  # a component whose effective number of points falls below this is dead
 
@@ -155,8 +156,8 @@ class GMM(Temperable, Scorable, WarmStart):
 
     components: int = eqx.field(static=True)
     dim: int = eqx.field(static=True)
-    covariance: str = eqx.field(static=True)
-    init: str = eqx.field(static=True)
+    covariance: Covariance = eqx.field(static=True)
+    init: Init = eqx.field(static=True)
     em_max_iters: int = eqx.field(static=True)
     lloyd_steps: int = eqx.field(static=True)
     tol: Float[Array, ""]
@@ -178,10 +179,10 @@ class GMM(Temperable, Scorable, WarmStart):
         self,
         components: int = 2,
         dim: int = 1,
-        covariance: str = "full",
+        covariance: Covariance = "full",
         *,
         truth=None,
-        init: str = "refit",
+        init: Init = "refit",
         em_max_iters: int = 100,
         tol: float = 1e-3,
         reg_covar: float = 1e-6,
@@ -194,9 +195,9 @@ class GMM(Temperable, Scorable, WarmStart):
             raise ValueError(f"GMM: covariance must be one of {COVARIANCES}, got {covariance!r}")
         if init not in INITS:
             raise ValueError(f"GMM: init must be one of {INITS}, got {init!r}")
-        for name, v in (("tol", tol), ("reg_covar", reg_covar)):
-            if not (check_number("GMM", name, v) >= 0 and math.isfinite(v)):
-                raise ValueError(f"GMM: {name} must be a finite number >= 0, got {v!r}")
+        for name, x in (("tol", tol), ("reg_covar", reg_covar)):
+            if not (check_number("GMM", name, x) >= 0 and math.isfinite(x)):
+                raise ValueError(f"GMM: {name} must be a finite number >= 0, got {x!r}")
         d = int(dim)
         if truth is None:
             tw, tm, tc = np.ones(1), np.zeros((1, d)), np.eye(d)[None]
@@ -323,17 +324,17 @@ class GMM(Temperable, Scorable, WarmStart):
         assignment (as scikit-learn initialises from k-means labels)."""
         k, dtype = self.components, x.dtype
         u = s.uniform((k,), dtype)
-        centers = []
+        picked: list[jax.Array] = []
         d2 = None
         for j in range(k):
             p = w if d2 is None else w * d2
             cdf = jnp.cumsum(p)
             idx = jnp.minimum(jnp.sum(u[j] * cdf[-1] >= cdf), x.shape[0] - 1)
             c = x[idx]
-            centers.append(c)
+            picked.append(c)
             dj = jnp.sum((x - c[None, :]) ** 2, axis=1)
             d2 = dj if d2 is None else jnp.minimum(d2, dj)
-        centers = jnp.stack(centers)
+        centers = jnp.stack(picked)
 
         def lloyd(c, _):
             dist = jnp.sum((x[:, None, :] - c[None, :, :]) ** 2, axis=-1)
@@ -396,9 +397,8 @@ class GMM(Temperable, Scorable, WarmStart):
         s = as_stream(key)
         dtype = params.means.dtype
         truth = self.truth()
-        truth = GMMParams(
-            *(a.astype(dtype) for a in (truth.weights, truth.means, truth.covs)), truth.iters, truth.converged
-        )
+        weights, means, covs = (a.astype(dtype) for a in (truth.weights, truth.means, truth.covs))
+        truth = GMMParams(weights, means, covs, truth.iters, truth.converged)
         order = jnp.argsort(-params.weights)
         sd = jnp.sqrt(jnp.trace(params.covs, axis1=1, axis2=2) / self.dim)
         real = self.sample(s.child(0), truth, HELDOUT_POINTS)
@@ -436,7 +436,7 @@ def _weighted_scatter(x, wr, means) -> Float[Array, "k d d"]:
     def one(w_k, mu):
         dev = [x[:, j] - mu[j] for j in range(d)]
         wd = [w_k * c for c in dev]
-        rows = [[None] * d for _ in range(d)]
+        rows: list[list[Any]] = [[None] * d for _ in range(d)]
         for i in range(d):
             for j in range(i + 1):
                 rows[i][j] = rows[j][i] = jnp.sum(wd[i] * dev[j])

@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Mapping
-from typing import ClassVar
+from typing import ClassVar, get_args
 
 import equinox as eqx
 import jax
@@ -28,9 +28,10 @@ from jaxtyping import Array, Float
 
 from .._rng import Stream, as_stream
 from .._validate import as_float_array, check_covariance, check_int
+from ._options import Kernel
 from ._protocol import Scorable
 
-KERNELS = ("gaussian",)
+KERNELS: tuple[Kernel, ...] = get_args(Kernel)
 HELDOUT_SIZE = 500  # Kazdan et al. evaluate the NLL on 500 fresh real test points
 BANDWIDTH_BOUNDS = (1e-18, 1e18)  # h^2 and 1/h^2 stay normal float32 numbers
 _BLOCK_ELEMENTS = 2**15  # (test point, stored point) pairs per block of the held-out NLL
@@ -118,7 +119,7 @@ class KDE(Scorable):
     """
 
     dim: int = eqx.field(static=True)
-    kernel: str = eqx.field(static=True)
+    kernel: Kernel = eqx.field(static=True)
     heldout_size: int = eqx.field(static=True)
     capacity: int | None = eqx.field(static=True)
     bandwidth: Float[Array, ""]
@@ -132,7 +133,7 @@ class KDE(Scorable):
     def __init__(
         self,
         bandwidth,
-        kernel: str = "gaussian",
+        kernel: Kernel = "gaussian",
         dim: int = 1,
         *,
         truth: Mapping | None = None,

@@ -15,7 +15,7 @@ fit (synthetic) or from w* (real).
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import ClassVar, get_args
 
 import equinox as eqx
 import jax
@@ -25,11 +25,12 @@ from jaxtyping import Array, Float
 
 from .._rng import as_stream
 from .._validate import as_float_array, check_int, check_number, check_positive
+from ._options import GLMKind, Optimizer
 from ._protocol import Located
 from .ridge import RegressionData
 
-OPTIMIZERS = ("lbfgs", "gd", "adam")
-GLM_KINDS = ("logistic", "poisson")
+OPTIMIZERS: tuple[Optimizer, ...] = get_args(Optimizer)
+GLM_KINDS: tuple[GLMKind, ...] = get_args(GLMKind)
 HELDOUT = 1000  # fresh real points behind the held-out loss
 
 
@@ -82,7 +83,7 @@ class _MEstimator(Located):
     """Shared machinery: validation of the optimizer settings, fit, metrics."""
 
     dim: int = eqx.field(static=True)
-    optimizer: str = eqx.field(static=True)
+    optimizer: Optimizer = eqx.field(static=True)
     steps: int = eqx.field(static=True)
     learning_rate: Float[Array, ""]
     w_star: Float[Array, " d"]
@@ -177,19 +178,19 @@ class GLM(_MEstimator):
     for Poisson.
     """
 
-    kind: str = eqx.field(static=True)
+    kind: GLMKind = eqx.field(static=True)
     penalty: Float[Array, ""]
 
     traced_bounds: ClassVar[dict[str, tuple[float, float]]] = {"penalty": (0.0, math.inf)}
 
     def __init__(
         self,
-        kind: str = "logistic",
+        kind: GLMKind = "logistic",
         dim: int = 5,
         *,
         w_star=None,
         penalty: float = 1e-3,
-        optimizer: str = "lbfgs",
+        optimizer: Optimizer = "lbfgs",
         steps: int = 30,
         learning_rate=None,
     ):
@@ -265,7 +266,7 @@ class HuberLocation(_MEstimator):
         delta: float = 1.345,
         *,
         mean=None,
-        optimizer: str = "lbfgs",
+        optimizer: Optimizer = "lbfgs",
         steps: int = 30,
         learning_rate=None,
     ):
@@ -314,7 +315,7 @@ class HuberRegression(_MEstimator):
         *,
         w_star=None,
         noise: float = 1.0,
-        optimizer: str = "lbfgs",
+        optimizer: Optimizer = "lbfgs",
         steps: int = 30,
         learning_rate=None,
     ):

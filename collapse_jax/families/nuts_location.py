@@ -12,7 +12,7 @@ the sampler is validated.
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import ClassVar, get_args
 
 import equinox as eqx
 import jax
@@ -22,10 +22,11 @@ from jaxtyping import Array, Float, Int
 
 from .._rng import as_stream
 from .._validate import as_float_array, check_int, check_positive
+from ._options import Likelihood, Predictive
 from ._protocol import CountWeights, Located
 
-LIKELIHOODS = ("normal", "student_t")
-PREDICTIVES = ("plugin", "posterior", "marginal")
+LIKELIHOODS: tuple[Likelihood, ...] = get_args(Likelihood)
+PREDICTIVES: tuple[Predictive, ...] = get_args(Predictive)
 
 
 class NUTSParams(eqx.Module):
@@ -69,8 +70,8 @@ class NUTSLocation(Located, CountWeights):
     """
 
     dim: int = eqx.field(static=True)
-    likelihood: str = eqx.field(static=True)
-    predictive: str = eqx.field(static=True)
+    likelihood: Likelihood = eqx.field(static=True)
+    predictive: Predictive = eqx.field(static=True)
     warmup: int = eqx.field(static=True)
     samples: int = eqx.field(static=True)
     max_tree_depth: int = eqx.field(static=True)
@@ -92,14 +93,14 @@ class NUTSLocation(Located, CountWeights):
     def __init__(
         self,
         dim: int = 1,
-        likelihood: str = "student_t",
+        likelihood: Likelihood = "student_t",
         *,
         df: float = 4.0,
         scale: float = 1.0,
         prior_mean=0.0,
         prior_scale: float = 1.0,
         mean=None,
-        predictive: str = "plugin",
+        predictive: Predictive = "plugin",
         warmup: int = 200,
         samples: int = 200,
         max_tree_depth: int = 6,

@@ -10,7 +10,7 @@ noise and refits. Rows are x ~ N(0, Sigma); the truth is y = x^T w* + noise.
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import ClassVar, get_args
 
 import equinox as eqx
 import jax
@@ -21,11 +21,12 @@ from jaxtyping import Array, Float
 from .._rng import Stream, as_stream
 from .._validate import as_float_array, check_covariance, check_number
 from . import _linalg as _la
+from ._options import Design, Sampler
 from ._protocol import Combinable, Correctable, Designed, ExactSampler, Located, MixedSampler, PerChain, Scorable
 
-DESIGNS = ("fixed", "fresh")
+DESIGNS: tuple[Design, ...] = get_args(Design)
 MIXED_BY_PRODUCT = 8  # sample_mixed: up to this many sources, x^T w of every source is computed
-SAMPLERS = ("samples", "exact")
+SAMPLERS: tuple[Sampler, ...] = get_args(Sampler)
 
 
 class RegressionData(eqx.Module):
@@ -135,8 +136,8 @@ class Ridge(ExactSampler, Combinable, Scorable, Correctable, Located, MixedSampl
     """
 
     dim: int = eqx.field(static=True)
-    design: str = eqx.field(static=True)
-    sampler: str = eqx.field(static=True)
+    design: Design = eqx.field(static=True)
+    sampler: Sampler = eqx.field(static=True)
     random_w_star: bool = eqx.field(static=True)
     lam: Float[Array, ""]
     noise: Float[Array, ""]
@@ -159,9 +160,9 @@ class Ridge(ExactSampler, Combinable, Scorable, Correctable, Located, MixedSampl
         w_star=None,
         cov=None,
         spectrum: float | None = None,
-        design: str = "fixed",
+        design: Design = "fixed",
         downstream: Downstream | None = None,
-        sampler: str = "samples",
+        sampler: Sampler = "samples",
     ):
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
             raise TypeError(f"Ridge: dim must be an int, got {dim!r}")
@@ -241,7 +242,7 @@ class Ridge(ExactSampler, Combinable, Scorable, Correctable, Located, MixedSampl
     def _chain_rows(self, n: int) -> jax.Array | None:
         """The chain's fixed design (its n rows), or ``None``: a fresh design, or no chain bound."""
         rows = self._rows()
-        if self.design != "fixed" or rows == 0:
+        if self.design != "fixed" or self.chain is None or rows == 0:  # (no chain: rows == 0)
             return None
         if rows != n:
             raise ValueError(f"Ridge: a fixed design has {rows} rows; cannot draw {n} points from it")
@@ -269,7 +270,7 @@ class Ridge(ExactSampler, Combinable, Scorable, Correctable, Located, MixedSampl
     def sample(self, key, params: RidgeParams, n: int, frame=None) -> RegressionData:
         s = as_stream(key)
         dtype = params.w.dtype
-        if self._chain_rows(n) is not None:
+        if self.chain is not None and self._chain_rows(n) is not None:  # (no chain: _chain_rows is None)
             X = self.chain.X
             xw = params.w @ self.chain.XT  # = X w, contracting XT's contiguous axis
         else:
@@ -329,15 +330,13 @@ class Ridge(ExactSampler, Combinable, Scorable, Correctable, Located, MixedSampl
         return RidgeParams(self._solve(stats))
 
     def fit(self, key, data: RegressionData, weights, frame: RidgeParams | None = None) -> RidgeParams:
-        rows = self._rows()
-        if weights is None and rows > 0 and self.chain.gram.shape[0] > 0 and data.X is self.chain.X:
+        rows, chain = self._rows(), self.chain
+        if weights is None and chain is not None and rows > 0 and chain.gram.shape[0] > 0 and data.X is chain.X:
             # unit weights on exactly the chain's fixed design (the very array its context holds,
             # rows in order, as a fixed-design sample hands it over; one trace, so identity means
             # equal values): X^T X is the context's gram and only X^T y is new
             y = data.y
-            stats = RidgeStats(
-                jnp.asarray(y.shape[0], y.dtype), self.chain.gram, self.chain.XT @ y, _well_posed(rows, self.dim)
-            )
+            stats = RidgeStats(jnp.asarray(y.shape[0], y.dtype), chain.gram, chain.XT @ y, _well_posed(rows, self.dim))
             return self.fit_stats(stats)
         stats = self.data_stats(data, weights)
         if self.design == "fixed" and rows > 0:
@@ -360,7 +359,7 @@ class Ridge(ExactSampler, Combinable, Scorable, Correctable, Located, MixedSampl
         gram = lg @ lg.T
         z = s.child(1).normal((d,), dtype)
         xty = gram @ w_gen + self.noise.astype(dtype) * (lg @ z)
-        full = isinstance(m, (int, np.integer)) and _well_posed(m, d)
+        full = isinstance(m, (int, np.integer)) and _well_posed(int(m), d)
         return RidgeStats(jnp.asarray(m, dtype), gram, xty, bool(full))
 
     def _bartlett(self, stream: Stream, m, dtype) -> jax.Array:

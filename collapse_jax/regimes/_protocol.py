@@ -17,7 +17,7 @@ their values.
 from __future__ import annotations
 
 import abc
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, TypeGuard, cast
 
 import equinox as eqx
 import jax
@@ -29,7 +29,14 @@ from .._describe import constructor_args, field_arg
 from .._rng import STREAM_REAL, STREAM_SUBSAMPLE, STREAM_SYNTH, STREAM_SYNTH_EXTRA, Stream
 from .._validate import traced_scalar
 from ..families._base import tree_concat, tree_take, tree_update, tree_where
-from ..families._protocol import AbstractFamily, MixedSampler, SubsampleStats, SufficientStats, WarmStart
+from ..families._protocol import (
+    AbstractFamily,
+    ExactSampler,
+    MixedSampler,
+    SubsampleStats,
+    SufficientStats,
+    WarmStart,
+)
 from ..synthesis import Synthesis
 
 PLAIN = Synthesis()  # plain draws from the fit
@@ -116,8 +123,8 @@ class TrainingSet(eqx.Module):
     model: Any = None
     weights: tuple | None = None
     size: int | None = eqx.field(static=True, default=None)
-    pool: str | None = eqx.field(static=True, default=None)
-    combine: str = eqx.field(static=True, default="pool")
+    pool: Literal["merge", "subsample"] | None = eqx.field(static=True, default=None)
+    combine: Literal["pool", "estimates"] = eqx.field(static=True, default="pool")
     filled: bool = eqx.field(static=True, default=False)
 
     def __check_init__(self):
@@ -177,9 +184,10 @@ def fit_original(family: AbstractFamily, ctx: Context, m=None):
     traced; ``None``: the chain's own n)."""
     m = ctx.own_n if m is None else m
     truth = family.truth()
-    if ctx.exact:
-        stats = family.sample_real_stats(ctx.stream(0, STREAM_REAL), ctx.n if m is None else m, truth)
-        return family.fit_stats(stats, truth)
+    if ctx.exact:  # the exact path runs only on an ExactSampler
+        exact = cast(ExactSampler, family)
+        stats = exact.sample_real_stats(ctx.stream(0, STREAM_REAL), ctx.n if m is None else m, truth)
+        return exact.fit_stats(stats, truth)
     data = original_sample(family, ctx, truth)
     weights = None if m is None else (jnp.arange(ctx.n) < m).astype(truth_dtype(family))
     return family.fit(ctx.stream(0, STREAM_SYNTH), data, weights, truth)
@@ -319,7 +327,7 @@ def _estimates(family, ctx, plan, prev, g):
     return family.combine(p_real, p_model, plan.weights[0])
 
 
-def pools_stats(family: AbstractFamily, pool: str | None) -> bool:
+def pools_stats(family: AbstractFamily, pool: Literal["merge", "subsample"] | None) -> TypeGuard[SufficientStats]:
     """Whether a pooled regime keeps statistics (constant memory) rather than points."""
     if pool == "subsample":
         return isinstance(family, SubsampleStats)
@@ -333,8 +341,8 @@ def init_state(family: AbstractFamily, ctx: Context, plan: TrainingSet, params0)
         return ()
     if pools_stats(family, plan.pool):  # pooled data are in absolute coordinates (no frame)
         m = ctx.n if ctx.own_n is None else ctx.own_n
-        if ctx.exact:
-            return family.sample_real_stats(ctx.stream(0, STREAM_REAL), m)
+        if ctx.exact:  # the exact path runs only on an ExactSampler
+            return cast(ExactSampler, family).sample_real_stats(ctx.stream(0, STREAM_REAL), m)
         weights = None if ctx.own_n is None else (jnp.arange(ctx.n) < m).astype(truth_dtype(family))
         return family.data_stats(original_sample(family, ctx, None), weights)
     data = original_sample(family, ctx, None)
@@ -359,7 +367,7 @@ def assemble(family: AbstractFamily, ctx: Context, plan: TrainingSet, state, pre
             batch = family.data_stats(*batch)
         pooled = family.merge_stats(state, batch)
         if plan.pool == "subsample":
-            subset = family.subsample_stats(ctx.stream(g, STREAM_SUBSAMPLE), pooled, ctx.n)
+            subset = cast(SubsampleStats, family).subsample_stats(ctx.stream(g, STREAM_SUBSAMPLE), pooled, ctx.n)
             return pooled, family.fit_stats(subset, frame)
         return pooled, family.fit_stats(pooled, frame)
     if plan.sources() or (plan.model is not None and not (plan.blocks() and plan.slots(ctx.n) == ctx.n)):

@@ -12,6 +12,8 @@ No wrapper family: the family, the synthesis and their sweeps are the run's own.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Literal
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -21,6 +23,9 @@ from jaxtyping import Array, Int
 from .._rng import STREAM_METRICS
 from ..families._protocol import Located
 from ._protocol import AbstractRegime, Context, TrainingSet, assemble, draws_mixed, fit_original, init_state
+
+if TYPE_CHECKING:  # collapse_jax.graph imports this module
+    from ..graph import InteractionGraph
 
 
 class GraphRegime(AbstractRegime):
@@ -32,8 +37,8 @@ class GraphRegime(AbstractRegime):
     """
 
     counts: Int[Array, "t k k1"]
-    graph: eqx.Module  # the InteractionGraph (collapse_jax.graph), for describe()
-    node_regime: str = eqx.field(static=True)
+    graph: InteractionGraph  # for describe()
+    node_regime: Literal["replace", "accumulate"] = eqx.field(static=True)
     sizes: tuple[int, ...] = eqx.field(static=True)
 
     @property
@@ -67,7 +72,7 @@ class GraphRegime(AbstractRegime):
         """Node i's training set at generation g (counts traced)."""
         t = (jnp.asarray(g, jnp.int32) - 1) % self.counts.shape[0]
         cnt = self.counts[t, i]  # (K + 1,): real, then node 0 .. K - 1
-        pool = "merge" if self.node_regime == "accumulate" else None
+        pool: Literal["merge"] | None = "merge" if self.node_regime == "accumulate" else None
         return TrainingSet(real=cnt[0], model=cnt[1:], pool=pool, filled=self._uniform())
 
     def init(self, family, ctx, params0):

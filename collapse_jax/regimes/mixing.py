@@ -5,7 +5,7 @@ RetainOriginal, Weighted, Schedule, and Provenance (a detector simulated in its 
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import equinox as eqx
 import jax
@@ -83,9 +83,9 @@ class Weighted(AbstractPlannedRegime):
     real_weight: jax.Array
     traced_bounds: ClassVar[dict[str, tuple[float, float]]] = {"real_weight": (0.0, 1.0)}
     ratio: float = eqx.field(static=True)
-    combine: str | None = eqx.field(static=True)
+    combine: Literal["estimates", "samples"] | None = eqx.field(static=True)
 
-    def __init__(self, real_weight=0.5, ratio: float = 1.0, combine: str | None = None):
+    def __init__(self, real_weight=0.5, ratio: float = 1.0, combine: Literal["estimates", "samples"] | None = None):
         self.real_weight = unit_fraction("Weighted", "real_weight", real_weight)
         k = check_positive("Weighted", "ratio", ratio)  # k = n_real / n_synth
         if combine not in (None, "estimates", "samples"):
@@ -101,7 +101,7 @@ class Weighted(AbstractPlannedRegime):
 
     def plan(self, family, g, n):
         w = self.real_weight.astype(truth_dtype(family))
-        mode = "pool" if self.mode(family) == "samples" else "estimates"
+        mode: Literal["pool", "estimates"] = "pool" if self.mode(family) == "samples" else "estimates"
         return TrainingSet(real=n, model=self.synthetic_count(n), weights=(w, 0.0, 1 - w), combine=mode)
 
 

@@ -254,10 +254,11 @@ class Result:
 
     def sel(self, sweep: int) -> Result:
         """The result of one sweep point, as if it had been run alone."""
-        if not self.sweep:
+        n_sweep = self.n_sweep
+        if n_sweep is None:  # no sweep
             raise ValueError("Result.sel: this result has no sweep axis")
-        if not 0 <= sweep < self.n_sweep:
-            raise ValueError(f"Result.sel: sweep must be in [0, {self.n_sweep}), got {sweep}")
+        if not 0 <= sweep < n_sweep:
+            raise ValueError(f"Result.sel: sweep must be in [0, {n_sweep}), got {sweep}")
         pick = lambda d: {k: v[sweep] for k, v in d.items()}  # noqa: E731
         stats = None
         if self.summary_stats is not None:
@@ -286,7 +287,8 @@ class Result:
         )
 
     def _points(self):
-        return [(None, self)] if not self.sweep else [(i, self.sel(i)) for i in range(self.n_sweep)]
+        n_sweep = self.n_sweep  # None: no sweep
+        return [(None, self)] if n_sweep is None else [(i, self.sel(i)) for i in range(n_sweep)]
 
     def _finite_chains(self) -> np.ndarray:
         if self.nonfinite is None:

@@ -264,14 +264,14 @@ def from_dataset(path) -> dict[str, Any]:
         for group in groups:
             if "summary" in tree.children and group in tree["summary"].children:
                 ds = tree["summary"][group].to_dataset()
-                for name in ds.data_vars:
+                for name in map(str, ds.data_vars):  # netCDF variable names are str
                     if "__" in name:
                         base, k = name.split("__")
                         groups[group].setdefault(base, {})[k] = flat(ds[name])
                     elif not name.endswith("_se") or name[:-3] not in ds.data_vars:
                         groups[group].setdefault(name, {})["mean"] = flat(ds[name])
         top = tree["summary"].to_dataset()
-        below = {top[k].attrs["threshold"]: flat(top[k]) for k in top.data_vars if k.startswith("below_")}
+        below = {top[k].attrs["threshold"]: flat(top[k]) for k in map(str, top.data_vars) if k.startswith("below_")}
         summary_stats = {"groups": groups, "nonfinite_params": flat(top["nonfinite_params"]), "below": below}
     return dict(
         config=config,
@@ -313,7 +313,7 @@ def _from_dataset_v1(path) -> dict[str, Any]:
     below = {}
     nonfinite_params = None
     for name, var in ds.data_vars.items():
-        parts = name.split("__")
+        parts = str(name).split("__")
         if parts[0] == "metric":
             metrics[parts[1]] = var.values
         elif parts[0] == "diag":

@@ -8,11 +8,13 @@ follow the conventions in `gaussian`'s module docstring.
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 FloatOrArray = float | NDArray[np.float64]
+Estimator = Literal["mle", "unbiased"]  # the variance estimator's divisor: n - 0 or n - 1
 
 _ESTIMATOR_DELTA = {"mle": 0, "unbiased": 1}
 
@@ -24,16 +26,16 @@ def _delta(estimator: str) -> int:
 
 
 def _integer(value: object, name: str, minimum: int) -> int:
-    is_int = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-    if not (is_int and value >= minimum):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
 
 def _real(value: object, name: str, low: float, high: float, *, open_low: bool) -> float:
     """A finite real number in (low, high] (open_low) or [low, high]."""
-    is_real = isinstance(value, (int, float, np.integer, np.floating))
-    x = float(value) if is_real and not isinstance(value, bool) else math.nan
+    x = math.nan
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        x = float(value)
     above_low = x > low if open_low else x >= low
     if not (math.isfinite(x) and above_low and x <= high):
         interval = f"({low}, {high}]" if open_low else f"[{low}, {high}]"

@@ -24,9 +24,12 @@ rho^(g+1)) (m0 - mu_0): the chain is pulled to the prior mean, and E||e_g||^2 ga
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import numpy as np
 
-PREDICTIVES = ("plugin", "posterior", "marginal")
+Predictive = Literal["plugin", "posterior", "marginal"]
+PREDICTIVES = get_args(Predictive)
 
 __all__ = [
     "PREDICTIVES",
@@ -54,7 +57,7 @@ def _check(n, sigma2, tau2, predictive):
 
 
 def known_variance_mean_sq_error(
-    g, n: int, sigma2: float, tau2: float, predictive: str, dim: int = 1, prior_offset=0.0
+    g, n: int, sigma2: float, tau2: float, predictive: Predictive, dim: int = 1, prior_offset=0.0
 ) -> np.ndarray:
     """E||posterior mean_g - mu_0||^2 under Replace, generation(s) ``g`` >= 0.
 
@@ -79,7 +82,7 @@ def known_variance_mean_sq_error(
     return dim * var + bias2
 
 
-def known_variance_steady_state(n: int, sigma2: float, tau2: float, predictive: str, dim: int = 1) -> float:
+def known_variance_steady_state(n: int, sigma2: float, tau2: float, predictive: Predictive, dim: int = 1) -> float:
     """lim_g E||posterior mean_g - mu_0||^2 for a prior centred on the truth:
     d rho^2 v / (1 - rho^2) (docs/THEORY.md section 12); infinite without a prior."""
     rho, v = _check(n, sigma2, tau2, predictive)
@@ -91,7 +94,7 @@ def known_variance_steady_state(n: int, sigma2: float, tau2: float, predictive: 
 def replace_moments(
     generations: int,
     n: int,
-    predictive: str,
+    predictive: Predictive,
     *,
     dim: int = 1,
     trace_cov0: float | None = None,
@@ -167,7 +170,13 @@ def replace_moments(
 
 
 def regression_flat_prior_moments(
-    generations: int, n: int, dim: int, predictive: str, *, noise2: float = 1.0, prior_shape: float = 2.0
+    generations: int,
+    n: int,
+    dim: int,
+    predictive: Literal["plugin", "posterior"],
+    *,
+    noise2: float = 1.0,
+    prior_shape: float = 2.0,
 ) -> dict[str, np.ndarray]:
     """E||m_g - w*||^2 (``param_sq_error``) and E[E[sigma^2 | D_g]] (``noise_variance``)
     of :class:`collapse_jax.BayesLinearRegression` under Replace, fresh Gaussian inputs

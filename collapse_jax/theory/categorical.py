@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from typing import Literal, get_args
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -47,7 +48,8 @@ __all__ = [
 ]
 
 MAX_STATES = 3000  # largest transient state space of the exact first-passage computation
-EVENTS = ("extinction", "fixation")
+Event = Literal["extinction", "fixation"]
+EVENTS = get_args(Event)
 
 
 def _probs(probs: ArrayLike) -> NDArray[np.float64]:
@@ -254,7 +256,7 @@ def _compositions(n: int, k: int) -> NDArray[np.int64]:
     return np.asarray(out, dtype=np.int64).reshape(-1, k)
 
 
-def _transient_chain(n: int, probs, event: str):
+def _transient_chain(n: int, probs, event: Event):
     """(pi0, Q): the generation-0 law over the transient states and the transition
     matrix among them, for the first-passage time of ``event`` under Replace."""
     if event not in EVENTS:
@@ -280,7 +282,7 @@ def _transient_chain(n: int, probs, event: str):
     return pi0, q, k
 
 
-def first_passage_cdf(g: ArrayLike, n: int, probs: ArrayLike, event: str = "extinction") -> FloatOrArray:
+def first_passage_cdf(g: ArrayLike, n: int, probs: ArrayLike, event: Event = "extinction") -> FloatOrArray:
     """P(T <= g) for the first-passage generation T of ``event`` under Replace, exactly,
     from the absorbing Markov chain of the counts (THEORY.md section 10.1: closed
     forms exist only as diffusion approximations).
@@ -306,7 +308,7 @@ def first_passage_cdf(g: ArrayLike, n: int, probs: ArrayLike, event: str = "exti
     return _out(1.0 - survive[gens])
 
 
-def first_passage_mean(n: int, probs: ArrayLike, event: str = "extinction") -> float:
+def first_passage_mean(n: int, probs: ArrayLike, event: Event = "extinction") -> float:
     """E[T] for the first-passage generation of ``event`` under Replace (see
     :func:`first_passage_cdf`): E[T] = sum_g P(T > g) = pi0 (I - Q)^-1 1, the
     fundamental matrix of the absorbing chain (Kemeny and Snell 1960, "Finite Markov

@@ -18,11 +18,13 @@ section 11 (multivariate facts); section 12 (collapse probability).
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ._checks import (
+    Estimator,
     FloatOrArray,
     _delta,
     _fits,
@@ -58,7 +60,7 @@ __all__ = [
 # --------------------------------------------------------------------------------------
 
 
-def log_variance_drift(n: int, estimator: str) -> float:
+def log_variance_drift(n: int, estimator: Estimator) -> float:
     """Per-fit drift of E[log variance] in the Replace regime.
 
     drift = psi((n - 1)/2) + log(2 / (n - delta)),
@@ -80,7 +82,7 @@ def log_variance_drift(n: int, estimator: str) -> float:
     return float(digamma((n - 1) / 2)) + math.log(2.0 / (n - delta))
 
 
-def log_variance_mean(g: ArrayLike, n: int, estimator: str, var0: float = 1.0) -> FloatOrArray:
+def log_variance_mean(g: ArrayLike, n: int, estimator: Estimator, var0: float = 1.0) -> FloatOrArray:
     """E[log sigma^2_g] in the Replace regime.
 
     E[log sigma^2_g] = log var0 + (g + 1) * drift, with drift from `log_variance_drift`
@@ -123,7 +125,7 @@ def log_variance_var(g: ArrayLike, n: int) -> FloatOrArray:
     return _out(t * float(trigamma((n - 1) / 2)))
 
 
-def sd_factor(n: int, estimator: str) -> float:
+def sd_factor(n: int, estimator: Estimator) -> float:
     """Per-fit factor c of E[sd] in the Replace regime.
 
     c = sqrt(2 / (n - delta)) * Gamma(n/2) / Gamma((n - 1)/2),
@@ -146,7 +148,7 @@ def sd_factor(n: int, estimator: str) -> float:
     return math.sqrt(2.0 / (n - delta)) * math.exp(log_ratio)
 
 
-def sd_mean(g: ArrayLike, n: int, estimator: str, var0: float = 1.0) -> FloatOrArray:
+def sd_mean(g: ArrayLike, n: int, estimator: Estimator, var0: float = 1.0) -> FloatOrArray:
     """E[sigma_g] (the fitted standard deviation) in the Replace regime.
 
     E[sigma_g] = sqrt(var0) * c^(g + 1), with c from `sd_factor` (fit t = g + 1).
@@ -167,7 +169,7 @@ def sd_mean(g: ArrayLike, n: int, estimator: str, var0: float = 1.0) -> FloatOrA
     return _out(math.sqrt(var0) * np.exp(t * math.log(sd_factor(n, estimator))))
 
 
-def variance_mean(g: ArrayLike, n: int, estimator: str, var0: float = 1.0) -> FloatOrArray:
+def variance_mean(g: ArrayLike, n: int, estimator: Estimator, var0: float = 1.0) -> FloatOrArray:
     """E[sigma^2_g] in the Replace regime.
 
     E[sigma^2_g] = var0 * r^(g + 1),  r = (n - 1)/(n - delta):
@@ -194,7 +196,7 @@ def variance_mean(g: ArrayLike, n: int, estimator: str, var0: float = 1.0) -> Fl
     return _out(var0 * np.exp(t * math.log(_ratio(n, _delta(estimator)))))
 
 
-def variance_relative_var(g: ArrayLike, n: int, estimator: str) -> FloatOrArray:
+def variance_relative_var(g: ArrayLike, n: int, estimator: Estimator) -> FloatOrArray:
     """Relative variance Var(sigma^2_g) / E[sigma^2_g]^2 in the Replace regime.
 
     Per fit sigma^2 is multiplied by q = C/(n - delta), C ~ chi^2_{n-1}, with
@@ -228,7 +230,7 @@ def variance_relative_var(g: ArrayLike, n: int, estimator: str) -> FloatOrArray:
 def mean_sq_error_replace(
     g: ArrayLike,
     n: int,
-    estimator: str,
+    estimator: Estimator,
     var0: float = 1.0,
     learn_cov: bool = True,
     dim: int = 1,
@@ -267,7 +269,7 @@ def mean_sq_error_replace(
     return _out(dim * var0 / n * _geometric_sum(q, t))
 
 
-def w2_sq_mean(g: ArrayLike, n: int, estimator: str, var0: float = 1.0) -> FloatOrArray:
+def w2_sq_mean(g: ArrayLike, n: int, estimator: Estimator, var0: float = 1.0) -> FloatOrArray:
     """E[W_2^2(N(mu_g, sigma^2_g), N(mu_0, var0))], 1-D, learned variance, Replace.
 
     In 1-D W_2^2 = (mu - mu_0)^2 + (sigma - sigma_0)^2, so
@@ -299,7 +301,7 @@ def w2_sq_mean(g: ArrayLike, n: int, estimator: str, var0: float = 1.0) -> Float
 # --------------------------------------------------------------------------------------
 
 
-def trace_ratio_mean(g: ArrayLike, n: int, estimator: str) -> FloatOrArray:
+def trace_ratio_mean(g: ArrayLike, n: int, estimator: Estimator) -> FloatOrArray:
     """E[tr Sigma_g] / tr Sigma_0 in the Replace regime, any dimension and any Sigma_0.
 
     E[tr Sigma_g] / tr Sigma_0 = r^(g + 1), r = (n - 1)/(n - delta) (the scatter is
@@ -327,7 +329,7 @@ def _logdet_args(n: object, dim: object) -> tuple[int, NDArray[np.float64]]:
     return n, halves
 
 
-def logdet_drift(n: int, dim: int, estimator: str) -> float:
+def logdet_drift(n: int, dim: int, estimator: Estimator) -> float:
     """Per-fit drift of E[log det Sigma_g] in the Replace regime.
 
     drift = sum_{i=1}^{d} [psi((n - i)/2) + log(2/(n - delta))] (Bartlett: the scatter's
@@ -348,7 +350,7 @@ def logdet_drift(n: int, dim: int, estimator: str) -> float:
     return float(np.sum(digamma(halves)) + halves.size * math.log(2.0 / (n - delta)))
 
 
-def logdet_ratio_mean(g: ArrayLike, n: int, dim: int, estimator: str) -> FloatOrArray:
+def logdet_ratio_mean(g: ArrayLike, n: int, dim: int, estimator: Estimator) -> FloatOrArray:
     """E[log det Sigma_g - log det Sigma_0] in the Replace regime.
 
     E[log(det Sigma_g / det Sigma_0)] = (g + 1) * `logdet_drift(n, dim, estimator)`.
@@ -394,7 +396,13 @@ def logdet_ratio_var(g: ArrayLike, n: int, dim: int) -> FloatOrArray:
 
 
 def collapse_probability(
-    g: ArrayLike, n: int, estimator: str, threshold: float, var0: float = 1.0, *, method: str = "normal"
+    g: ArrayLike,
+    n: int,
+    estimator: Estimator,
+    threshold: float,
+    var0: float = 1.0,
+    *,
+    method: Literal["normal", "exact"] = "normal",
 ) -> FloatOrArray:
     """P(sigma_g < threshold) in the Replace regime (1-D, learned variance).
 

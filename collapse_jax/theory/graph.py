@@ -150,7 +150,7 @@ def closed_classes(matrix) -> list[list[int]]:
     for comp in strong_components(matrix):
         outside = np.ones(a.shape[0], dtype=bool)
         outside[comp] = False
-        if not a[np.ix_(comp, np.flatnonzero(outside))].any():
+        if not a[np.ix_(np.asarray(comp, dtype=np.intp), np.flatnonzero(outside))].any():
             out.append(comp)
     return out
 
@@ -167,8 +167,8 @@ def period(matrix, cls) -> int:
     while frontier:
         nxt = []
         for u in frontier:
-            for v in np.flatnonzero(a[u]):
-                v = int(v)
+            for w in np.flatnonzero(a[u]):
+                v = int(w)
                 if v not in members:
                     continue
                 if v in level:

@@ -20,6 +20,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ._checks import (
+    Estimator,
     FloatOrArray,
     _count,
     _delta,
@@ -62,7 +63,7 @@ def _accumulate_variances(t_max: int, n: int, delta: int) -> NDArray[np.float64]
     return np.concatenate(([1.0], np.cumprod(factors)))
 
 
-def variance_mean_accumulate(g: ArrayLike, n: int, estimator: str, var0: float = 1.0) -> FloatOrArray:
+def variance_mean_accumulate(g: ArrayLike, n: int, estimator: Estimator, var0: float = 1.0) -> FloatOrArray:
     """E[sigma^2_g] in the Accumulate regime (all data ever generated is pooled).
 
     With t = g + 1 fits, V_t = E[sigma^2_g]:
@@ -94,7 +95,7 @@ def variance_mean_accumulate(g: ArrayLike, n: int, estimator: str, var0: float =
 def mean_sq_error_accumulate(
     g: ArrayLike,
     n: int,
-    estimator: str,
+    estimator: Estimator,
     var0: float = 1.0,
     learn_cov: bool = True,
     dim: int = 1,
@@ -188,7 +189,7 @@ def freshmix_moments(
     g: ArrayLike,
     n: int,
     real_fraction: float,
-    estimator: str,
+    estimator: Estimator,
     var0: float = 1.0,
     learn_cov: bool = True,
 ) -> tuple[FloatOrArray, FloatOrArray]:

@@ -25,7 +25,18 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from .._hostmath import chi2_quantile, regularized_gamma_p
-from ._checks import FloatOrArray, _delta, _fraction, _generations, _geometric_sum, _integer, _out, _positive, _real
+from ._checks import (
+    Estimator,
+    FloatOrArray,
+    _delta,
+    _fraction,
+    _generations,
+    _geometric_sum,
+    _integer,
+    _out,
+    _positive,
+    _real,
+)
 from .gaussian import sd_factor
 
 __all__ = [
@@ -69,7 +80,7 @@ def _factor(temperature: float, truncate: float, dim: int = 1) -> float:
 def pressure_variance_mean(
     g: ArrayLike,
     n: int,
-    estimator: str,
+    estimator: Estimator,
     temperature: float = 1.0,
     truncate: float = 1.0,
     var0: float = 1.0,
@@ -185,15 +196,15 @@ def schedule_mean_sq_error(sizes: ArrayLike, var0: float = 1.0) -> NDArray[np.fl
     return _positive(var0, "var0") * np.cumsum(1.0 / _sizes(sizes, 1))
 
 
-def schedule_variance_mean(sizes: ArrayLike, estimator: str, var0: float = 1.0) -> NDArray[np.float64]:
+def schedule_variance_mean(sizes: ArrayLike, estimator: Estimator, var0: float = 1.0) -> NDArray[np.float64]:
     """E[sigma^2_g] = var0 prod_{j<=g} (n_j - 1)/(n_j - delta) for g = 0..len-1."""
     n = _sizes(sizes, 2)
     delta = _delta(estimator)
-    return _positive(var0, "var0") * np.cumprod((n - 1) / (n - delta))
+    return _positive(var0, "var0") * np.cumprod((n - 1) / (n - delta), dtype=np.float64)
 
 
 def correction_moments(
-    g: ArrayLike, n: int, correct: float, estimator: str = "mle", *, learn_var: bool = True, var0: float = 1.0
+    g: ArrayLike, n: int, correct: float, estimator: Estimator = "mle", *, learn_var: bool = True, var0: float = 1.0
 ) -> dict[str, FloatOrArray]:
     """Moments of the 1-D Gaussian Replace chain with self-correction gamma: each
     synthetic point x from N(mu, sigma^2) becomes x + gamma (T(x) - x) with

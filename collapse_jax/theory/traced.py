@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import digamma, gammaln
 
-from ._checks import _delta, _integer, _positive
+from ._checks import Estimator, _delta, _integer, _positive
 from .mixing import _synthetic_count
 
 __all__ = [
@@ -49,14 +49,14 @@ def _fits(g) -> jax.Array:
     return jnp.asarray(g, jnp.result_type(float)) + 1.0
 
 
-def variance_mean(g, n: int, estimator: str, var0=1.0) -> jax.Array:
+def variance_mean(g, n: int, estimator: Estimator, var0=1.0) -> jax.Array:
     """E[sigma^2_g] under Replace: var0 ((n - 1)/(n - delta))^(g + 1).
     Oracle: :func:`collapse_jax.theory.variance_mean`."""
     n, delta = _integer(n, "n", 2), _delta(estimator)
     return var0 * jnp.exp(_fits(g) * jnp.log((n - 1.0) / (n - delta)))
 
 
-def variance_relative_var(g, n: int, estimator: str) -> jax.Array:
+def variance_relative_var(g, n: int, estimator: Estimator) -> jax.Array:
     """Var(sigma^2_g) / E[sigma^2_g]^2 under Replace: ((n + 1)/(n - 1))^(g + 1) - 1.
     Oracle: :func:`collapse_jax.theory.variance_relative_var`."""
     n = _integer(n, "n", 2)
@@ -64,7 +64,7 @@ def variance_relative_var(g, n: int, estimator: str) -> jax.Array:
     return jnp.expm1(_fits(g) * jnp.log1p(2.0 / (n - 1.0)))
 
 
-def log_variance_mean(g, n: int, estimator: str, var0=1.0) -> jax.Array:
+def log_variance_mean(g, n: int, estimator: Estimator, var0=1.0) -> jax.Array:
     """E[log sigma^2_g] under Replace: log var0 + (g + 1)(psi((n - 1)/2) + log(2/(n - delta))).
     Oracle: :func:`collapse_jax.theory.log_variance_mean`."""
     n, delta = _integer(n, "n", 2), _delta(estimator)
@@ -72,7 +72,7 @@ def log_variance_mean(g, n: int, estimator: str, var0=1.0) -> jax.Array:
     return jnp.log(var0) + _fits(g) * drift
 
 
-def sd_mean(g, n: int, estimator: str, var0=1.0) -> jax.Array:
+def sd_mean(g, n: int, estimator: Estimator, var0=1.0) -> jax.Array:
     """E[sigma_g] under Replace: sqrt(var0) c^(g + 1), c = sqrt(2/(n - delta)) Gamma(n/2)/Gamma((n - 1)/2).
     Oracle: :func:`collapse_jax.theory.sd_mean`."""
     n, delta = _integer(n, "n", 2), _delta(estimator)
@@ -81,7 +81,7 @@ def sd_mean(g, n: int, estimator: str, var0=1.0) -> jax.Array:
     return jnp.sqrt(var0) * jnp.exp(_fits(g) * log_c)
 
 
-def mean_sq_error_replace(g, n: int, estimator: str, var0=1.0, learn_cov: bool = True, dim: int = 1) -> jax.Array:
+def mean_sq_error_replace(g, n: int, estimator: Estimator, var0=1.0, learn_cov: bool = True, dim: int = 1) -> jax.Array:
     """E||mu_g - mu_0||^2 under Replace: d var0/n sum_{j<t} q^j, q = (n - 1)/(n - delta)
     when the covariance is learned, else 1. Oracle:
     :func:`collapse_jax.theory.mean_sq_error_replace`."""
