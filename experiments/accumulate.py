@@ -40,7 +40,7 @@ import csv
 import math
 
 import numpy as np
-from _common import mean_se, study_args
+from _common import full_run_checks, mean_se, study_args
 
 import collapse_jax as cj
 from collapse_jax.results import atomic_write
@@ -55,7 +55,7 @@ PI2_6 = math.pi**2 / 6
 def main(argv=None) -> int:
     args, chains, G, out, tag = study_args(__doc__, argv, chains=(200, 10000), generations=(10, 100))
     gens = np.arange(G + 1)
-    kw = dict(n=N, generations=G, seed=args.seed, progress=not args.smoke)
+    kw = dict(n=N, generations=G, seed=args.seed, progress=not args.smoke, keep="chains")  # every chain's array
     nan = np.full(G + 1, math.nan)
     # panels[key] = (title, ylabel, yscale, {regime: (mean, se, theory, chains)}, [(level, label)])
     panels = {}
@@ -144,6 +144,8 @@ def main(argv=None) -> int:
     atomic_write(path, lambda tmp: _write_csv(tmp, rows))
     _figure(out, tag, args, chains, G, gens, panels)
     print(f"wrote {path} and accumulate{tag}.png/.pdf in {out}")
+    if not full_run_checks(args, chains, G):
+        return 0
     for key, (_t, _y, _s, series, _l) in panels.items():  # MC against theory, the whole trajectory
         for name, (m, s, t, _c) in series.items():
             ok = np.isfinite(t) & (s > 0)

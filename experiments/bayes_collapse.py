@@ -24,7 +24,7 @@ import math
 from pathlib import Path
 
 import numpy as np
-from _common import mean_se, study_args
+from _common import full_run_checks, mean_se, study_args
 
 import collapse_jax as cj
 from collapse_jax.results import atomic_write
@@ -35,7 +35,7 @@ MODES = ("plugin", "posterior", "marginal")
 
 def main(argv=None) -> int:
     args, chains, G, out, tag = study_args(__doc__, argv, chains=(500, 20000), generations=(40, 200))
-    kw = dict(n=N, chains=chains, seed=args.seed, progress=False)
+    kw = dict(n=N, chains=chains, seed=args.seed, progress=False, keep="chains")  # every chain's array
     tau2 = 0.5  # n0 = 2
     gens = np.arange(G + 1)
     rows = []
@@ -140,8 +140,10 @@ def main(argv=None) -> int:
     for ext in ("png", "pdf"):
         atomic_write(out / f"bayes_collapse{tag}.{ext}", lambda tmp, ext=ext: fig.savefig(tmp, format=ext))
     print(f"wrote {csv} and bayes_collapse{tag}.png/.pdf in {out}")
-    for name, (m, _s, t) in panel_c.items():
-        print(f"(c) {name:10s} E[variance] at generation {G}: {m[G]:.4g} (theory {t[G]:.4g})")
+    if not full_run_checks(args, chains, G):
+        return 0
+    for name, (m, s, t) in panel_c.items():
+        print(f"(c) {name:10s} E[variance] at generation {G}: {m[G]:.4g} +- {s[G]:.2g} (theory {t[G]:.4g})")
     return 0
 
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from _common import mean_se, study_args
+from _common import full_run_checks, mean_se, study_args
 
 import collapse_jax as cj
 from collapse_jax.pressures import candidates_needed
@@ -49,7 +49,7 @@ N0 = 10
 
 def main(argv=None) -> int:
     args, chains, G, out, tag = study_args(__doc__, argv, chains=(300, 10000), generations=(40, 200))
-    kw = dict(chains=chains, seed=args.seed, progress=not args.smoke)
+    kw = dict(chains=chains, seed=args.seed, progress=not args.smoke, keep="chains")  # steady_state: every chain
     burn = G // 2
     rows = []  # panel, series, x_name, x, mc_mean, mc_se, theory
 
@@ -142,6 +142,8 @@ def main(argv=None) -> int:
     atomic_write(csv, lambda tmp: _write_csv(tmp, rows))
     _figure(out, tag, args, chains, G, gens_a, gens, panel_a, panel_b, panel_c, panel_d, panel_e, panel_f)
     print(f"wrote {csv} and defences{tag}.png/.pdf in {out}")
+    if not full_run_checks(args, chains, G):
+        return 0
     for name, lam in panel_c.items():
         print(f"(c) {name:24s} real fraction for n E e^2 <= {target:g}: {lam:.3f}")
     return 0
@@ -171,23 +173,42 @@ def _crossing(lams, err, target) -> float:
     return float(x0 + (math.log(target) - y0) * (x1 - x0) / (y1 - y0))
 
 
+def _readable_log(ax, axis: str = "y") -> None:
+    """Label a log axis in plain numbers at 1, 2 and 5 times each power of ten (1, 1.5,
+    2, 3, 5, 7 where the data span less than a decade and a half): by default a range of
+    one or two decades shows one label or none. Call it after the data are drawn."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    target = ax.yaxis if axis == "y" else ax.xaxis
+    lo, hi = ax.get_ylim() if axis == "y" else ax.get_xlim()
+    subs = (1.0, 2.0, 5.0) if hi / lo > 30 else (1.0, 1.5, 2.0, 3.0, 5.0, 7.0)
+    target.set_major_locator(LogLocator(base=10, subs=subs))
+    target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    target.set_minor_formatter(NullFormatter())
+
+
 def _figure(out, tag, args, chains, G, gens_a, gens, pa, pb, pc, pd, pe, pf):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import NullLocator
 
-    fig, axes = plt.subplots(2, 3, figsize=(16, 9))
+    theory = Line2D([], [], ls="--", color="k", lw=0.9, label="theory (dashed, the series' colour)")
+    fig, axes = plt.subplots(2, 3, figsize=(16, 9.5))
     ax = axes[0, 0]
     for name, (tm, ts, vm, vs, vt) in pa.items():
         line = ax.plot(gens_a, tm, lw=1.2, label=f"{name}: tail mass / 0.01")[0]
         ax.fill_between(gens_a, np.maximum(tm - 2 * ts, 1e-12), tm + 2 * ts, color=line.get_color(), alpha=0.25, lw=0)
         ax.plot(gens_a, vm, ":", lw=1.5, color=line.get_color(), label=f"{name}: variance")
         ax.fill_between(gens_a, np.maximum(vm - 2 * vs, 1e-12), vm + 2 * vs, color=line.get_color(), alpha=0.15, lw=0)
-        ax.plot(gens_a, vt, "--", lw=0.7, color="k")
-    ax.set(yscale="log", ylim=(1e-6, 10), xlabel="generation", ylabel="relative to the truth (log)")
-    ax.set_title(f"(a) early (tails) vs late (variance) collapse, MLE, n = {N_TAIL}", fontsize=9)
-    ax.legend(fontsize=6)
+        ax.plot(gens_a, vt, "--", lw=0.9, color="k")
+    ax.set(yscale="log", ylim=(1e-10, 10), xlabel="generation", ylabel="relative to the truth (log)")
+    ax.set_title(f"(a) early (tails) vs late (variance) collapse, MLE, n = {N_TAIL}", fontsize=10)
+    dashed = Line2D([], [], ls="--", color="k", lw=0.9, label="theory E[variance]")
+    handles = [*ax.get_legend_handles_labels()[0], dashed]
+    ax.legend(handles=handles, fontsize=8, loc="lower left", bbox_to_anchor=(0.27, 0.0))  # right of the falling tails
 
     ax = axes[0, 1]
     for name, (m, s, t) in pb.items():
@@ -199,20 +220,22 @@ def _figure(out, tag, args, chains, G, gens_a, gens, pa, pb, pc, pd, pe, pf):
     ax.set_xscale("symlog", linthresh=0.05)
     ax.set(yscale="log", xlabel="real fraction lambda (FreshMix; symlog)", ylabel="stationary n E e^2")
     ax.set_xticks(LAMBDAS, [f"{x:g}" for x in LAMBDAS])
-    ax.set_title(f"(b) verifier (good: truth's central 90 %), known variance, n = {N}", fontsize=9)
-    ax.legend(fontsize=7)
+    ax.set_ylim(top=ax.get_ylim()[1] * 8)  # room for the legend above the curves
+    _readable_log(ax)
+    ax.set_title(f"(b) verifier (good: truth's central 90 %), known variance, n = {N}", fontsize=10)
+    ax.legend(handles=[*ax.get_legend_handles_labels()[0], theory], fontsize=8, loc="upper right")
 
     ax = axes[0, 2]
     names = list(pc)
     vals = [pc[k] for k in names]
     ax.bar(range(len(names)), vals, color="C0")
     for i, v in enumerate(vals):
-        ax.text(i, v + 0.004, f"{v:.3f}" if np.isfinite(v) else "n/a", ha="center", fontsize=7)
+        ax.text(i, v + 0.004, f"{v:.3f}" if np.isfinite(v) else "n/a", ha="center", fontsize=8)
     ax.axhline(1 - math.sqrt(0.5), ls="--", color="k", lw=0.8, label="theory, no verifier: 1 - 1/sqrt(2)")
-    ax.set_xticks(range(len(names)), [k.replace("verifier, accuracy ", "acc. ") for k in names], fontsize=7)
+    ax.set_xticks(range(len(names)), [k.replace("verifier, accuracy ", "acc. ") for k in names], fontsize=8)
     ax.set(ylabel="real fraction needed (0: none)", xlabel="verifier")
-    ax.set_title("(c) real data needed for stationary n E e^2 <= 2", fontsize=9)
-    ax.legend(fontsize=7)
+    ax.set_title("(c) real data needed for stationary n E e^2 <= 2", fontsize=10)
+    ax.legend(fontsize=8)
 
     ax = axes[1, 0]
     for name, (m, s, t) in pd.items():
@@ -220,9 +243,10 @@ def _figure(out, tag, args, chains, G, gens_a, gens, pa, pb, pc, pd, pe, pf):
         ax.plot(ALPHAS, t, "--", color=line[0].get_color(), lw=0.8)
     ax.set(xscale="log", yscale="log", xlabel="pool real fraction alpha", ylabel="stationary n E e^2")
     ax.set_xticks(ALPHAS, [f"{x:g}" for x in ALPHAS])
-    ax.minorticks_off()
-    ax.set_title("(d) training on data labelled real (cj.Provenance)", fontsize=9)
-    ax.legend(fontsize=7)
+    ax.xaxis.set_minor_locator(NullLocator())
+    _readable_log(ax)
+    ax.set_title("(d) training on data labelled real (cj.Provenance)", fontsize=10)
+    ax.legend(handles=[*ax.get_legend_handles_labels()[0], theory], fontsize=8)
 
     ax = axes[1, 1]
     for name, (m, s, t) in pe.items():
@@ -230,23 +254,26 @@ def _figure(out, tag, args, chains, G, gens_a, gens, pa, pb, pc, pd, pe, pf):
         ax.plot(GAMMAS, t, "--", color=line[0].get_color(), lw=0.8)
     ax.set(xscale="log", yscale="log", xlabel="correction strength gamma", ylabel="stationary value")
     ax.set_xticks(GAMMAS, [f"{x:g}" for x in GAMMAS])
-    ax.minorticks_off()
-    ax.set_title("(e) self-correction gamma (theory: cj.theory.correction_moments)", fontsize=9)
-    ax.legend(fontsize=7)
+    ax.xaxis.set_minor_locator(NullLocator())
+    _readable_log(ax)
+    ax.set_title("(e) self-correction gamma (theory: cj.theory.correction_moments)", fontsize=10)
+    ax.legend(handles=[*ax.get_legend_handles_labels()[0], theory], fontsize=8)
 
     ax = axes[1, 2]
     for name, (m, s, t) in pf.items():
         line = ax.plot(gens, m, lw=1, label=name)[0]
         ax.fill_between(gens, m - 2 * s, m + 2 * s, color=line.get_color(), alpha=0.25, lw=0)
-        ax.plot(gens, t, "--", color="k", lw=0.7)
+        ax.plot(gens, t, "--", color="k", lw=0.9)
     ax.set(yscale="log", xlabel="generation", ylabel=f"n0 E e_g^2, n0 = {N0}")
-    ax.set_title("(f) sample-size schedules n_g = n0 (g + 1)^p", fontsize=9)
-    ax.legend(fontsize=7)
+    _readable_log(ax)
+    ax.set_title("(f) sample-size schedules n_g = n0 (g + 1)^p", fontsize=10)
+    handles = [*ax.get_legend_handles_labels()[0], Line2D([], [], ls="--", color="k", lw=0.9, label="theory sum 1/n_j")]
+    ax.legend(handles=handles, fontsize=8, loc="upper left")
 
     fig.suptitle(
         f"Pressures and defences, 1-D Gaussian, {chains} chains, {G} generations (panel a: {len(gens_a) - 1}), "
         f"seed {args.seed}; MC mean +- 2 s.e., theory dashed",
-        fontsize=9,
+        fontsize=11,
     )
     fig.tight_layout()
     for ext in ("png", "pdf"):

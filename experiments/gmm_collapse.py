@@ -19,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from _common import study_args
+from _common import full_run_checks, study_args
 
 import collapse_jax as cj
 from collapse_jax.results import atomic_write
@@ -85,6 +85,8 @@ def main(argv=None) -> int:
     for ext in ("png", "pdf"):
         atomic_write(out / f"gmm_collapse{tag}.{ext}", lambda tmp, ext=ext: fig.savefig(tmp, format=ext))
     print(f"wrote {csv} and gmm_collapse{tag}.png/.pdf in {out}")
+    if not full_run_checks(args, chains, generations):
+        return 0
     for t, i, g, k, _a, b, _c, f in rows:
         if k == 0 and g in (0, checkpoints[-1]):
             print(f"{t:9s} {i:6s} generation {g:5d}: median sd, heaviest component {b:.4g}; non-converged {f:.3f}")

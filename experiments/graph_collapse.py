@@ -24,7 +24,7 @@ import math
 from pathlib import Path
 
 import numpy as np
-from _common import study_args
+from _common import full_run_checks, study_args
 
 import collapse_jax as cj
 from collapse_jax.results import atomic_write
@@ -59,7 +59,8 @@ def main(argv=None) -> int:
         for a in FRACTIONS:
             graph = make(real_at_node0(a))
             report = graph.collapse_condition(n=N)
-            res = cj.simulate_graph(fam, graph, n=N, generations=G, chains=chains, seed=args.seed, progress=False)
+            res = cj.simulate_graph(fam, graph, n=N, generations=G, chains=chains, seed=args.seed, progress=False,
+                                   keep="chains")  # fmt: skip
             x = np.asarray(res.metrics["mean_sq_error"], np.float64)  # (chains, G + 1, node)
             half = G // 2
             slope = (x[:, G] - x[:, half]) / (G - half)
@@ -132,6 +133,8 @@ def main(argv=None) -> int:
         atomic_write(path, lambda tmp, ext=ext: fig.savefig(tmp, format=ext))
     agree = sum(v[2] for v in grid.values())
     print(f"wrote {csv} and graph_collapse{tag}.png/.pdf in {out}")
+    if not full_run_checks(args, chains, G):
+        return 0
     print(f"cells where every node's measured behaviour matches the prediction: {agree}/{len(grid)}")
     print(f"largest |measured late slope - recursion| / s.e. over {len(rows)} nodes: {worst_z:.2f}")
     return 0

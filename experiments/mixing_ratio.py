@@ -48,7 +48,7 @@ import csv
 import math
 
 import numpy as np
-from _common import study_args
+from _common import full_run_checks, study_args
 
 import collapse_jax as cj
 from collapse_jax.results import atomic_write
@@ -93,7 +93,7 @@ def argmin_weight(w, avg, boot, rng):
 
 def main(argv=None) -> int:
     args, chains, G, out, tag = study_args(__doc__, argv, chains=(200, 10000), generations=(40, 400))
-    kw = dict(seed=args.seed, progress=not args.smoke)
+    kw = dict(seed=args.seed, progress=not args.smoke, keep="chains")  # steady_state: every chain
     kw_n = [{**kw, "seed": args.seed + j} for j in range(4)]  # (a, b): one seed per n (independent curves)
     burn = G // 2
     window = np.arange(burn, G + 1)
@@ -176,6 +176,8 @@ def main(argv=None) -> int:
     atomic_write(path, lambda tmp: _write_csv(tmp, rows))
     _figure(out, tag, args, chains, chains_d, G, g_w, g_d, ns, fm, wc, wstar, dn_grid, curves_d, opt_d)
     print(f"wrote {path} and mixing_ratio{tag}.png/.pdf in {out}")
+    if not full_run_checks(args, chains, G):
+        return 0
     for k, (w, s) in wstar.items():
         law = cj.theory.optimal_real_weight(k)
         print(f"(c') k = {k:g}: optimal w = {w:.3f} +- {s:.3f} (golden-ratio law {law:.3f})")

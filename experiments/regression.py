@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from _common import mean_se, study_args
+from _common import full_run_checks, mean_se, study_args
 
 import collapse_jax as cj
 from collapse_jax.results import atomic_write
@@ -57,7 +57,7 @@ HEADER = ("panel", "series", "design", "generation", "x_name", "x", "mc_mean", "
 
 def main(argv=None) -> int:
     args, chains, G, out, tag = study_args(__doc__, argv, chains=(200, 10000), generations=(12, 100))
-    kw = dict(chains=chains, seed=args.seed, progress=not args.smoke)
+    kw = dict(chains=chains, seed=args.seed, progress=not args.smoke, keep="chains")  # every chain's array
     sweep_gens = tuple(g for g in (1, 10, 50) if g <= G)
     gens = np.arange(G + 1)
     every = sorted(set(range(0, G + 1, max(1, G // 20))) | set(sweep_gens))
@@ -136,6 +136,8 @@ def main(argv=None) -> int:
     atomic_write(csv_path, lambda tmp: _write_csv(tmp, rows))
     _figure(out, tag, args, chains, G, g_over, sweep_gens, gens, ols, wsq, chain, chain_th, down, over, mn, over_th)
     print(f"wrote {csv_path} and regression{tag}.png/.pdf in {out}")
+    if not full_run_checks(args, chains, G):
+        return 0
     for g in sweep_gens:
         best = {d: CHAIN_LAMS[int(np.argmin(chain[d][0][:, g]))] for d in chain}
         best_down = DOWN_LAMS[int(np.argmin([down[lam][0][g] for lam in DOWN_LAMS]))]

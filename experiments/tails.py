@@ -40,7 +40,7 @@ import csv
 import math
 
 import numpy as np
-from _common import mean_se, study_args
+from _common import full_run_checks, mean_se, study_args
 
 import collapse_jax as cj
 from collapse_jax.results import atomic_write
@@ -117,7 +117,7 @@ def main(argv=None) -> int:
     cat_curves = {}
     for name, regime in regimes.items():
         res = cj.simulate(cat, regime, n=n_cat, generations=G, metrics=["extinct", "collision_probability",
-                          "rare_mass"], **kw)  # fmt: skip
+                          "rare_mass"], keep="chains", **kw)  # fmt: skip
         cat_curves[name] = res
         em, es = mean_se(res.metrics["extinct"])
         sm, ss = mean_se(res.metrics["collision_probability"])
@@ -139,7 +139,8 @@ def main(argv=None) -> int:
 
     # (d) first passage, K = 3
     fp_gens = np.arange(min(G, 200) + 1)
-    res = cj.simulate(cj.Categorical(FP_PROBS), n=N_FP, generations=int(fp_gens[-1]), metrics=["extinct"], **kw)
+    res = cj.simulate(cj.Categorical(FP_PROBS), n=N_FP, generations=int(fp_gens[-1]), metrics=["extinct"],
+                      keep="chains", **kw)  # fmt: skip
     fp = {}
     for event in ("extinction", "fixation"):
         t = np.asarray(res.events[event])
@@ -185,6 +186,8 @@ def main(argv=None) -> int:
     _figure(out, tag, args, chains, G, gens, gg, n_cat, cat_curves, ext_theory, theory_s, rare_stats, rare_true,
             fp_gens, fp, gauss)  # fmt: skip
     print(f"wrote {csv_path} and tails{tag}.png/.pdf in {out}")
+    if not full_run_checks(args, chains, G):
+        return 0
     for n, (_, _, _, h) in gauss.items():
         print(f"n = {n:4d}: tail half-life {h['tail']:.1f} (sigma-only approx {h['tail approx']:.1f}); "
               f"variance half-life {h['variance']:.1f} (theory {h['variance theory']:.1f})")  # fmt: skip

@@ -7,8 +7,9 @@ by n - 1), for n in {10, 100, 1000}. Exact sufficient-statistics path (the sampl
 mean and scatter of n points are drawn directly: N(mu, sigma^2/n) and sigma^2
 chi^2_{n-1}), float64, summary mode over every chain.
 
-Rows: MLE, unbiased. Columns:
-(a) E[sigma_g^2] / sigma_0^2 on a log axis: MC mean +- 2 s.e., the median (dotted)
+Rows: MLE (panels a1, b1, c1), unbiased (a2, b2, c2); one legend below them. Columns:
+(a) E[sigma_g^2] / sigma_0^2 on a log axis: MC mean +- 2 s.e. (drawn as mean times or over
+exp(2 s.e./mean), which never crosses zero), the median of the first 2,000 chains (dotted)
 and theory ((n - 1)/(n - delta))^(g + 1) dashed (cj.theory.variance_mean). The unbiased
 chain's variance is a martingale (E = sigma_0^2 at every generation) while almost
 every chain collapses: its mean is carried by ever rarer chains, its relative
@@ -33,7 +34,7 @@ import csv
 import math
 
 import numpy as np
-from _common import study_args
+from _common import full_run_checks, study_args
 
 import collapse_jax as cj
 from collapse_jax.results import atomic_write
@@ -41,6 +42,7 @@ from collapse_jax.results import atomic_write
 NS = (10, 100, 1000)
 ESTIMATORS = ("mle", "unbiased")
 THRESHOLD = 0.1  # the collapse threshold on the standard deviation (sigma_0 = 1)
+KEPT = 2000  # chains kept for the medians; means, s.e. and P(sd < 0.1) stream over every chain
 
 
 def run_curve(estimator: str, n: int, chains: int, G: int, seed: int, progress: bool) -> dict:
@@ -53,7 +55,7 @@ def run_curve(estimator: str, n: int, chains: int, G: int, seed: int, progress: 
         chains=chains,
         seed=seed,
         keep="summary",
-        keep_chains=min(chains, 2000),
+        keep_chains=min(chains, KEPT),
         dtype="float64",  # the MLE variance at n = 10 reaches 1e-190 by generation 2,000
         metrics=["variance", "log_variance", "sd"],
         thresholds={"sd": THRESHOLD},
@@ -90,6 +92,8 @@ def main(argv=None) -> int:
     atomic_write(csv_path, lambda tmp: _write_csv(tmp, curves, keep))
     _figure(out, tag, args, chains, G, gens, curves)
     print(f"wrote {csv_path} and variance{tag}.png/.pdf in {out}")
+    if not full_run_checks(args, chains, G):
+        return 0
     for (est, n), c in curves.items():
         z = (c["log_variance"]["mean"] - c["theory"]["log_variance"]) / c["log_variance"]["se"]
         dp = np.abs(c["collapse"]["mean"] - c["theory"]["collapse"])
@@ -116,64 +120,79 @@ def _write_csv(path, curves, keep) -> None:
                                 f"{c['theory'][metric][g]:.6g}", f"{approx:.6g}"])  # fmt: skip
 
 
+def _band(ax, x, m, se, col, alpha, floor, log_symmetric=False):
+    """The Monte Carlo band m +- 2 s.e. on a log axis, its lower edge clipped at the
+    axis floor. ``log_symmetric``: drawn as m exp(+-2 se/m) instead, the same band
+    where se << m and never below zero where the standard error is as large as the
+    mean (E[variance] under heavy tails)."""
+    if log_symmetric:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            f = np.exp(np.minimum(2 * se / np.abs(m), 700.0))
+        lo, hi = m / f, m * f
+    else:
+        lo, hi = m - 2 * se, m + 2 * se
+    ok = np.isfinite(lo) & np.isfinite(hi) & (m > 0)
+    ax.fill_between(x[ok], np.maximum(lo[ok], floor), hi[ok], color=col, alpha=alpha, lw=0)
+
+
 def _figure(out, tag, args, chains, G, gens, curves) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
-    fig, axes = plt.subplots(2, 3, figsize=(16, 9))
+    fig, axes = plt.subplots(2, 3, figsize=(16, 10))
     colours = {n: f"C{i}" for i, n in enumerate(NS)}
+    floor_p = 0.5 / chains
+    mark_every = max(1, G // 80)
     for row, est in enumerate(ESTIMATORS):
         label_est = "MLE (divide by n)" if est == "mle" else "unbiased (divide by n - 1)"
         ax_v, ax_l, ax_p = axes[row]
         for n in NS:
             c, col = curves[est, n], colours[n]
             v = c["variance"]
-            lo = np.maximum(v["mean"] - 2 * v["se"], 1e-300)
-            ax_v.plot(gens, v["mean"], color=col, lw=1.2, label=f"n = {n}: MC mean")
-            ax_v.fill_between(gens, lo, v["mean"] + 2 * v["se"], color=col, alpha=0.25, lw=0)
-            ax_v.plot(gens, v["q50"], ":", color=col, lw=1.0, label=f"n = {n}: median")
+            ax_v.plot(gens, v["mean"], color=col, lw=1.3)
+            _band(ax_v, gens, v["mean"], v["se"], col, 0.25, 1e-12, log_symmetric=True)
+            ax_v.plot(gens, v["q50"], ":", color=col, lw=1.2)
             heavy = v["heavy_tail"].astype(bool)
-            ax_v.plot(gens[heavy][::25], v["mean"][heavy][::25], "x", color=col, ms=4)
-            ax_v.plot(gens, c["theory"]["variance"], "--", color="k", lw=0.8)
+            ax_v.plot(gens[heavy][::mark_every], v["mean"][heavy][::mark_every], "x", color=col, ms=4)
+            ax_v.plot(gens, c["theory"]["variance"], "--", color="k", lw=0.9)
 
             lv = c["log_variance"]  # drawn as -E[log sigma^2] on log-log axes: slope 1, height the drift
-            ax_l.plot(gens + 1, -lv["mean"], color=col, lw=1.2, label=f"n = {n}")
-            ax_l.fill_between(gens + 1, np.maximum(-lv["mean"] - 2 * lv["se"], 1e-9), -lv["mean"] + 2 * lv["se"],
-                              color=col, alpha=0.3, lw=0)  # fmt: skip
-            ax_l.plot(gens + 1, -c["theory"]["log_variance"], "--", color="k", lw=0.8)
+            ax_l.plot(gens + 1, -lv["mean"], color=col, lw=1.3)
+            _band(ax_l, gens + 1, -lv["mean"], lv["se"], col, 0.3, 1e-4)
+            ax_l.plot(gens + 1, -c["theory"]["log_variance"], "--", color="k", lw=0.9)
 
             p = c["collapse"]
-            ax_p.plot(gens + 1, p["mean"], color=col, lw=1.2, label=f"n = {n}")
-            ax_p.fill_between(gens + 1, np.maximum(p["mean"] - 2 * p["se"], 1e-9), p["mean"] + 2 * p["se"], color=col,
-                              alpha=0.3, lw=0)  # fmt: skip
-            ax_p.plot(gens + 1, c["theory"]["collapse"], "--", color="k", lw=0.8)
-            ax_p.plot(gens + 1, c["theory"]["collapse_normal"], ":", color="0.5", lw=0.8)
-        ax_v.plot([], [], "--", color="k", lw=0.8, label="theory E[sigma^2]")
-        ax_v.plot([], [], "x", color="k", ms=4, label="s.e. unreliable (heavy tail)")
+            ax_p.plot(gens + 1, p["mean"], color=col, lw=1.3)
+            _band(ax_p, gens + 1, p["mean"], p["se"], col, 0.3, floor_p)
+            ax_p.plot(gens + 1, c["theory"]["collapse"], "--", color="k", lw=0.9)
+            ax_p.plot(gens + 1, c["theory"]["collapse_normal"], ":", color="0.45", lw=1.0)
+        a, b, c_ = (f"({k}{row + 1})" for k in "abc")
         ax_v.set(yscale="log", ylim=(1e-12, 10), xlabel="generation g", ylabel="sigma_g^2 / sigma_0^2 (log)")
-        ax_v.set_title(f"(a) E[variance], {label_est}", fontsize=9)
-        ax_v.legend(fontsize=6, ncol=2)
-
-        ax_l.plot([], [], "--", color="k", lw=0.8, label="theory -(g+1)(psi((n-1)/2) + log(2/(n-delta)))")
+        ax_v.set_title(f"{a} E[variance], {label_est}", fontsize=10)
         ax_l.set(xscale="log", yscale="log", ylim=(1e-4, None), xlabel="fits g + 1 (log)",
                  ylabel="-E[log sigma_g^2]  (sigma_0 = 1; log)")  # fmt: skip
-        ax_l.set_title(f"(b) minus E[log variance], {label_est}", fontsize=9)
-        ax_l.legend(fontsize=7)
-
-        ax_p.plot([], [], "--", color="k", lw=0.8, label="exact law (c.f. inversion)")
-        ax_p.plot([], [], ":", color="0.5", lw=0.8, label="normal approximation")
-        ax_p.set(xscale="log", yscale="log", ylim=(0.5 / chains, 1.5), xlabel="fits g + 1 (log)",
-                 ylabel=f"P(sigma_g < {THRESHOLD:g})")  # fmt: skip
-        ax_p.set_title(f"(c) collapse probability, {label_est}", fontsize=9)
-        ax_p.legend(fontsize=7)
+        ax_l.set_title(f"{b} minus E[log variance], {label_est}", fontsize=10)
+        ax_p.set(xscale="log", yscale="log", ylim=(floor_p, 1.5), xlabel="fits g + 1 (log)",
+                 ylabel=f"P(sigma_g < {THRESHOLD:g})  (log)")  # fmt: skip
+        ax_p.set_title(f"{c_} collapse probability, {label_est}", fontsize=10)
+    # one legend for all six panels, below them (in the panels it hid the curves)
+    handles = [Line2D([], [], color=colours[n], lw=2.5, label=f"n = {n}") for n in NS] + [
+        Line2D([], [], color="k", lw=1.3, label="Monte Carlo mean (a, b) or fraction (c); band +- 2 s.e."),
+        Line2D([], [], ls=":", color="k", lw=1.2, label=f"Monte Carlo median (a; first {min(chains, KEPT):,} chains)"),
+        Line2D([], [], ls="", marker="x", color="k", ms=5, label="s.e. unreliable: heavy tail (a)"),
+        Line2D([], [], ls="--", color="k", lw=0.9, label="theory: E[sigma^2] (a), E[log sigma^2] (b), exact law (c)"),
+        Line2D([], [], ls=":", color="0.45", lw=1.0, label="normal approximation to the law (c)"),
+    ]
+    fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=10, frameon=False)
     fig.suptitle(
-        f"1-D Gaussian refitted on its own samples (Replace, exact path, float64): {chains} chains x {G} generations "
-        f"per curve, seed {args.seed}; MC mean +- 2 s.e., theory dashed",
-        fontsize=9,
+        f"1-D Gaussian refitted on its own samples (Replace, exact path, float64): {chains:,} chains x {G:,} "
+        f"generations per curve, seed {args.seed}. Row 1: MLE; row 2: unbiased estimator",
+        fontsize=11,
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     for ext in ("png", "pdf"):
         atomic_write(out / f"variance{tag}.{ext}", lambda tmp, ext=ext: fig.savefig(tmp, format=ext))
 

@@ -22,9 +22,32 @@ def _load(name: str):
     return mod
 
 
-def test_gmm_collapse_smoke(tmp_path):
+SMOKE_NOTE = "its sizes support no comparison with theory"
+VERDICTS = ("|z|", "match", "(theory", "half-life", "argmin", "optimal w", "real fraction for")
+
+
+def _no_verdicts(out: str) -> None:
+    """A smoke run says it is one and prints no comparison its sizes cannot support."""
+    assert SMOKE_NOTE in out, out
+    for word in VERDICTS:
+        assert word not in out, f"a smoke run printed {word!r}:\n{out}"
+
+
+def test_study_args_smoke_writes_to_a_scratch_folder(tmp_path, monkeypatch):
+    """--smoke without --out never writes into the gallery (paper_figs/)."""
+    from _common import SMOKE_OUT, study_args
+
+    monkeypatch.chdir(tmp_path)
+    _, chains, gens, out, tag = study_args("doc", ["--smoke"], chains=(3, 30), generations=(4, 40))
+    assert (chains, gens, tag, out) == (3, 4, "_smoke", Path(SMOKE_OUT)) and out.is_dir()
+    _, chains, gens, out, tag = study_args("doc", [], chains=(3, 30), generations=(4, 40))
+    assert (chains, gens, tag, out) == (30, 40, "", Path("paper_figs"))
+
+
+def test_gmm_collapse_smoke(tmp_path, capsys):
     mod = _load("gmm_collapse")
     assert mod.main(["--smoke", "--out", str(tmp_path)]) == 0
+    _no_verdicts(capsys.readouterr().out)
     for ext in ("csv", "png", "pdf"):
         assert (tmp_path / f"gmm_collapse_smoke.{ext}").stat().st_size > 0
     with open(tmp_path / "gmm_collapse_smoke.csv") as fh:
@@ -37,9 +60,10 @@ def test_gmm_collapse_smoke(tmp_path):
             assert np.isfinite(sd[(truth, init, 0, 0)]) and sd[(truth, init, 50, 0)] < sd[(truth, init, 0, 0)]
 
 
-def test_graph_collapse_smoke(tmp_path):
+def test_graph_collapse_smoke(tmp_path, capsys):
     mod = _load("graph_collapse")
     assert mod.main(["--smoke", "--out", str(tmp_path)]) == 0
+    _no_verdicts(capsys.readouterr().out)
     for ext in ("csv", "png", "pdf"):
         assert (tmp_path / f"graph_collapse_smoke.{ext}").stat().st_size > 0
     with open(tmp_path / "graph_collapse_smoke.csv") as fh:
@@ -51,9 +75,10 @@ def test_graph_collapse_smoke(tmp_path):
     assert all(r["predicted_collapse"] == "1" for r in rows if r["topology"] == "self-loops" and r["node"] != "0")
 
 
-def test_bayes_collapse_smoke(tmp_path):
+def test_bayes_collapse_smoke(tmp_path, capsys):
     mod = _load("bayes_collapse")
     assert mod.main(["--smoke", "--out", str(tmp_path)]) == 0
+    _no_verdicts(capsys.readouterr().out)
     for ext in ("csv", "png", "pdf"):
         assert (tmp_path / f"bayes_collapse_smoke.{ext}").stat().st_size > 0
     with open(tmp_path / "bayes_collapse_smoke.csv") as fh:
@@ -66,9 +91,10 @@ def test_bayes_collapse_smoke(tmp_path):
     assert theory[("c", "MLE", 40.0)] < 0.2 < theory[("c", "plugin", 40.0)]
 
 
-def test_defences_smoke(tmp_path):
+def test_defences_smoke(tmp_path, capsys):
     mod = _load("defences")
     assert mod.main(["--smoke", "--out", str(tmp_path)]) == 0
+    _no_verdicts(capsys.readouterr().out)
     for ext in ("csv", "png", "pdf"):
         assert (tmp_path / f"defences_smoke.{ext}").stat().st_size > 0
     with open(tmp_path / "defences_smoke.csv") as fh:
@@ -83,9 +109,10 @@ def test_defences_smoke(tmp_path):
     assert float(last["p = 2"]["mc_mean"]) < float(last["p = 0"]["mc_mean"])
 
 
-def test_variance_smoke(tmp_path):
+def test_variance_smoke(tmp_path, capsys):
     mod = _load("variance")
     assert mod.main(["--smoke", "--out", str(tmp_path)]) == 0
+    _no_verdicts(capsys.readouterr().out)
     for ext in ("csv", "png", "pdf"):
         assert (tmp_path / f"variance_smoke.{ext}").stat().st_size > 0
     with open(tmp_path / "variance_smoke.csv") as fh:
@@ -103,9 +130,10 @@ def test_variance_smoke(tmp_path):
     assert float(at[("mle", 1000, "collapse", last)]["theory"]) < 1e-6
 
 
-def test_tails_smoke(tmp_path):
+def test_tails_smoke(tmp_path, capsys):
     mod = _load("tails")
     assert mod.main(["--smoke", "--out", str(tmp_path)]) == 0
+    _no_verdicts(capsys.readouterr().out)
     for ext in ("csv", "png", "pdf"):
         assert (tmp_path / f"tails_smoke.{ext}").stat().st_size > 0
     with open(tmp_path / "tails_smoke.csv") as fh:
@@ -123,9 +151,10 @@ def test_tails_smoke(tmp_path):
     assert f[("tail mass half-life", 100)] < f[("variance half-life", 100)]
 
 
-def test_accumulate_smoke(tmp_path):
+def test_accumulate_smoke(tmp_path, capsys):
     mod = _load("accumulate")
     assert mod.main(["--smoke", "--out", str(tmp_path)]) == 0
+    _no_verdicts(capsys.readouterr().out)
     for ext in ("csv", "png", "pdf"):
         assert (tmp_path / f"accumulate_smoke.{ext}").stat().st_size > 0
     with open(tmp_path / "accumulate_smoke.csv") as fh:
@@ -143,9 +172,10 @@ def test_accumulate_smoke(tmp_path):
     assert val[("d", "Accumulate", last)] < 1.5 * math.pi**2 / 6 * 10 / 89
 
 
-def test_regression_smoke(tmp_path):
+def test_regression_smoke(tmp_path, capsys):
     mod = _load("regression")
     assert mod.main(["--smoke", "--out", str(tmp_path)]) == 0
+    _no_verdicts(capsys.readouterr().out)
     for ext in ("csv", "png", "pdf"):
         assert (tmp_path / f"regression_smoke.{ext}").stat().st_size > 0
     with open(tmp_path / "regression_smoke.csv") as fh:
@@ -163,9 +193,10 @@ def test_regression_smoke(tmp_path):
     assert val[("f", "min-norm", "fixed", 10)] > 10
 
 
-def test_mixing_ratio_smoke(tmp_path):
+def test_mixing_ratio_smoke(tmp_path, capsys):
     mod = _load("mixing_ratio")
     assert mod.main(["--smoke", "--out", str(tmp_path)]) == 0
+    _no_verdicts(capsys.readouterr().out)
     for ext in ("csv", "png", "pdf"):
         assert (tmp_path / f"mixing_ratio_smoke.{ext}").stat().st_size > 0
     with open(tmp_path / "mixing_ratio_smoke.csv") as fh:
