@@ -16,6 +16,7 @@ from .config import from_config as from_config
 from .engine.compose import chain_fn as chain_fn
 from .engine.shards import merge_shards as merge_shards
 from .engine.simulate import simulate as simulate
+from .engine.simulate import simulate_shard as simulate_shard
 from .families import GLM as GLM
 from .families import GMM as GMM
 from .families import KDE as KDE
@@ -103,6 +104,7 @@ __all__ = [
     "Schedule",
     "simulate",
     "simulate_graph",
+    "simulate_shard",
     "Stream",
     "Synthesis",
     "theory",

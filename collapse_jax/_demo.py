@@ -3,9 +3,11 @@ Replace, Accumulate and FreshMix, Monte Carlo beside the closed-form theory."""
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 
@@ -23,22 +25,26 @@ REGIMES = ("Replace", "Accumulate", FRESHMIX)
 COLORS = {"Replace": "tab:red", "Accumulate": "tab:blue", FRESHMIX: "tab:green"}
 
 
-def _theory(regime: str, g: np.ndarray, n: int, estimator: str) -> np.ndarray:
+Estimator = Literal["mle", "unbiased"]
+ESTIMATORS: tuple[Estimator, ...] = ("mle", "unbiased")
+
+
+def _theory(regime: str, g: np.ndarray, n: int, estimator: Estimator) -> np.ndarray:
     if regime == "Replace":
-        return T.variance_mean(g, n, estimator)
+        return np.asarray(T.variance_mean(g, n, estimator))
     if regime == "Accumulate":
-        return T.variance_mean_accumulate(g, n, estimator)
-    return T.freshmix_moments(g, n, REAL_FRACTION, estimator)[1]
+        return np.asarray(T.variance_mean_accumulate(g, n, estimator))
+    return np.asarray(T.freshmix_moments(g, n, REAL_FRACTION, estimator)[1])
 
 
-def _theory_se(regime: str, g: np.ndarray, n: int, estimator: str, chains: int) -> np.ndarray:
+def _theory_se(regime: str, g: np.ndarray, n: int, estimator: Estimator, chains: int) -> np.ndarray:
     """The exact standard error of the Monte Carlo mean of the variance where theory
     has Var(variance_g) (Replace: `variance_relative_var`); NaN elsewhere. Under Replace
     the mean is so heavy-tailed that its sample standard error is far too small."""
     if regime != "Replace":
         return np.full(len(g), math.nan)
-    rel = T.variance_relative_var(g, n, estimator)
-    return T.variance_mean(g, n, estimator) * np.sqrt(rel / chains)
+    rel = np.asarray(T.variance_relative_var(g, n, estimator))
+    return np.asarray(T.variance_mean(g, n, estimator)) * np.sqrt(rel / chains)
 
 
 def run_demo(
@@ -59,10 +65,17 @@ def run_demo(
     program. Returns the summary as a DataFrame; writes ``demo.png``, ``demo.pdf`` and
     ``demo_summary.csv`` (one row per estimator, regime and generation) to ``out``.
     """
+    import importlib.util
+
     import pandas as pd
 
+    if importlib.util.find_spec("matplotlib") is None:  # before any compute, as a bad path
+        raise ModuleNotFoundError(
+            "demo: the figure needs matplotlib, the 'plot' extra: python -m pip install '.[plot]' "
+            "(or 'collapse-jax[plot]')"
+        )
     out = check_writable(out, "demo: out")  # before any compute: a finished study is never lost to a bad path
-    kw = dict(
+    kw: dict[str, Any] = dict(
         n=n,
         generations=generations,
         chains=chains,
@@ -75,7 +88,7 @@ def run_demo(
     )
     rows, t0 = [], time.perf_counter()
     g = np.arange(generations + 1)
-    for estimator in ("mle", "unbiased"):
+    for estimator in ESTIMATORS:
         fam = Gaussian(estimator=estimator)
         mixed = simulate(fam, FreshMix(REAL_FRACTION), sweep={"real_fraction": [0.0, REAL_FRACTION]}, **kw)
         runs = {"Replace": mixed.sel(0), "Accumulate": simulate(fam, Accumulate(), **kw), FRESHMIX: mixed.sel(1)}
@@ -146,8 +159,12 @@ def _figure(summary, out: Path, n: int, chains: int) -> None:
     fig.suptitle(f"Gaussian model collapse: n = {n} points per generation, {chains:,} chains per curve", fontsize=11)
     fig.tight_layout()
     for ext in ("png", "pdf"):
-        atomic_write(out / f"demo.{ext}", lambda tmp, ext=ext: fig.savefig(tmp, dpi=130, format=ext))
+        atomic_write(out / f"demo.{ext}", functools.partial(_savefig, fig, ext))
     plt.close(fig)
+
+
+def _savefig(fig, ext: str, tmp: str) -> None:
+    fig.savefig(tmp, dpi=130, format=ext)
 
 
 def _print_table(summary, n, generations, chains, elapsed, out) -> None:

@@ -86,7 +86,7 @@ SLURM_SCRIPT = textwrap.dedent(
     import sys
     import collapse_jax as cj
 
-    res = cj.simulate(cj.Gaussian(), process="slurm", shards=sys.argv[1], progress=False, **{args})
+    res = cj.simulate_shard(cj.Gaussian(), process="slurm", shards=sys.argv[1], progress=False, **{args})
     assert res is not None, "the last process finds every shard and merges"
     res.save(sys.argv[2])
     """
@@ -97,7 +97,7 @@ def test_independent_processes_merge_to_one_run(tmp_path):
     """Two processes with no coordinator (a SLURM array's task 1 in a subprocess, task 0
     here): each writes its shard; the last one merges; equal to one process bit for bit."""
     shards = tmp_path / "shards"
-    first = cj.simulate(cj.Gaussian(), process=(0, 2), shards=shards, progress=False, **INDEPENDENT)
+    first = cj.simulate_shard(cj.Gaussian(), process=(0, 2), shards=shards, progress=False, **INDEPENDENT)
     assert first is None and (shards / "shard-00000-of-00002.npz").exists()
     script = tmp_path / "task.py"
     script.write_text(SLURM_SCRIPT)
@@ -121,14 +121,16 @@ def test_independent_processes_merge_to_one_run(tmp_path):
         np.testing.assert_array_equal(merged.nonfinite, reference.nonfinite)
 
 
-def test_process_argument_is_checked():
+def test_process_argument_is_checked(monkeypatch):
     kw = dict(n=10, generations=1, chains=4, progress=False)
     with pytest.raises(ValueError, match="0 <= p < P"):
-        cj.simulate(cj.Gaussian(), process=(2, 2), shards="x", chunk_size=2, **kw)
-    with pytest.raises(ValueError, match="explicit chunk_size"):
-        cj.simulate(cj.Gaussian(), process=(0, 2), shards="x", **kw)
+        cj.simulate_shard(cj.Gaussian(), process=(2, 2), shards="x", chunk_size=2, **kw)
+    with pytest.raises(ValueError, match="chunk_size must be an int"):
+        cj.simulate_shard(cj.Gaussian(), process=(0, 2), shards="x", chunk_size=None, **kw)
     with pytest.raises(ValueError, match="pass shards="):
-        cj.simulate(cj.Gaussian(), process=(0, 2), chunk_size=2, **kw)
+        cj.simulate_shard(cj.Gaussian(), process=(0, 2), shards=None, chunk_size=2, **kw)
+    with pytest.raises(TypeError, match="chianz"):
+        cj.simulate_shard(cj.Gaussian(), process=(0, 2), shards="x", chunk_size=2, chianz=3, **kw)
+    monkeypatch.delenv("SLURM_ARRAY_TASK_ID", raising=False)
     with pytest.raises(ValueError, match="SLURM array variables"):
-        os.environ.pop("SLURM_ARRAY_TASK_ID", None)
-        cj.simulate(cj.Gaussian(), process="slurm", shards="x", chunk_size=2, **kw)
+        cj.simulate_shard(cj.Gaussian(), process="slurm", shards="x", chunk_size=2, **kw)

@@ -261,3 +261,11 @@ def test_format_1_files_still_load():
     np.testing.assert_array_equal(old.events["collapse"], expected["collapse"])
     np.testing.assert_allclose(old.mean("variance"), expected["variance_mean"], rtol=1e-12)
     assert old.n_sweep == 2
+
+
+def test_summary_with_no_kept_chains():
+    res = cj.simulate(cj.Gaussian(), n=10, generations=3, chains=20, keep="summary", keep_chains=0, progress=False)
+    table = res.summary("variance")
+    assert len(table) == 4 and np.isfinite(table["mean"]).all() and (table["quantile_chains"] == 0).all()
+    assert table["q50"].isna().all()  # no kept chains, no quantiles: NaN, not an error
+    np.testing.assert_allclose(res.mean("variance"), table["mean"].to_numpy())

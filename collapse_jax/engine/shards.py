@@ -7,7 +7,7 @@ Two ways to have several processes:
   process waits at a barrier (``jax.experimental.multihost_utils``) for the others,
   then merges all shards into the one result.
 - Independent processes with no coordinator (batch jobs, a SLURM array:
-  ``simulate(process=(p, P))`` or ``process="slurm"``): each writes its shard and
+  ``simulate_shard(process=(p, P))`` or ``process="slurm"``): each writes its shard and
   returns; the process that finds every shard in the folder when it is done merges
   them and returns the result, the others return ``None``; ``cj.merge_shards(folder)``
   joins them at any time later.
@@ -43,17 +43,17 @@ def resolve_process(process) -> tuple[int, int] | None:
         return None
     if isinstance(process, str):
         if process != "slurm":
-            raise ValueError(f"simulate: process must be (p, P), 'slurm' or None, got {process!r}")
+            raise ValueError(f"simulate_shard: process must be (p, P) or 'slurm', got {process!r}")
         names = ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT")
         missing = [k for k in names if k not in os.environ]
         if missing:
-            raise ValueError(f"simulate: process='slurm' needs the SLURM array variables; {missing} are not set")
+            raise ValueError(f"simulate_shard: process='slurm' needs the SLURM array variables; {missing} are not set")
         low = int(os.environ.get("SLURM_ARRAY_TASK_MIN", "0"))
         process = (int(os.environ[names[0]]) - low, int(os.environ[names[1]]))
     ok = isinstance(process, (tuple, list)) and len(process) == 2
     ok = ok and all(isinstance(x, int) and not isinstance(x, bool) for x in process)
     if not ok or not 0 <= process[0] < process[1]:
-        raise ValueError(f"simulate: process must be (p, P) with 0 <= p < P, got {process!r}")
+        raise ValueError(f"simulate_shard: process must be (p, P) with 0 <= p < P, got {process!r}")
     return int(process[0]), int(process[1])
 
 

@@ -73,8 +73,7 @@ def simulate(
     prng: Literal["threefry", "philox", "threefry2x32", "philox4x32"] = "threefry",
     shards: str | os.PathLike | None = None,
     shard_timeout: float = 3600.0,
-    process: tuple[int, int] | str | None = None,
-) -> Result | None:
+) -> Result:
     """Run independent recursive-fitting chains of ``family`` under ``regime``.
 
     Args:
@@ -144,13 +143,7 @@ def simulate(
             ``jax.distributed`` it waits at a barrier for the others (or polls, at
             most ``shard_timeout`` seconds, where the backend has no barrier) and
             returns the merged result. ``cj.merge_shards`` merges a folder later.
-        process: independent processes with no coordinator (batch jobs): ``(p,
-            P)``, or ``"slurm"`` for a SLURM job array (its task id and count).
-            Needs ``shards`` and an explicit ``chunk_size`` (every process must cut
-            the chains the same way). Process p runs its share, writes its shard
-            and returns ``None``, unless every shard is then in the folder: that
-            process returns the merged result. Equal, merged, to one process's
-            run (per-chain arrays exactly; summaries to the order of summation).
+            Independent processes with no coordinator: :func:`simulate_shard`.
         devices: how many local devices share each chunk's chain axis (default
             all): per-chain arrays, counts and event generations as on one device,
             floats to last-bit rounding (README, "Long runs").
@@ -158,7 +151,62 @@ def simulate(
     Returns:
         A :class:`collapse_jax.Result`.
     """
+    res = _simulate(dict(locals()), None)
+    assert res is not None  # only an independent process's shard (simulate_shard) returns None
+    return res
+
+
+def simulate_shard(
+    family: AbstractFamily,
+    regime: AbstractRegime | None = None,
+    *,
+    process: tuple[int, int] | str,
+    shards: str | os.PathLike,
+    chunk_size: int,
+    **options: Any,
+) -> Result | None:
+    """Process p of P's share of a run, for independent processes with no
+    coordinator (batch jobs, a SLURM job array).
+
+    Process p runs chunks p, p + P, ... of the global chain ids and writes its shard
+    into ``shards``. It returns ``None``, unless every shard is in the folder when it
+    is done: that process merges them and returns the result. ``cj.merge_shards``
+    joins a complete folder at any time. Merged, the result equals one process's run
+    of the same call (per-chain arrays exactly; summaries to the order of
+    summation). Under ``jax.distributed`` use :func:`simulate` with ``shards=``.
+
+    Args:
+        family, regime: as :func:`simulate`.
+        process: ``(p, P)`` with 0 <= p < P, or ``"slurm"``: a SLURM job array's
+            task (``SLURM_ARRAY_TASK_ID`` minus ``SLURM_ARRAY_TASK_MIN``) of
+            ``SLURM_ARRAY_TASK_COUNT``.
+        shards: a folder every process can write.
+        chunk_size: chains per chunk, the same for every process (the processes
+            must cut the chains alike, whatever machine each runs on).
+        **options: every other :func:`simulate` keyword (``n``, ``generations``,
+            ``chains``, ``seed``, ``keep``, ...).
+
+    Returns:
+        The merged :class:`collapse_jax.Result`, or ``None`` while shards are missing.
+    """
+    import inspect
+
+    bound = inspect.signature(simulate).bind(family, regime, shards=shards, chunk_size=chunk_size, **options)
+    bound.apply_defaults()
+    return _simulate(dict(bound.arguments), process)
+
+
+def _simulate(args: dict[str, Any], process) -> Result | None:
+    """``simulate``'s body (``args``: its arguments by name); ``process``: independent
+    processes' ``(p, P)``, ``"slurm"`` or ``None``."""
     started, clock = time.time(), time.monotonic()
+    family, regime, synthesis = args["family"], args["regime"], args["synthesis"]
+    n, generations, chains, seed = args["n"], args["generations"], args["chains"], args["seed"]
+    keep, keep_chains, max_memory, dtype = args["keep"], args["keep_chains"], args["max_memory"], args["dtype"]
+    progress, callback, metrics, thresholds = args["progress"], args["callback"], args["metrics"], args["thresholds"]
+    sweep, chunk_size, checkpoint = args["sweep"], args["chunk_size"], args["checkpoint"]
+    checkpoint_every, devices, prng = args["checkpoint_every"], args["devices"], args["prng"]
+    shards, shard_timeout = args["shards"], args["shard_timeout"]
     chains = check_int("chains", chains, 1)
     seed = check_seed("seed", seed)
     keep_chains = check_int("keep_chains", keep_chains, 0)
@@ -178,10 +226,10 @@ def simulate(
         raise ValueError(f"simulate: prng must be one of {_rng.PRNGS} (or {tuple(PRNG_ALIASES)}), got {prng!r}")
     proc = _shards.resolve_process(process)
     if proc is not None and jax.process_count() > 1:
-        raise ValueError("simulate: process= is for independent processes; under jax.distributed leave it None")
+        raise ValueError("simulate_shard is for independent processes; under jax.distributed use simulate(shards=...)")
     if proc is not None and chunk_size is None:
         raise ValueError(
-            "simulate: process= needs an explicit chunk_size (every process must cut the chains into the same chunks)"
+            "simulate_shard: chunk_size must be an int: every process must cut the chains into the same chunks"
         )
     if proc is not None and proc[1] > 1:
         checkpoint = _shards.prepare(shards, checkpoint, proc[0], proc[1], "process=")

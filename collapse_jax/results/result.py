@@ -83,6 +83,12 @@ def provenance(started: float, wall: float, max_memory: int | None = None) -> di
     return out
 
 
+def _no_chains(mean: np.ndarray) -> np.ndarray:
+    """An empty ``(0, generations + 1, *extra)`` array of kept chains (keep_chains=0),
+    shaped after the streamed per-generation means."""
+    return np.empty((0,) + np.shape(mean), np.float32)
+
+
 class SummaryAccumulator:
     """Streams per-chunk moments into float64 totals (count, mean, M2, M3, M4 by
     Pebay's pairwise formulas), in the fixed order chunks arrive."""
@@ -303,6 +309,8 @@ class Result:
         *extra)``. In summary mode they are the streamed moments of all chains (not
         the kept ones). :meth:`mean`, :meth:`se` and :meth:`sd` read them."""
         group = self.diagnostics if diagnostic else self.metrics
+        if self.is_summary:
+            group = self.summary_stats["groups"]["diagnostics" if diagnostic else "metrics"]
         if metric not in group:
             kind = "diagnostic" if diagnostic else "metric"
             raise ValueError(f"Result: unknown {kind} {metric!r}; have {list(group)}")
@@ -410,6 +418,9 @@ class Result:
     def _summary_rows(self, metrics, finite_only, diagnostics) -> list[dict]:
         group = self.diagnostics if diagnostics else self.metrics
         dims = self.diagnostic_dims if diagnostics else self.metric_dims
+        if self.is_summary:  # every streamed metric, kept chains or not (keep_chains=0 keeps none)
+            streamed = self.summary_stats["groups"]["diagnostics" if diagnostics else "metrics"]
+            group = {k: group.get(k, _no_chains(streamed[k]["mean"])) for k in streamed}
         names = list(group) if metrics is None else ([metrics] if isinstance(metrics, str) else list(metrics))
         for nm in names:
             if nm not in group:
