@@ -145,3 +145,25 @@ def test_tutorial_code_runs(page, tmp_path):
         [sys.executable, str(tmp_path / "page.py")], capture_output=True, text=True, timeout=900, cwd=tmp_path
     )
     assert proc.returncode == 0, f"{page}: the code fails:\n{proc.stderr[-4000:]}"
+
+
+DOCTEST_MODULES = [
+    "collapse_jax.engine.simulate",
+    "collapse_jax.engine.compose",
+    "collapse_jax.config",
+    "collapse_jax.theory.traced",
+    "collapse_jax.results.result",
+]
+
+
+@pytest.mark.parametrize("name", DOCTEST_MODULES)
+def test_docstring_examples_run(name):
+    """The ``Examples:`` of the main docstrings run as doctests."""
+    import doctest
+    import importlib
+
+    module = importlib.import_module(name)
+    flags = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+    result = doctest.testmod(module, optionflags=flags, verbose=False, report=True)
+    assert result.attempted > 0, f"{name} has no examples"
+    assert result.failed == 0, f"{name}: {result.failed} of {result.attempted} examples failed (see above)"

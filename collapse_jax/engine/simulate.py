@@ -150,6 +150,19 @@ def simulate(
 
     Returns:
         A :class:`collapse_jax.Result`.
+
+    Examples:
+        >>> import collapse_jax as cj
+        >>> res = cj.simulate(cj.Gaussian(), cj.Replace(), n=20, generations=10, chains=500, seed=0,
+        ...                   progress=False)
+        >>> res.metrics["variance"].shape
+        (500, 11)
+        >>> bool(abs(res.mean("variance")[10] - cj.theory.variance_mean(10, 20, "mle")) < 4 * res.se("variance")[10])
+        True
+        >>> sw = cj.simulate(cj.Gaussian(), cj.FreshMix(0.2), n=20, generations=10, chains=500,
+        ...                  sweep={"real_fraction": [0.1, 0.5]}, progress=False)
+        >>> sw.to_xarray().sel(real_fraction=0.5)["variance"].dims
+        ('chain', 'generation')
     """
     res = _simulate(dict(locals()), None)
     assert res is not None  # only an independent process's shard (simulate_shard) returns None

@@ -365,7 +365,16 @@ class Result:
         ``relplot(x="generation", y="value", hue=..., col="metric")`` and
         parquet/W&B tables expect. ``long=False`` gives one column per metric instead
         (metrics with extra dims are left out there). Summary mode: the kept chains.
-        For the per-generation summary use :meth:`summary`."""
+        For the per-generation summary use :meth:`summary`.
+
+        Examples:
+            >>> import collapse_jax as cj
+            >>> res = cj.simulate(cj.Gaussian(), n=10, generations=2, chains=3, progress=False)
+            >>> res.to_dataframe(metrics="variance").columns.tolist()
+            ['chain', 'generation', 'metric', 'value']
+            >>> len(res.to_dataframe(metrics="variance"))
+            9
+        """
         import pandas as pd
 
         ds = self.to_xarray()
