@@ -40,7 +40,7 @@ import csv
 import math
 
 import numpy as np
-from _common import full_run_checks, mean_se, study_args
+from _common import full_run_checks, study_args
 
 import collapse_jax as cj
 from collapse_jax.results import atomic_write
@@ -82,14 +82,14 @@ def main(argv=None) -> int:
         f"(a) 1-D Gaussian, MLE mean and variance, n = {N}: mean error",
         "E (mu_g - mu_0)^2  (log)",
         "log",
-        {k: (*mean_se(r.metrics["mean_sq_error"]), th_mse[k], c) for k, (r, c) in res.items()},
+        {k: (r.mean("mean_sq_error"), r.se("mean_sq_error"), th_mse[k], c) for k, (r, c) in res.items()},
         [(PI2_6 / N, f"pi^2/6 sigma^2/n = {PI2_6 / N:.5f} (learned-variance limit {learned_limit:.5f})")],
     )
     panels["b"] = (
         f"(b) 1-D Gaussian, n = {N}: variance (Subsample: no closed form, MC only)",
         "E[sigma_g^2] / sigma_0^2  (log)",
         "log",
-        {k: (*mean_se(r.metrics["variance"]), th_var[k], c) for k, (r, c) in res.items()},
+        {k: (r.mean("variance"), r.se("variance"), th_var[k], c) for k, (r, c) in res.items()},
         [(var_floor, f"Accumulate limit sin(pi/sqrt n)/(pi/sqrt n) = {var_floor:.4f}")],
     )
 
@@ -114,7 +114,7 @@ def main(argv=None) -> int:
         ("c3", "logdet_ratio", "log det ratio (accumulating: MC only)",
          "E[log det Sigma_g - log det Sigma_0]  (symlog)", "symlog", []),
     ):  # fmt: skip
-        series = {k: (*mean_se(r.metrics[metric]), th[metric].get(k, nan), c) for k, (r, c) in res.items()}
+        series = {k: (r.mean(metric), r.se(metric), th[metric].get(k, nan), c) for k, (r, c) in res.items()}
         panels[key] = (f"({key}) d = {DIM} Gaussian, MLE, n = {N}: {title}", ylabel, yscale, series, lines)
 
     # (d): OLS on a fixed design
@@ -130,7 +130,7 @@ def main(argv=None) -> int:
         f"(d) OLS, fixed design, d = {DIM}, T = {N}, sigma^2 = 1",
         "test error ||w_g - w*||^2  (log)",
         "log",
-        {k: (*mean_se(r.metrics["test_error"]), th_ols[k], c) for k, (r, c) in res.items()},
+        {k: (r.mean("test_error"), r.se("test_error"), th_ols[k], c) for k, (r, c) in res.items()},
         [(limit, f"pi^2/6 sigma^2 d/(T-d-1) = {limit:.4f}")],
     )
 

@@ -20,11 +20,10 @@ the MLE Gaussian chain, whose variance collapses; the exact moment recursion das
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
-from _common import full_run_checks, mean_se, study_args
+from _common import full_run_checks, study_args
 
 import collapse_jax as cj
 from collapse_jax.results import atomic_write
@@ -46,11 +45,12 @@ def main(argv=None) -> int:
         fam = cj.BayesGaussian(1, 1.0, prior_var=tau2, predictive=mode, sampler="exact")
         res = cj.simulate(fam, cj.Replace(), generations=G, **kw)
         panel_a[mode] = (
-            *mean_se(res.metrics["mean_sq_error"]),
+            res.mean("mean_sq_error"),
+            res.se("mean_sq_error"),
             cj.theory.bayes.known_variance_mean_sq_error(gens, N, 1.0, tau2, mode),
         )
     mle = cj.simulate(cj.Gaussian(learn_cov=False, sampler="exact"), cj.Replace(), generations=G, **kw)
-    panel_a["flat prior (MLE)"] = (*mean_se(mle.metrics["mean_sq_error"]), (gens + 1) / N)
+    panel_a["flat prior (MLE)"] = (mle.mean("mean_sq_error"), mle.se("mean_sq_error"), (gens + 1) / N)
     for name, (m, s, t) in panel_a.items():
         for g in (0, G // 4, G // 2, G):
             rows.append(("a", name, "generation", g, m[g], s[g], t[g]))
@@ -65,14 +65,12 @@ def main(argv=None) -> int:
         for mode in MODES:
             fam = cj.BayesGaussian(1, 1.0, prior_var=1.0 / n0, predictive=mode, sampler="exact")
             res = cj.simulate(fam, cj.Replace(), generations=G, **kw)
-            avg = np.asarray(res.metrics["mean_sq_error"], np.float64)[:, burn:].mean(axis=1)
+            st = res.steady_state("mean_sq_error", burn)
             th = cj.theory.bayes.known_variance_steady_state(N, 1.0, 1.0 / n0, mode)
-            panel_b[mode].append((avg.mean(), avg.std(ddof=1) / math.sqrt(len(avg)), th))
+            panel_b[mode].append((st["mean"], st["se"], th))
         res = cj.simulate(cj.Gaussian(learn_cov=False, sampler="exact"), cj.FreshMix(share), generations=G, **kw)
-        avg = np.asarray(res.metrics["mean_sq_error"], np.float64)[:, burn:].mean(axis=1)
-        panel_b["FreshMix (MLE)"].append(
-            (avg.mean(), avg.std(ddof=1) / math.sqrt(len(avg)), cj.theory.freshmix_steady_state(N, share))
-        )
+        st = res.steady_state("mean_sq_error", burn)
+        panel_b["FreshMix (MLE)"].append((st["mean"], st["se"], cj.theory.freshmix_steady_state(N, share)))
     for name, vals in panel_b.items():
         for share, (m, s, t) in zip(shares, vals):
             rows.append(("b", name, "anchor_share", share, m, s, t))
@@ -86,9 +84,9 @@ def main(argv=None) -> int:
             cj.BayesGaussian(1, predictive=mode, sampler=sampler, **prior), cj.Replace(), generations=G, **kw
         )
         th = cj.theory.bayes.replace_moments(G, N, mode, prior_count=1.0, prior_df=3.0, prior_scale_trace=1.0)
-        panel_c[mode] = (*mean_se(res.metrics["variance"]), th["trace_cov"])
+        panel_c[mode] = (res.mean("variance"), res.se("variance"), th["trace_cov"])
     mle = cj.simulate(cj.Gaussian(sampler="exact"), cj.Replace(), generations=G, **kw)
-    panel_c["MLE"] = (*mean_se(mle.metrics["variance"]), cj.theory.variance_mean(gens, N, "mle"))
+    panel_c["MLE"] = (mle.mean("variance"), mle.se("variance"), cj.theory.variance_mean(gens, N, "mle"))
     for name, (m, s, t) in panel_c.items():
         for g in (0, G // 4, G // 2, G):
             rows.append(("c", name, "generation", g, m[g], s[g], t[g]))

@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from _common import full_run_checks, mean_se, study_args
+from _common import full_run_checks, study_args
 
 import collapse_jax as cj
 from collapse_jax.pressures import candidates_needed
@@ -60,8 +60,8 @@ def main(argv=None) -> int:
     for name, pk in (("plain", {}), ("truncate 0.95", {"truncate": 0.95}), ("temperature 0.9", {"temperature": 0.9})):
         fam = cj.Pressured(cj.Gaussian(), **pk) if pk else cj.Gaussian()
         res = cj.simulate(fam, cj.Replace(), n=N_TAIL, generations=g_a, metrics=["tail_mass", "variance"], **kw)
-        tm, ts = mean_se(res.metrics["tail_mass"])
-        vm, vs = mean_se(res.metrics["variance"])
+        tm, ts = (res.mean("tail_mass"), res.se("tail_mass"))
+        vm, vs = (res.mean("variance"), res.se("variance"))
         vt = cj.theory.pressure_variance_mean(gens_a, N_TAIL, "mle", **pk)
         panel_a[name] = (tm / 0.01, ts / 0.01, vm, vs, vt)
         for g in range(0, g_a + 1, 5):
@@ -132,7 +132,7 @@ def main(argv=None) -> int:
         sched = cj.Schedule.power(N0, p, G)
         sizes = np.asarray(sched.sizes)
         res = cj.simulate(exact, sched, n=int(sizes.max()), generations=G, metrics=["mean_sq_error"], **kw)
-        m, s = mean_se(res.metrics["mean_sq_error"])
+        m, s = (res.mean("mean_sq_error"), res.se("mean_sq_error"))
         t = cj.theory.schedule_mean_sq_error(sizes)
         panel_f[f"p = {p:g}"] = (m * N0, s * N0, t * N0)
         for g in range(0, G + 1, max(1, G // 10)):

@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from _common import full_run_checks, mean_se, study_args
+from _common import full_run_checks, study_args
 
 import collapse_jax as cj
 from collapse_jax.results import atomic_write
@@ -79,7 +79,7 @@ def main(argv=None) -> int:
         fam = cj.Ridge(D, noise=SIGMA, design=design, sampler="samples")
         sweep = {"lam": list(CHAIN_LAMS)}
         res = cj.simulate(fam, cj.Replace(), n=T, generations=G, sweep=sweep, metrics=["test_error"], **kw)
-        m, s = chain[design] = mean_se(res.metrics["test_error"], axis=1)  # (lambda, generation) each
+        m, s = chain[design] = (res.mean("test_error"), res.se("test_error"))  # (lambda, generation) each
         for g in every:
             row("a", "OLS", design, g, "generation", g, m[0, g], s[0, g], ols[g])
             for lam in SHOW_LAMS:
@@ -101,7 +101,7 @@ def main(argv=None) -> int:
     for lam_d in DOWN_LAMS:
         fam = cj.Ridge(D, noise=SIGMA, design="fresh", sampler="samples", downstream=cj.Downstream(T, SIGMA, lam_d))
         res = cj.simulate(fam, cj.Replace(), n=T, generations=G, metrics=["downstream_test_error"], **kw)
-        m, s = mean_se(res.metrics["downstream_test_error"], axis=0)
+        m, s = (res.mean("downstream_test_error"), res.se("downstream_test_error"))
         if lam_d == 0:
             th, ts = cj.theory.dohmatob_downstream_test_error(gens, T, D, SIGMA, T, SIGMA), np.zeros(G + 1)
         else:
@@ -117,7 +117,7 @@ def main(argv=None) -> int:
     fam = cj.Ridge(D_OVER, noise=SIGMA, design="fixed", sampler="samples")
     sweep = {"lam": list(CHAIN_LAMS)}
     res = cj.simulate(fam, cj.Replace(), n=T_OVER, generations=g_over, sweep=sweep, metrics=["test_error"], **kw)
-    over = m, s = mean_se(res.metrics["test_error"], axis=1)
+    over = m, s = (res.mean("test_error"), res.se("test_error"))
     mn = cj.theory.minnorm_replace_test_error(np.arange(g_over + 1), T_OVER, D_OVER, SIGMA, w_star_sq=float(D_OVER))
     g_arr = np.array(sweep_gens)
     over_th = {

@@ -119,8 +119,8 @@ def main(argv=None) -> int:
         res = cj.simulate(cat, regime, n=n_cat, generations=G, metrics=["extinct", "collision_probability",
                           "rare_mass"], keep="chains", **kw)  # fmt: skip
         cat_curves[name] = res
-        em, es = mean_se(res.metrics["extinct"])
-        sm, ss = mean_se(res.metrics["collision_probability"])
+        em, es = (res.mean("extinct"), res.se("extinct"))
+        sm, ss = (res.mean("collision_probability"), res.se("collision_probability"))
         et = ext_theory if name == "Replace" else np.full(G + 1, math.nan)
         for g in _table_gens(G):
             rows.append(("a", name, "generation", g, em[g], es[g], et[g]))
@@ -219,10 +219,10 @@ def _figure(out, tag, args, chains, G, gens, gg, n_cat, cat, ext_theory, theory_
     ax_a, ax_b = axes[0, 0], axes[0, 1]
     for name, res in cat.items():
         col = colours[name]
-        m, s = mean_se(res.metrics["extinct"])
+        m, s = (res.mean("extinct"), res.se("extinct"))
         ax_a.plot(x, m, color=col, lw=1.2, label=f"{name}")
         ax_a.fill_between(x, m - 2 * s, m + 2 * s, color=col, alpha=0.3, lw=0)
-        m, s = mean_se(res.metrics["collision_probability"])
+        m, s = (res.mean("collision_probability"), res.se("collision_probability"))
         ax_b.plot(x, m, color=col, lw=1.2, label=name)
         ax_b.fill_between(x, m - 2 * s, m + 2 * s, color=col, alpha=0.3, lw=0)
         ax_b.plot(x, theory_s[name], "--", color="k", lw=0.8)
