@@ -85,3 +85,22 @@ def test_eta_waits_for_compilation():
     p.update(10)
     p.update(10)
     assert "compiling" not in out.getvalue().splitlines()[-1]
+
+
+def test_jupyter_gets_a_widget_not_lines(monkeypatch):
+    """In a Jupyter kernel the default progress is tqdm's auto bar (a widget there)."""
+    import sys
+    import types
+
+    from collapse_jax.engine.progress import _Bar, make_progress
+
+    class ZMQInteractiveShell:  # the class name Jupyter's kernel shell has
+        pass
+
+    fake = types.ModuleType("IPython")
+    fake.get_ipython = lambda: ZMQInteractiveShell()
+    monkeypatch.setitem(sys.modules, "IPython", fake)
+    made = make_progress(None, 100, "chain-generations", "collapse_jax")
+    assert isinstance(made, _Bar) and type(made.bar).__module__.startswith("tqdm")
+    made.close()
+    assert isinstance(make_progress(False, 100, "x", "y"), Progress)  # False stays silent
