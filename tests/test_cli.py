@@ -97,3 +97,14 @@ def test_figures_runs_every_study_script_and_records_times(tmp_path, capsys):
     assert main(["figures", "--experiments", str(exp), "--out", str(out), "--only", "ok_study"]) == 0
     timings = json.loads((out / "timings.json").read_text())
     assert timings["broken_study"] == before and timings["ok_study"]["cpus"] >= 1
+
+
+def test_demo_without_matplotlib_says_which_extra(tmp_path, monkeypatch, capsys):
+    """The demo's figure needs the 'plot' extra: refused before any compute, naming it."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    assert main(["demo", "--out", str(tmp_path / "d"), "--quiet"]) == 2
+    assert "pip install '.[plot]'" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
