@@ -45,8 +45,6 @@ ATTRS: dict[str, tuple[str, str | None]] = {
     "entropy": ("entropy of the fitted distribution, in nats", "1"),
     "extinct": ("number of categories with fitted probability zero", "1"),
     "rare_mass": ("fitted mass on the truth's rare categories", "1"),
-    "missing_mass": ("truth's mass on the categories the fit gives zero", "1"),
-    "support_size": ("number of categories with fitted probability > 0", "1"),
     # synthesis and graphs
     "accept_rate": ("share of candidate synthetic points accepted by the filters", "1"),
     "shortfall": ("1 where fewer candidates passed than synthetic points were needed", "1"),

@@ -153,7 +153,6 @@ DOCTEST_MODULES = [
     "collapse_jax.config",
     "collapse_jax.theory.traced",
     "collapse_jax.results.result",
-    "collapse_jax.families.categorical",
 ]
 
 

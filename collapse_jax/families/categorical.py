@@ -103,12 +103,9 @@ class Categorical(ExactSampler, SubsampleStats, Combinable, Temperable, Scorable
     Metrics (scalars per chain): ``collision_probability`` sum_k p_k^2 (Seddik et
     al.'s S); ``entropy`` -sum_k p_k log p_k in nats (0 log 0 = 0);
     ``extinct`` the number of categories alive in the truth (p_0k > 0) whose fitted
-    probability is exactly 0, as a float; ``missing_mass`` the truth's probability on
-    the categories the fit gives zero, sum_k p_0k [p_k = 0] (the mass a model trained
-    on the fit's draws can never produce; Dohmatob et al. 2024, Suresh et al. 2024);
-    ``rare_mass`` the fitted mass of the categories with p_0k < rare_below
-    (Shumailov et al.'s tails, which vanish first); ``support_size`` the number of
-    categories with fitted probability > 0, as a float.
+    probability is exactly 0, as a float; ``rare_mass`` the fitted mass of the
+    categories with p_0k < rare_below (Shumailov et al.'s tails, which vanish
+    first).
 
     Events: ``extinction`` the first generation at which a category alive in the
     truth has fitted probability 0; ``fixation`` the first generation at which one
@@ -145,21 +142,6 @@ class Categorical(ExactSampler, SubsampleStats, Combinable, Temperable, Scorable
         self.sampler = sampler
         self.probs = jnp.asarray(p, dtype=jnp.float32)
         self.rare_below = jnp.asarray(rb, dtype=jnp.float32)
-
-    @classmethod
-    def zipf(cls, beta: float, num_categories: int, **kwargs) -> Categorical:
-        """A Zipf truth over ranks 1..K: p_k proportional to k^-beta (beta > 0; the
-        law of word frequencies, beta near 1, and of the tails in Dohmatob et al.,
-        "A Tale of Tails", 2024). ``kwargs`` as the constructor (``rare_below``,
-        ``sampler``).
-
-        Examples:
-            >>> import collapse_jax as cj
-            >>> fam = cj.Categorical.zipf(1.5, 1000)
-            >>> fam.num_categories, round(float(fam.probs[0]), 4)
-            (1000, 0.3923)
-        """
-        return cls(zipf_probs(beta, num_categories), **kwargs)
 
     # ------------------------------------------------------------------ basics
     def truth(self) -> Float[Array, " k"]:
@@ -282,9 +264,7 @@ class Categorical(ExactSampler, SubsampleStats, Combinable, Temperable, Scorable
             "collision_probability": jnp.sum(p * p),
             "entropy": -jnp.sum(plogp),
             "extinct": jnp.sum((p0 > 0) & ~pos).astype(dtype),
-            "missing_mass": jnp.sum(jnp.where(pos, 0, p0)),
             "rare_mass": jnp.sum(jnp.where(rare, p, 0)),
-            "support_size": jnp.sum(pos).astype(dtype),
         }
 
     def events(self, params: Float[Array, " k"]) -> dict[str, jax.Array]:
@@ -296,18 +276,6 @@ class Categorical(ExactSampler, SubsampleStats, Combinable, Temperable, Scorable
 
 
 # ---------------------------------------------------------------------------- helpers
-def zipf_probs(beta: float, num_categories: int) -> np.ndarray:
-    """p_k = k^-beta / H_{K,beta}, k = 1..K (float64), checked: beta > 0 finite, K >= 1."""
-    if isinstance(num_categories, bool) or not isinstance(num_categories, (int, np.integer)) or num_categories < 1:
-        raise ValueError(f"Categorical.zipf: num_categories must be an int >= 1, got {num_categories!r}")
-    if isinstance(beta, bool) or not isinstance(beta, (int, float, np.integer, np.floating)):
-        raise TypeError(f"Categorical.zipf: beta must be a number > 0, got {beta!r}")
-    if not (math.isfinite(float(beta)) and float(beta) > 0):
-        raise ValueError(f"Categorical.zipf: beta must be a finite number > 0, got {beta!r}")
-    w = np.arange(1, int(num_categories) + 1, dtype=np.float64) ** -float(beta)
-    return w / w.sum()
-
-
 def _live_map(p: jax.Array) -> jax.Array:
     """Index map sending every category to itself if alive (p > 0), else to the
     next alive category (the last alive one past the end)."""
