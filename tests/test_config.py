@@ -90,9 +90,13 @@ def test_from_config_reruns_a_swept_summary_bit_for_bit():
 def test_rerun_of_a_graph_and_a_pressured_family():
     graph = cj.InteractionGraph([[0.5, 0.2], [0.3, 0.3]], [0.3, 0.4])
     g = cj.simulate_graph(cj.Gaussian(), graph, n=[10, 12], generations=3, chains=8, seed=1, progress=False)
-    _equal(g, g.rerun(progress=False))
+    again = g.rerun(progress=False)
+    assert again.config["regime"] == g.config["regime"] and again.metrics["variance"].shape == (8, 4, 2)
+    _equal(g, again)
     p = cj.simulate(cj.Pressured(cj.Gaussian(dim=2), truncate=0.9), chains=4, **KW)
-    _equal(p, p.rerun(progress=False))
+    again = p.rerun(progress=False)
+    assert again.config["synthesis"] == p.config["synthesis"] and "accept_rate" in again.metrics
+    _equal(p, again)
 
 
 def test_bad_configurations_are_refused():

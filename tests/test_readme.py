@@ -136,7 +136,9 @@ def test_readme_block_runs(line, src, tmp_path, monkeypatch):
     """The block runs verbatim, alone, in a fresh namespace (and a scratch folder)."""
     monkeypatch.chdir(tmp_path)
     code = compile(src, f"README.md:{line}", "exec")
-    exec(code, {"__name__": "__readme__"})
+    namespace: dict = {"__name__": "__readme__"}
+    exec(code, namespace)  # an exception fails the test
+    assert "cj" in namespace, f"README.md line {line}: the block does not import collapse_jax as cj"
 
 
 # ------------------------------------------------------------------ command lines

@@ -22,7 +22,7 @@ from .._validate import as_float_array, check_int, check_seed, parse_memory
 from ..families._protocol import AbstractFamily
 from ..regimes import AbstractRegime
 from ..results import Result
-from ..results.result import provenance
+from ..results.info import provenance
 from ..synthesis import Synthesis
 from . import checkpoint as _checkpoint
 from . import shards as _shards
