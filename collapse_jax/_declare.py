@@ -40,7 +40,14 @@ def _count(cls: str, name: str, value, none_ok: bool):
     return value
 
 
+def _names(cls: str, name: str, value) -> tuple[str, ...]:
+    if not (isinstance(value, tuple) and all(isinstance(v, str) for v in value)):
+        raise TypeError(f"{cls}.{name} must be a tuple of metric names, got {value!r}")
+    return value
+
+
 CHECKS = {
+    "optional_metrics": _names,
     "metric_dims": _dims,
     "diagnostic_dims": _dims,
     "event_dims": _dims,

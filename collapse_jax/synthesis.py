@@ -19,6 +19,12 @@ A synthetic draw of m points from the previous fit ``prev`` goes through, in ord
    MAD", ICLR 2024: the quality-diversity trade-off): points come from the tempered
    model ``family.temper(prev, tau)`` (Gaussian: covariance tau^2 Sigma; Categorical:
    p^(1/tau) renormalised; GMM: every component's covariance tau^2 Sigma_k).
+   Then the decoding rules of discrete models (:class:`Decodable`: the Categorical):
+   **top-k**, the k most probable categories renormalised, and **min-p** (Nguyen et
+   al., "Turning Up the Heat: Min-p Sampling for Creative and Coherent LLM
+   Outputs", arXiv 2407.01082), the categories with probability >= min_p times the
+   largest, renormalised; both are parameter transforms, exact and compatible with
+   ``sampler="exact"``, applied after the temperature in that order.
 2. **truncation** q: points outside the sampling model's central mass q are dropped
    (score ``family.score(model, x)`` above its q-quantile; the Gaussian's Mahalanobis
    radius, exact chi-square quantile; the Categorical's nucleus, "top-p"; GMM and KDE:
@@ -73,9 +79,17 @@ from ._rng import (
 )
 from ._validate import is_traced, traced_scalar
 from .families._base import tree_concat, tree_take
-from .families._protocol import AbstractFamily, Correctable, DirectTruncation, ExactSampler, Scorable, Temperable
+from .families._protocol import (
+    AbstractFamily,
+    Correctable,
+    Decodable,
+    DirectTruncation,
+    ExactSampler,
+    Scorable,
+    Temperable,
+)
 
-PRESSURES = ("temperature", "truncate", "support", "false_accept", "false_reject", "correct")
+PRESSURES = ("temperature", "top_k", "min_p", "truncate", "support", "false_accept", "false_reject", "correct")
 DEFAULT_SUPPORT = 0.99
 SHORTFALL_LEVEL = 1e-6  # automatic oversampling: P(fewer than m candidates pass) below this at the design rate
 SYNTHESIS_METRICS = ("accept_rate", "shortfall")
@@ -112,6 +126,11 @@ class Synthesis(eqx.Module):
     Args:
         temperature: tau > 0; synthetic data come from the tempered model
             (:class:`~collapse_jax.families._protocol.Temperable` families).
+        top_k: k >= 1; synthetic data come from the model's k most probable
+            categories, renormalised (categories tied with the k-th are kept)
+            (:class:`~collapse_jax.families._protocol.Decodable` families).
+        min_p: a ratio in [0, 1]; synthetic data come from the categories with
+            probability >= min_p times the largest, renormalised (Decodable).
         truncate: central mass q in (0, 1] of the sampling model that is kept
             (q = 1: no truncation; :class:`Scorable` families).
         support: the truth's central mass in (0, 1] that a verifier calls good
@@ -136,6 +155,8 @@ class Synthesis(eqx.Module):
     """
 
     temperature: jax.Array | None
+    top_k: jax.Array | None
+    min_p: jax.Array | None
     truncate: jax.Array | None
     support: jax.Array | None
     false_accept: jax.Array | None
@@ -146,6 +167,8 @@ class Synthesis(eqx.Module):
 
     traced_bounds: ClassVar[dict[str, tuple[float, float]]] = {
         "temperature": (1e-30, math.inf),
+        "top_k": (1.0, math.inf),
+        "min_p": (0.0, 1.0),
         "truncate": (1e-30, 1.0),
         "support": (1e-30, 1.0),
         "false_accept": (0.0, 1.0),
@@ -161,6 +184,8 @@ class Synthesis(eqx.Module):
         self,
         *,
         temperature: float | None = None,
+        top_k: int | None = None,
+        min_p: float | None = None,
         truncate: float | None = None,
         support: float | None = None,
         false_accept: float | None = None,
@@ -173,6 +198,14 @@ class Synthesis(eqx.Module):
         self.temperature = None
         if temperature is not None:
             self.temperature = _scalar(owner, "temperature", temperature, 0.0, math.inf, open_low=True)
+        self.top_k = None
+        if top_k is not None:
+            self.top_k = _scalar(owner, "top_k", top_k, 1.0, math.inf, open_low=False)
+            if not is_traced(top_k) and float(self.top_k) != math.floor(float(self.top_k)):
+                raise ValueError(f"{owner}: top_k must be a whole number >= 1, got {top_k!r}")
+        self.min_p = None
+        if min_p is not None:
+            self.min_p = _scalar(owner, "min_p", min_p, 0.0, 1.0, open_low=False)
         self.truncate = None
         if truncate is not None:
             self.truncate = _scalar(owner, "truncate", truncate, 0.0, 1.0, open_low=True)
@@ -210,7 +243,12 @@ class Synthesis(eqx.Module):
     @property
     def identity(self) -> bool:
         """Whether synthetic draws are plain draws from the fit."""
-        return self.temperature is None and not self.filters and self.correct is None
+        return not self.reshapes and not self.filters and self.correct is None
+
+    @property
+    def reshapes(self) -> bool:
+        """Whether the sampling model differs from the fit (temperature, top-k, min-p)."""
+        return self.temperature is not None or self.top_k is not None or self.min_p is not None
 
     @property
     def needs_points(self) -> bool:
@@ -222,6 +260,10 @@ class Synthesis(eqx.Module):
         out: list[tuple[type, str]] = []
         if self.temperature is not None:
             out.append((Temperable, "temperature"))
+        if self.top_k is not None:
+            out.append((Decodable, "top_k"))
+        if self.min_p is not None:
+            out.append((Decodable, "min_p"))
         if self.filters:
             out.append((Scorable, "filtering (truncate, verifier)"))
         if self.correct is not None:
@@ -293,10 +335,16 @@ class Synthesis(eqx.Module):
 
     # ---- the synthetic pipeline
     def sampling_model(self, family: AbstractFamily, params):
-        """The model synthetic points are drawn from: ``params`` at the temperature."""
-        if self.temperature is None:
-            return params
-        return cast(Temperable, family).temper(params, self.temperature)  # check_synthesis: a Temperable
+        """The model synthetic points are drawn from: ``params`` at the temperature,
+        then cut to its top k, then to min-p (each where given)."""
+        model = params
+        if self.temperature is not None:
+            model = cast(Temperable, family).temper(model, self.temperature)  # check_synthesis: a Temperable
+        if self.top_k is not None:
+            model = cast(Decodable, family).top_k(model, self.top_k)  # check_synthesis: a Decodable
+        if self.min_p is not None:
+            model = cast(Decodable, family).min_p(model, self.min_p)
+        return model
 
     def draw_stats(self, family: AbstractFamily, key, params, m, frame=None):
         """The exact path's :meth:`draw`: statistics of ``m`` synthetic points."""

@@ -165,7 +165,20 @@ def test_metrics_events_and_describe():
     assert not bool(ev["extinction"]) and not bool(ev["fixation"])
     at_truth = fam.metrics(stream(), fam.truth())
     assert float(at_truth["extinct"]) == 0.0 and float(at_truth["rare_mass"]) == pytest.approx(0.3)
-    assert set(fam.metric_names()) == {"collision_probability", "entropy", "extinct", "rare_mass"}
+    assert m["missing_mass"] == pytest.approx(0.1) and m["support_size"] == 3.0  # category 3 lost: p0 = 0.1
+    assert float(at_truth["missing_mass"]) == 0.0 and float(at_truth["support_size"]) == 4.0
+    assert m["l1_to_truth"] == pytest.approx(0.1 + 0.1 + 0.1 + 0.1) and m["fixed_category"] == -1.0
+    eps = 1e-6
+    ps = (np.array([0.5, 0.2, 0.3, 0.0, 0.0]) + eps) / (1 + 5 * eps)
+    p0 = np.array([0.4, 0.3, 0.2, 0.1])
+    assert m["cross_entropy"] == pytest.approx(-np.sum(p0 * np.log(ps[:4])), rel=1e-5)
+    assert m["kl_to_truth"] == pytest.approx(np.sum(p0 * np.log(p0 / ps[:4])), rel=1e-5)
+    fixed = fam.metrics(stream(), jnp.array([0.0, 0.0, 1.0, 0.0, 0.0]))
+    assert float(fixed["fixed_category"]) == 2.0
+    base = {"collision_probability", "entropy", "extinct", "rare_mass"}
+    optional = {"missing_mass", "support_size", "l1_to_truth", "fixed_category", "cross_entropy", "kl_to_truth"}
+    assert set(fam.metric_names()) == base | optional  # good_turing needs fit_points, memoriser_error train_sizes
+    assert set(Categorical.optional_metrics) >= optional
     d = json.loads(json.dumps(fam.describe()))
     assert d["family"] == "Categorical" and d["num_categories"] == 5 and d["rare_below"] == 0.25
 
@@ -229,8 +242,12 @@ def replace_runs():
     path: FreshMix(0) merges zero real counts with n synthetic ones, i.e. it is Replace
     in law, and the traced split r = floor(lam n + 1/2) exercises sample_stats with a
     traced m (one exact compile instead of two: the binomial sampler compiles slowly)."""
-    exact = run(Categorical(P0, rare_below=RARE, sampler="exact"), cj.FreshMix(), sweep={"real_fraction": [0.0, 0.3]})
-    return {"samples": run(Categorical(P0, rare_below=RARE), cj.Replace()), "exact": exact.sel(0), "freshmix": exact}
+    kw = {"metrics": "all"}
+    exact = run(
+        Categorical(P0, rare_below=RARE, sampler="exact"), cj.FreshMix(), sweep={"real_fraction": [0.0, 0.3]}, **kw
+    )
+    samples = run(Categorical(P0, rare_below=RARE), cj.Replace(), **kw)
+    return {"samples": samples, "exact": exact.sel(0), "freshmix": exact}
 
 
 @pytest.mark.parametrize("sampler", ["samples", "exact"])
@@ -241,22 +258,27 @@ def test_replace_against_theory(replace_runs, sampler):
         ("collision_probability", cat_theory.collision_replace(g, N, P0)),
         ("rare_mass", cat_theory.rare_mass_mean(g, P0, RARE)),
         ("extinct", cat_theory.extinct_mean_replace(g, N, P0)),
+        ("missing_mass", cat_theory.missing_mass_mean_replace(g, N, P0)),
+        ("support_size", cat_theory.support_size_mean_replace(g, N, P0)),
     ):
         mean, se = summary_at(res, metric, GENS)
-        assert_mc_close(mean, se, expected, label=f"{metric} ({sampler})", rate=1e-4 / 5)
+        assert_mc_close(mean, se, expected, label=f"{metric} ({sampler})", rate=1e-4 / 8)
+    # Good-Turing at generation 0: E[N1 / n] = sum_k p_k (1 - p_k)^(n - 1), the missing mass of n - 1 draws
+    mean, se = summary_at(res, "good_turing", [0])
+    assert_mc_close(mean, se, np.sum(P0 * (1 - P0) ** (N - 1)), label=f"good_turing ({sampler})", rate=1e-4 / 8)
     # first-passage events against the exact absorbing chain over compositions of n
     for event, gens in (("extinction", [0, 1, 3]), ("fixation", [2, 6, 12])):
         t = res.events[event]
         cdf = cat_theory.first_passage_cdf(np.array(gens), N, P0, event)
         mc = np.array([np.mean((t >= 0) & (t <= k)) for k in gens])
-        assert_mc_close(mc, np.sqrt(cdf * (1 - cdf) / CHAINS), cdf, label=f"{event} ({sampler})", rate=1e-4 / 5)
+        assert_mc_close(mc, np.sqrt(cdf * (1 - cdf) / CHAINS), cdf, label=f"{event} ({sampler})", rate=1e-4 / 8)
 
 
 def test_exact_path_matches_sample_path_in_distribution(replace_runs):
     a, b = replace_runs["samples"].metrics, replace_runs["exact"].metrics
-    checks = [(m, g) for m in ("collision_probability", "extinct") for g in (0, 1, G)]
+    checks = [(m, g) for m in ("collision_probability", "extinct", "fixed_category") for g in (0, 1, G)]
     for metric, g in checks:
-        scale = N * N if metric == "collision_probability" else 1  # n^2 S is an integer
+        scale = N * N if metric == "collision_probability" else 1  # n^2 S is an integer; the others are
         p = homogeneity_pvalue(a[metric][:, g], b[metric][:, g], scale)
         assert p > ALPHA / len(checks), f"{metric} at g={g}: chi-square p = {p:.2e}"
 
@@ -319,8 +341,14 @@ class _PointsOnly(ExactSampler, Combinable, Temperable, Scorable):
 
     num_categories: int = eqx.field(static=True)
     sampler: str = eqx.field(static=True)
+    train_sizes: tuple = eqx.field(static=True)
+    fit_points: int = eqx.field(static=True)
     probs: jax.Array
     rare_below: jax.Array
+    smoothing: jax.Array
+    clean_fraction: jax.Array
+    start: jax.Array | None
+    optional_metrics = Categorical.optional_metrics
     metric_dims = Categorical.metric_dims
     event_dims = Categorical.event_dims
     traced_bounds = Categorical.traced_bounds
@@ -340,6 +368,7 @@ class _PointsOnly(ExactSampler, Combinable, Temperable, Scorable):
     score_quantile = Categorical.score_quantile
     metrics = Categorical.metrics
     events = Categorical.events
+    initial_model = Categorical.initial_model
 
 
 @pytest.fixture(scope="module")
@@ -438,3 +467,17 @@ def test_retain_original_limits(replace_runs):
         np.testing.assert_allclose(res.sel(0).metrics[k], ref.metrics[k], rtol=1e-6)  # RetainOriginal(0) = Replace
         x = res.sel(1).metrics[k]
         np.testing.assert_allclose(x, np.repeat(x[:, :1], G + 1, axis=1), rtol=1e-6)  # repeats generation 0
+
+
+def test_zipf_truth_and_missing_mass_at_generation_zero():
+    """Categorical.zipf: p_k proportional to k^-beta; E[missing_mass_0] is the classical
+    sum_k p_k (1 - p_k)^n (the exact chain's g = 0)."""
+    fam = Categorical.zipf(1.2, 200)
+    p = np.arange(1, 201, dtype=np.float64) ** -1.2
+    np.testing.assert_allclose(np.asarray(fam.probs), p / p.sum(), rtol=1e-6)
+    n = 50
+    classical = float(np.sum(p / p.sum() * (1 - p / p.sum()) ** n))
+    assert cat_theory.missing_mass_mean_replace(0, n, p / p.sum()) == pytest.approx(classical, rel=1e-12)
+    for bad, match in (((0.0, 10), "beta must be a finite number > 0"), ((1.1, 0), "num_categories must be")):
+        with pytest.raises(ValueError, match=match):
+            Categorical.zipf(*bad)

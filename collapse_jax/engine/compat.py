@@ -24,6 +24,7 @@ from ..synthesis import Synthesis
 
 _METHODS = {
     "Temperable": "temper",
+    "Decodable": "top_k/min_p",
     "Scorable": "score",
     "Correctable": "correct",
 }
@@ -92,7 +93,7 @@ def check(
         if synthesis.needs_points:
             raise ValueError(
                 f"synthesis: {type(synthesis).__name__}'s steps (filters: truncate, verifier; correct; or a step of "
-                "its own) need the synthetic points; sampler='exact' supports temperature alone"
+                "its own) need the synthetic points; sampler='exact' supports temperature, top_k and min_p alone"
             )
         model_only = isinstance(regime, AbstractPlannedRegime) and regime.plan(family, 1, n).model_only(n)
         if fixed_design(family) and not model_only:
@@ -140,7 +141,7 @@ def check_graph(family: AbstractFamily, regime: AbstractRegime, synthesis: Synth
     if exact and synthesis.needs_points:
         raise ValueError(
             f"simulate_graph: {type(synthesis).__name__}'s steps (filters, correct, or a step of its own) need the "
-            "synthetic points; sampler='exact' supports temperature alone"
+            "synthetic points; sampler='exact' supports temperature, top_k and min_p alone"
         )
     if type(regime) not in (Replace, Accumulate):
         raise ValueError(f"simulate_graph: regime must be Replace() or Accumulate() (per node), got {regime!r}")

@@ -45,14 +45,20 @@ def prepare_model(owner: str, family, regime, synthesis, n, generations) -> tupl
 
 
 def choose_metrics(owner: str, model: tuple, metrics) -> tuple[str, ...]:
-    """The metrics a run computes: all of the model's, or the named subset (checked)."""
+    """The metrics a run computes: by default the model's, less the family's
+    ``optional_metrics``; ``"all"``: every one; else the named subset (checked)."""
     all_metrics = names(model)[0]
     if metrics is None:
+        optional = set(getattr(model[0], "optional_metrics", ()))
+        return tuple(m for m in all_metrics if m not in optional)
+    if isinstance(metrics, str) and metrics == "all":
         return all_metrics
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
     unknown = [m for m in metrics if m not in all_metrics]
     if unknown:
-        raise ValueError(f"{owner}: unknown metrics {unknown}; {type(model[0]).__name__} has {list(all_metrics)}")
+        raise ValueError(
+            f"{owner}: unknown metrics {unknown}; {type(model[0]).__name__} has {list(all_metrics)} (or metrics='all')"
+        )
     return tuple(metrics)
 
 

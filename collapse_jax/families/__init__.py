@@ -8,6 +8,7 @@ from ._protocol import AbstractFamily as AbstractFamily
 from ._protocol import Combinable as Combinable
 from ._protocol import Correctable as Correctable
 from ._protocol import CountWeights as CountWeights
+from ._protocol import Decodable as Decodable
 from ._protocol import Designed as Designed
 from ._protocol import DirectTruncation as DirectTruncation
 from ._protocol import ExactSampler as ExactSampler

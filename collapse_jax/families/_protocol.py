@@ -14,6 +14,8 @@ capability                what it adds, and what needs it
 :class:`SubsampleStats`   ``subsample_stats``: AccumulateSubsample on statistics
 :class:`Combinable`       ``combine``: ``Weighted(combine="estimates")``
 :class:`Temperable`       ``temper``: synthesis ``temperature``
+:class:`Decodable`        ``top_k``, ``min_p``: the decoding rules of synthesis
+                          ``top_k`` and ``min_p`` (a discrete model's support cut)
 :class:`Scorable`         ``score`` (and optionally ``score_quantile``): synthesis
                           ``truncate`` and the verifier
 :class:`DirectTruncation` ``sample_truncated``: truncated draws without candidates
@@ -72,7 +74,15 @@ Data = Any  # a pytree of arrays whose leaves share a leading "point" axis
 Stats = Any  # sufficient statistics (exact path)
 
 
-DECLARATIONS = ("metric_dims", "diagnostic_dims", "event_dims", "traced_bounds", "working_set_factor", "max_chunk")
+DECLARATIONS = (
+    "optional_metrics",
+    "metric_dims",
+    "diagnostic_dims",
+    "event_dims",
+    "traced_bounds",
+    "working_set_factor",
+    "max_chunk",
+)
 
 
 class AbstractFamily(eqx.Module):
@@ -85,6 +95,10 @@ class AbstractFamily(eqx.Module):
     Class-level declarations (checked and frozen when the class is created, so a bad
     one is an error at import naming it, and none changes later):
 
+      * ``optional_metrics``: metrics computed only when a run names them
+        (``metrics=[...]``, or ``metrics="all"``): specialised or costly ones, so
+        that a default run pays nothing for them (in summary mode every metric
+        costs a moment reduction per generation).
       * ``metric_dims``: extra xarray dims per metric, e.g. ``{"component_sd":
         ("component",)}``; metrics not listed are scalars per chain and generation.
       * ``diagnostic_dims`` / ``event_dims``: the same for diagnostics and events.
@@ -95,6 +109,7 @@ class AbstractFamily(eqx.Module):
       * ``max_chunk``: largest default chunk of chains on CPU (``None``: no limit).
     """
 
+    optional_metrics: ClassVar[tuple[str, ...]] = ()
     metric_dims: ClassVar[dict[str, tuple[str, ...]]] = {}
     diagnostic_dims: ClassVar[dict[str, tuple[str, ...]]] = {}
     event_dims: ClassVar[dict[str, tuple[str, ...]]] = {}
@@ -145,6 +160,13 @@ class AbstractFamily(eqx.Module):
         """A value with a fit's structure and placeholder numbers: what tracing needs
         (metric names, shapes), never a result. Default: :meth:`truth`."""
         return self.truth()
+
+    def initial_model(self) -> Params | None:
+        """A given generation-0 model, a generator that is not a fit (e.g. the truth
+        with its tail cut), or ``None`` (default): generation 0 fits the chain's
+        original sample. Real draws (fresh data, the original sample) always come
+        from :meth:`truth`."""
+        return None
 
     def diagnostics(self, params: Params) -> dict[str, jax.Array]:
         """Fit diagnostics (iterations, convergence flags, ...) carried in params."""
@@ -270,6 +292,21 @@ class Temperable(AbstractFamily):
         """The model ``params`` at temperature ``tau``."""
 
 
+class Decodable(AbstractFamily):
+    """Decoding rules of a discrete model (synthesis ``top_k`` and ``min_p``): the
+    model restricted to a set of its categories and renormalised. Parameter
+    transforms, like a temperature, so they keep the exact path."""
+
+    @abc.abstractmethod
+    def top_k(self, params: Params, k) -> Params:
+        """The model restricted to its ``k`` most probable categories (``k`` traced)."""
+
+    @abc.abstractmethod
+    def min_p(self, params: Params, ratio) -> Params:
+        """The model restricted to the categories with probability >= ``ratio`` times
+        the largest (Nguyen et al., "min-p sampling", arXiv 2407.01082)."""
+
+
 class Scorable(AbstractFamily):
     """A nonconformity score (synthesis ``truncate`` and the verifier)."""
 
@@ -393,6 +430,7 @@ CAPABILITIES = (
     SubsampleStats,
     Combinable,
     Temperable,
+    Decodable,
     Scorable,
     DirectTruncation,
     Correctable,

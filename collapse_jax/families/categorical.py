@@ -18,6 +18,7 @@ storing every point.
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import ClassVar, get_args
 
@@ -28,32 +29,45 @@ import numpy as np
 from jaxtyping import Array, Float, Int
 
 from .._rng import MAX_PAIRS, as_stream, words_per_number
+from .._validate import traced_scalar
 from ._options import Sampler
-from ._protocol import Combinable, ExactSampler, Scorable, SubsampleStats, Temperable
+from ._protocol import Combinable, Decodable, ExactSampler, Scorable, SubsampleStats, Temperable
 
 SAMPLERS: tuple[Sampler, ...] = get_args(Sampler)
 SUM_TOLERANCE = 1e-6
+MAX_TRAIN_SIZE = 2**40  # the memoriser's T: (1 - q)^T is computed as exp(T log1p(-q))
+OPTIONAL_METRICS = (
+    "missing_mass",
+    "support_size",
+    "good_turing",
+    "kl_to_truth",
+    "cross_entropy",
+    "l1_to_truth",
+    "fixed_category",
+    "memoriser_error",
+)
 
 
-def _check_probs(probs) -> np.ndarray:
+def _check_probs(probs, name: str = "probs") -> np.ndarray:
     """``probs`` as a float64 probability vector, else a TypeError/ValueError."""
     try:
         raw = None if isinstance(probs, (str, bytes)) else np.asarray(probs)
     except (TypeError, ValueError):  # ragged nested sequences
-        raise ValueError(f"Categorical: probs must be a 1-D vector of probabilities, got {probs!r}") from None
+        raise ValueError(f"Categorical: {name} must be a 1-D vector of probabilities, got {probs!r}") from None
     if raw is None or not (np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)):
-        raise TypeError(f"Categorical: probs must be a 1-D array of probabilities (real numbers), got {probs!r}")
+        raise TypeError(f"Categorical: {name} must be a 1-D array of probabilities (real numbers), got {probs!r}")
     arr = raw.astype(np.float64)
     if arr.ndim != 1 or arr.size < 1:
-        raise ValueError(f"Categorical: probs must be a 1-D vector with K >= 1 entries, got shape {arr.shape}")
+        raise ValueError(f"Categorical: {name} must be a 1-D vector with K >= 1 entries, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f"Categorical: probs must be finite, got {arr.tolist()}")
+        k = int(np.argmax(~np.isfinite(arr)))
+        raise ValueError(f"Categorical: {name} must be finite, got {name}[{k}] = {float(arr[k])!r}")
     if np.any(arr < 0):
         k = int(np.argmax(arr < 0))
-        raise ValueError(f"Categorical: probs must be >= 0, got probs[{k}] = {float(arr[k])!r}")
+        raise ValueError(f"Categorical: {name} must be >= 0, got {name}[{k}] = {float(arr[k])!r}")
     total = float(arr.sum())
     if abs(total - 1.0) > SUM_TOLERANCE:
-        raise ValueError(f"Categorical: probs must sum to 1 (tolerance {SUM_TOLERANCE:g}), got sum {total!r}")
+        raise ValueError(f"Categorical: {name} must sum to 1 (tolerance {SUM_TOLERANCE:g}), got sum {total!r}")
     return arr / total
 
 
@@ -66,6 +80,22 @@ def _check_unit(name: str, value) -> float:
     return v
 
 
+def _check_train_sizes(train_sizes) -> tuple[int, ...]:
+    """The memoriser's training sizes T: ints in [1, 2^40], strictly increasing."""
+    try:
+        sizes = tuple(train_sizes)
+    except TypeError:
+        raise TypeError(f"Categorical: train_sizes must be a sequence of ints >= 1, got {train_sizes!r}") from None
+    out = []
+    for t in sizes:
+        if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or not 1 <= t <= MAX_TRAIN_SIZE:
+            raise ValueError(f"Categorical: train_sizes must hold ints in [1, 2^40], got {t!r} in {train_sizes!r}")
+        out.append(int(t))
+    if any(b <= a for a, b in zip(out, out[1:])):
+        raise ValueError(f"Categorical: train_sizes must be strictly increasing, got {out}")
+    return tuple(out)
+
+
 def _check_size(where: str, n) -> int:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
         raise TypeError(f"Categorical.{where}: n must be an int >= 1 (it sets a shape), got {n!r}")
@@ -74,7 +104,7 @@ def _check_size(where: str, n) -> int:
     return int(n)
 
 
-class Categorical(ExactSampler, SubsampleStats, Combinable, Temperable, Scorable):
+class Categorical(ExactSampler, SubsampleStats, Combinable, Temperable, Decodable, Scorable):
     """A categorical distribution over K categories, refitted by (weighted) empirical
     frequencies: n draws from the fitted frequencies each generation.
 
@@ -93,6 +123,19 @@ class Categorical(ExactSampler, SubsampleStats, Combinable, Temperable, Scorable
             binomial sampler adds a few seconds of compilation. Only for regimes
             that never need the points (not RetainOriginal, nor Weighted with
             combine="samples").
+        num_categories: K, checked against ``probs`` when given.
+        start: a generator that is not a fit (a probability vector over the same K
+            categories, e.g. :meth:`cut`): generation 0 IS this model instead of a
+            fit to n real draws; every later generation fits draws from its
+            predecessor as usual (Dohmatob et al. 2024, "A Tale of Tails", Theorems
+            2.1 and 3.2: data from a cut Zipf). Real draws still come from ``probs``.
+        train_sizes: the memoriser's training sizes T (strictly increasing ints:
+            the ``memoriser_error`` metric, one entry per T along dim ``train_size``).
+        clean_fraction: pi in [0, 1], the share of clean (truth) draws in the
+            memoriser's training data (traced: sweepable).
+        smoothing: eps in (0, 1], the additive smoothing of ``kl_to_truth`` and
+            ``cross_entropy``: the fit is scored as (p + eps) / (1 + K eps), so a lost
+            category costs about log(1/eps) nats instead of infinity (traced).
 
     Data are category indices, shape (points,), int32; weights are importance
     weights. Statistics are the weighted counts, shape (K,), in the float dtype of
@@ -106,6 +149,31 @@ class Categorical(ExactSampler, SubsampleStats, Combinable, Temperable, Scorable
     probability is exactly 0, as a float; ``rare_mass`` the fitted mass of the
     categories with p_0k < rare_below (Shumailov et al.'s tails, which vanish
     first).
+
+    Optional metrics, computed only when a run names them (``metrics=[...]`` or
+    ``metrics="all"``), so a default run pays nothing for them:
+
+      * ``missing_mass``: the truth's probability on the categories the fit gives 0,
+        sum_k p_0k [p_k = 0], the mass no later generation can produce again under
+        Replace (Dohmatob et al. 2024; Suresh et al. 2024);
+      * ``support_size``: the number of categories with p_k > 0;
+      * ``good_turing``: the Good-Turing estimate N_1 / n of the missing mass of the
+        fit's own sample (N_1: categories seen exactly once; Good 1953), what a
+        practitioner without the truth would estimate. Only where every fit is the
+        frequencies of exactly n unit-weight points (Replace, FreshMix,
+        RetainOriginal, AccumulateSubsample), absent otherwise; meaningless at
+        generation 0 when ``start`` is given;
+      * ``kl_to_truth`` KL(p_0 || p_eps) and ``cross_entropy`` -sum_k p_0k log p_eps,k,
+        in nats, with p_eps = (p + eps) / (1 + K eps) (``smoothing``);
+      * ``l1_to_truth``: sum_k |p_k - p_0k| (twice the total-variation distance);
+      * ``fixed_category``: the category holding all the mass, or -1 while none does
+        (which category the ``fixation`` event fixed; Seddik et al. 2024);
+      * ``memoriser_error`` (dim ``train_size``, one entry per T of ``train_sizes``):
+        the test error under the truth of a memoriser trained on T draws from
+        q = pi p_0 + (1 - pi) p (Hutter's memoriser in Dohmatob et al. 2024): it errs
+        exactly on the inputs it never saw, so its error averaged over the T draws
+        is sum_k p_0k (1 - q_k)^T, computed exactly given the generation's fit (only
+        the fit is random: a Rao-Blackwellised Monte Carlo over chains).
 
     Events: ``extinction`` the first generation at which a category alive in the
     truth has fitted probability 0; ``fixation`` the first generation at which one
@@ -124,13 +192,33 @@ class Categorical(ExactSampler, SubsampleStats, Combinable, Temperable, Scorable
 
     num_categories: int = eqx.field(static=True)
     sampler: Sampler = eqx.field(static=True)
+    train_sizes: tuple[int, ...] = eqx.field(static=True)
+    fit_points: int = eqx.field(static=True)
     probs: Float[Array, " k"]
     rare_below: Float[Array, ""]
+    smoothing: Float[Array, ""]
+    clean_fraction: Float[Array, ""]
+    start: Float[Array, " k"] | None
 
-    traced_bounds: ClassVar[dict[str, tuple[float, float]]] = {"rare_below": (0.0, 1.0)}
+    traced_bounds: ClassVar[dict[str, tuple[float, float]]] = {
+        "rare_below": (0.0, 1.0),
+        "smoothing": (1e-30, 1.0),
+        "clean_fraction": (0.0, 1.0),
+    }
+    optional_metrics: ClassVar[tuple[str, ...]] = OPTIONAL_METRICS
+    metric_dims: ClassVar[dict[str, tuple[str, ...]]] = {"memoriser_error": ("train_size",)}
 
     def __init__(
-        self, probs, rare_below: float = 0.05, *, sampler: Sampler = "samples", num_categories: int | None = None
+        self,
+        probs,
+        rare_below: float = 0.05,
+        *,
+        sampler: Sampler = "samples",
+        num_categories: int | None = None,
+        start=None,
+        train_sizes=(),
+        clean_fraction: float = 0.0,
+        smoothing: float = 1e-6,
     ):
         p = _check_probs(probs)
         if num_categories is not None and num_categories != p.size:
@@ -140,8 +228,77 @@ class Categorical(ExactSampler, SubsampleStats, Combinable, Temperable, Scorable
             raise ValueError(f"Categorical: sampler must be one of {SAMPLERS}, got {sampler!r}")
         self.num_categories = int(p.size)
         self.sampler = sampler
+        self.train_sizes = _check_train_sizes(train_sizes)
+        self.fit_points = 0
         self.probs = jnp.asarray(p, dtype=jnp.float32)
         self.rare_below = jnp.asarray(rb, dtype=jnp.float32)
+        self.smoothing = traced_scalar("Categorical", "smoothing", smoothing, 0.0, 1.0, open_low=True)
+        self.clean_fraction = traced_scalar("Categorical", "clean_fraction", clean_fraction, 0.0, 1.0)
+        self.start = None
+        if start is not None:
+            q = _check_probs(start, "start")
+            if q.size != p.size:
+                raise ValueError(f"Categorical: start must have K = {p.size} entries like probs, got {q.size}")
+            self.start = jnp.asarray(q, dtype=jnp.float32)
+
+    @classmethod
+    def zipf(cls, beta: float, num_categories: int, **kwargs) -> Categorical:
+        """A Zipf truth over ranks 1..K: p_k proportional to k^-beta (beta > 0; the
+        law of word frequencies, beta near 1, and of the tails in Dohmatob et al.,
+        "A Tale of Tails", 2024). ``kwargs`` as the constructor (``rare_below``,
+        ``sampler``).
+
+        Examples:
+            >>> import collapse_jax as cj
+            >>> fam = cj.Categorical.zipf(1.5, 1000)
+            >>> fam.num_categories, round(float(fam.probs[0]), 4)
+            (1000, 0.3923)
+        """
+        return cls(zipf_probs(beta, num_categories), **kwargs)
+
+    @classmethod
+    def from_wordfreq(cls, lang: str = "en", num_categories: int = 10_000, **kwargs) -> Categorical:
+        """A truth from the word frequencies of a language: the ``num_categories``
+        most frequent words of ``lang`` in the ``wordfreq`` package's shipped tables
+        (Speer et al., wordfreq, "large" list where it exists, else "best"),
+        renormalised over those words (p_k ~ the k-th word's frequency). Needs the
+        ``wordfreq`` extra: ``pip install "collapse-jax[wordfreq]"``. The words
+        themselves are :func:`wordfreq_words` (same order)."""
+        return cls(wordfreq_probs(lang, num_categories), **kwargs)
+
+    def cut(self, k: int) -> jax.Array:
+        """The truth with its tail cut at rank ``k`` (Dohmatob et al. 2024, "A Tale of
+        Tails", section 2: the k most probable categories, renormalised), as a
+        probability vector: pass it as ``start=`` for a chain whose generation 0 is
+        the cut model. Ties at the k-th probability are broken by index."""
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= self.num_categories:
+            raise ValueError(f"Categorical.cut: k must be an int in [1, {self.num_categories}], got {k!r}")
+        p = np.asarray(self.probs, dtype=np.float64)
+        keep = np.zeros(p.size, bool)
+        keep[np.argsort(-p, kind="stable")[: int(k)]] = True
+        q = np.where(keep, p, 0.0)
+        return jnp.asarray(q / q.sum(), jnp.float32)
+
+    def config_arg(self, name: str):
+        if name == "start":
+            return None if self.start is None else np.asarray(self.start, np.float64)
+        return super().config_arg(name)
+
+    def for_run(self, regime, n: int, generations: int) -> Categorical:
+        """The family as a run uses it: ``fit_points`` is n where every fit is the
+        frequencies of exactly n unit-weight points (Replace, FreshMix,
+        RetainOriginal, AccumulateSubsample), which the ``good_turing`` metric needs;
+        0 otherwise (then the metric is absent)."""
+        from ..regimes import AccumulateSubsample, FreshMix, Replace, RetainOriginal
+
+        points = n if type(regime) in (Replace, FreshMix, RetainOriginal, AccumulateSubsample) else 0
+        out = copy.copy(self)
+        object.__setattr__(out, "fit_points", int(points))  # static field
+        return out
+
+    def initial_model(self) -> Float[Array, " k"] | None:
+        """``start`` (a generator that is not a fit), else ``None``."""
+        return self.start
 
     # ------------------------------------------------------------------ basics
     def truth(self) -> Float[Array, " k"]:
@@ -238,6 +395,21 @@ class Categorical(ExactSampler, SubsampleStats, Combinable, Temperable, Scorable
         w = jnp.exp(logp - jnp.max(logp))
         return jnp.where(tau == 1, params, w / jnp.sum(w))
 
+    def top_k(self, params: Float[Array, " k"], k) -> Float[Array, " k"]:
+        """The k most probable categories, renormalised (synthesis ``top_k``):
+        every category with probability >= the k-th largest is kept (ties with the
+        k-th are kept too, so the choice never depends on the order of ties)."""
+        kk = jnp.clip(jnp.asarray(k, jnp.int32), 1, self.num_categories)
+        kth = jnp.sort(params)[self.num_categories - kk]
+        kept = jnp.where((params >= kth) & (params > 0), params, 0)
+        return kept / jnp.sum(kept)
+
+    def min_p(self, params: Float[Array, " k"], ratio) -> Float[Array, " k"]:
+        """The categories with probability >= ``ratio`` times the largest,
+        renormalised (synthesis ``min_p``; ratio 0 keeps every live category)."""
+        kept = jnp.where((params >= ratio * jnp.max(params)) & (params > 0), params, 0)
+        return kept / jnp.sum(kept)
+
     def score(self, params: Float[Array, " k"], data, frame=None) -> jax.Array:
         """-log p of each drawn category."""
         p = jnp.take(params, jnp.clip(data, 0, self.num_categories - 1))
@@ -260,12 +432,34 @@ class Categorical(ExactSampler, SubsampleStats, Combinable, Temperable, Scorable
         pos = p > 0
         plogp = jnp.where(pos, p * jnp.log(jnp.where(pos, p, 1)), 0)
         rare = p0 < self.rare_below.astype(dtype)
-        return {
+        out = {
             "collision_probability": jnp.sum(p * p),
             "entropy": -jnp.sum(plogp),
             "extinct": jnp.sum((p0 > 0) & ~pos).astype(dtype),
             "rare_mass": jnp.sum(jnp.where(rare, p, 0)),
+            # optional (OPTIONAL_METRICS): computed only when a run names them
+            "missing_mass": jnp.sum(jnp.where(pos, 0, p0)),
+            "support_size": jnp.sum(pos).astype(dtype),
+            "l1_to_truth": jnp.sum(jnp.abs(p - p0)),
+            "fixed_category": jnp.where(jnp.sum(pos) == 1, jnp.argmax(p), -1).astype(dtype),
         }
+        eps = self.smoothing.astype(dtype)
+        log_ps = jnp.log((p + eps) / (1 + self.num_categories * eps))
+        alive0 = p0 > 0
+        cross = -jnp.sum(jnp.where(alive0, p0 * log_ps, 0))
+        h0 = -jnp.sum(jnp.where(alive0, p0 * jnp.log(jnp.where(alive0, p0, 1)), 0))
+        out["cross_entropy"] = cross
+        out["kl_to_truth"] = cross - h0
+        if self.fit_points:
+            single = jnp.abs(p * self.fit_points - 1) < 0.5
+            out["good_turing"] = jnp.sum(single).astype(dtype) / self.fit_points
+        if self.train_sizes:
+            pi = self.clean_fraction.astype(dtype)
+            q = pi * p0 + (1 - pi) * p
+            t = jnp.asarray(self.train_sizes, dtype)
+            unseen = jnp.exp(t[:, None] * jnp.log1p(-jnp.minimum(q, 1))[None, :])  # (1 - q_k)^T
+            out["memoriser_error"] = jnp.sum(p0[None, :] * unseen, axis=1)
+        return out
 
     def events(self, params: Float[Array, " k"]) -> dict[str, jax.Array]:
         pos = params > 0
@@ -276,6 +470,54 @@ class Categorical(ExactSampler, SubsampleStats, Combinable, Temperable, Scorable
 
 
 # ---------------------------------------------------------------------------- helpers
+def zipf_probs(beta: float, num_categories: int) -> np.ndarray:
+    """p_k = k^-beta / H_{K,beta}, k = 1..K (float64), checked: beta > 0 finite, K >= 1."""
+    if isinstance(num_categories, bool) or not isinstance(num_categories, (int, np.integer)) or num_categories < 1:
+        raise ValueError(f"Categorical.zipf: num_categories must be an int >= 1, got {num_categories!r}")
+    if isinstance(beta, bool) or not isinstance(beta, (int, float, np.integer, np.floating)):
+        raise TypeError(f"Categorical.zipf: beta must be a number > 0, got {beta!r}")
+    if not (math.isfinite(float(beta)) and float(beta) > 0):
+        raise ValueError(f"Categorical.zipf: beta must be a finite number > 0, got {beta!r}")
+    w = np.arange(1, int(num_categories) + 1, dtype=np.float64) ** -float(beta)
+    return w / w.sum()
+
+
+def _wordfreq_table(lang: str, num_categories: int) -> tuple[list[str], np.ndarray]:
+    """The ``num_categories`` most frequent words of ``lang`` and their frequencies."""
+    try:
+        import wordfreq
+    except ImportError:
+        raise ImportError(
+            'Categorical.from_wordfreq needs the wordfreq package: pip install "collapse-jax[wordfreq]"'
+        ) from None
+    if isinstance(num_categories, bool) or not isinstance(num_categories, (int, np.integer)) or num_categories < 1:
+        raise ValueError(f"Categorical.from_wordfreq: num_categories must be an int >= 1, got {num_categories!r}")
+    large = wordfreq.available_languages("large")
+    best = wordfreq.available_languages("best")
+    if lang not in best:
+        raise ValueError(f"Categorical.from_wordfreq: lang must be one of {sorted(best)}, got {lang!r}")
+    table = wordfreq.get_frequency_dict(lang, "large" if lang in large else "best")
+    if num_categories > len(table):
+        raise ValueError(
+            f"Categorical.from_wordfreq: num_categories must be <= {len(table)} (the words wordfreq lists for "
+            f"{lang!r}), got {num_categories}"
+        )
+    items = sorted(table.items(), key=lambda kv: -kv[1])[: int(num_categories)]  # stable: ties keep table order
+    return [w for w, _ in items], np.array([f for _, f in items], dtype=np.float64)
+
+
+def wordfreq_probs(lang: str, num_categories: int) -> np.ndarray:
+    """Frequencies of the ``num_categories`` most frequent words of ``lang``
+    (the ``wordfreq`` package), renormalised to sum to 1, most frequent first."""
+    f = _wordfreq_table(lang, num_categories)[1]
+    return f / f.sum()
+
+
+def wordfreq_words(lang: str, num_categories: int) -> list[str]:
+    """The words behind :func:`wordfreq_probs`, in the same order."""
+    return _wordfreq_table(lang, num_categories)[0]
+
+
 def _live_map(p: jax.Array) -> jax.Array:
     """Index map sending every category to itself if alive (p > 0), else to the
     next alive category (the last alive one past the end)."""

@@ -181,7 +181,11 @@ def fit_points(family: AbstractFamily, key, data, weights, frame, warm=None):
 
 def fit_original(family: AbstractFamily, ctx: Context, m=None):
     """Generation 0: the fit to the chain's original sample (its first ``m`` points,
-    traced; ``None``: the chain's own n)."""
+    traced; ``None``: the chain's own n), or the family's given
+    :meth:`~collapse_jax.families._protocol.AbstractFamily.initial_model`."""
+    start = family.initial_model()
+    if start is not None:
+        return start
     m = ctx.own_n if m is None else m
     truth = family.truth()
     if ctx.exact:  # the exact path runs only on an ExactSampler

@@ -43,8 +43,10 @@ __all__ = [
     "first_passage_cdf",
     "first_passage_mean",
     "fixation_probability",
+    "missing_mass_mean_replace",
     "probs_mean",
     "rare_mass_mean",
+    "support_size_mean_replace",
 ]
 
 MAX_STATES = 3000  # largest transient state space of the exact first-passage computation
@@ -323,16 +325,9 @@ def first_passage_mean(n: int, probs: ArrayLike, event: Event = "extinction") ->
     return float(pi0 @ t)
 
 
-def extinct_mean_replace(g: ArrayLike, n: int, probs: ArrayLike) -> FloatOrArray:
-    """E[extinct_g] under Replace: sum over live categories k of P(count_k = 0 at g).
-
-    One category's count against the rest is itself a two-type Wright-Fisher chain
-    (c_t ~ Binomial(n, c_{t-1}/n)), started from Binomial(n, p0_k) at generation 0;
-    0 is absorbing, so P(extinct by g) is the chain's mass at 0 after g steps, exactly.
-    Shumailov et al. 2024: the low-probability tails disappear first. Cost O(K n^2)
-    per generation; n + 1 <= 3000.
-    """
-    gens = _generations(g)
+def _extinct_by_generation(gens, n: int, probs: ArrayLike) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """(p of the live categories, P(count_k = 0 at g) for each requested g and live k)
+    under Replace, from each category's own two-type Wright-Fisher chain."""
     n = _integer(n, "n", 1)
     if n + 1 > MAX_STATES:
         raise ValueError(f"the exact binomial chain for n={n} has n + 1 states (max {MAX_STATES}); use a smaller n")
@@ -348,12 +343,45 @@ def extinct_mean_replace(g: ArrayLike, n: int, probs: ArrayLike) -> FloatOrArray
         log_pi = lf[n] - lf[c] - lf[n - c] + c * np.log(p)[:, None] + (n - c) * log_q
     pi = np.exp(log_pi)
     pi[sure] = np.eye(n + 1)[n]
-    top = int(gens.max(initial=0))
-    out = np.empty(top + 1)
+    top = int(np.max(gens, initial=0))
+    out = np.empty((top + 1, p.size))
     for t in range(top + 1):
-        out[t] = pi[:, 0].sum()
+        out[t] = pi[:, 0]
         pi = pi @ step
-    return _out(out[gens])
+    return p, out[gens]
+
+
+def extinct_mean_replace(g: ArrayLike, n: int, probs: ArrayLike) -> FloatOrArray:
+    """E[extinct_g] under Replace: sum over live categories k of P(count_k = 0 at g).
+
+    One category's count against the rest is itself a two-type Wright-Fisher chain
+    (c_t ~ Binomial(n, c_{t-1}/n)), started from Binomial(n, p0_k) at generation 0;
+    0 is absorbing, so P(extinct by g) is the chain's mass at 0 after g steps, exactly.
+    Shumailov et al. 2024: the low-probability tails disappear first. Cost O(K n^2)
+    per generation; n + 1 <= 3000.
+    """
+    _, extinct = _extinct_by_generation(_generations(g), n, probs)
+    return _out(extinct.sum(axis=-1))
+
+
+def missing_mass_mean_replace(g: ArrayLike, n: int, probs: ArrayLike) -> FloatOrArray:
+    """E[missing_mass_g] under Replace: sum_k p0_k P(count_k = 0 at g), the truth's
+    expected mass on the categories the fit of generation g has lost.
+
+    The same per-category Wright-Fisher chains as :func:`extinct_mean_replace`,
+    weighted by p0_k. At g = 0 it is the classical expected missing mass of n draws,
+    sum_k p0_k (1 - p0_k)^n (Good 1953; Dohmatob et al. 2024 use it for a Zipf
+    truth's tail cut). Exact; cost O(K n^2) per generation; n + 1 <= 3000.
+    """
+    p, extinct = _extinct_by_generation(_generations(g), n, probs)
+    return _out(extinct @ p)
+
+
+def support_size_mean_replace(g: ArrayLike, n: int, probs: ArrayLike) -> FloatOrArray:
+    """E[support_size_g] under Replace: the live categories of the truth minus
+    :func:`extinct_mean_replace` (a category never comes back once lost)."""
+    p, extinct = _extinct_by_generation(_generations(g), n, probs)
+    return _out(p.size - extinct.sum(axis=-1))
 
 
 def absorption_time_diffusion(n: int, p: float) -> float:
