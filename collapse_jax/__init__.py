@@ -36,6 +36,8 @@ from .families import KDEParams as KDEParams
 from .families import MParams as MParams
 from .families import NUTSLocation as NUTSLocation
 from .families import NUTSParams as NUTSParams
+from .families import Poisson as Poisson
+from .families import PoissonStats as PoissonStats
 from .families import RegressionData as RegressionData
 from .families import Ridge as Ridge
 from .families import RidgeParams as RidgeParams
@@ -93,6 +95,8 @@ __all__ = [
     "MParams",
     "NUTSLocation",
     "NUTSParams",
+    "Poisson",
+    "PoissonStats",
     "Pressured",
     "Provenance",
     "RegressionData",

@@ -13,13 +13,7 @@ from conftest import SEED, assert_mc_close, summary_at
 import collapse_jax as cj
 from collapse_jax.families.categorical import Categorical, zipf_probs
 from collapse_jax.theory import categorical as cat_theory
-
-
-def memoriser_error(t, p, q):
-    """sum_k p_k (1 - q_k)^T in float64: a memoriser trained on T draws from q errs on
-    the inputs it never saw (Dohmatob et al. 2024, "A Tale of Tails", section 2)."""
-    t = np.asarray(t, np.float64)[:, None]
-    return np.sum(p[None, :] * np.exp(t * np.log1p(-np.minimum(q, 1.0))[None, :]), axis=1)
+from collapse_jax.theory.tails import memoriser_error
 
 
 # ------------------------------------------------------------------------------ optional metrics

@@ -41,6 +41,8 @@ from .mestimators import HuberRegression as HuberRegression
 from .mestimators import MParams as MParams
 from .nuts_location import NUTSLocation as NUTSLocation
 from .nuts_location import NUTSParams as NUTSParams
+from .poisson import Poisson as Poisson
+from .poisson import PoissonStats as PoissonStats
 from .ridge import Downstream as Downstream
 from .ridge import RegressionData as RegressionData
 from .ridge import Ridge as Ridge

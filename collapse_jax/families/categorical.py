@@ -165,7 +165,7 @@ class Categorical(ExactSampler, SubsampleStats, Combinable, Temperable, Decodabl
         generation 0 when ``start`` is given;
       * ``kl_to_truth`` KL(p_0 || p_eps) and ``cross_entropy`` -sum_k p_0k log p_eps,k,
         in nats, with p_eps = (p + eps) / (1 + K eps) (``smoothing``);
-      * ``l1_to_truth``: sum_k |p_k - p_0k| (twice the total-variation distance);
+      * ``l1_to_truth``: sum_k abs(p_k - p_0k) (twice the total-variation distance);
       * ``fixed_category``: the category holding all the mass, or -1 while none does
         (which category the ``fixation`` event fixed; Seddik et al. 2024);
       * ``memoriser_error`` (dim ``train_size``, one entry per T of ``train_sizes``):
