@@ -33,6 +33,9 @@ from .families import GMMParams as GMMParams
 from .families import HuberLocation as HuberLocation
 from .families import HuberRegression as HuberRegression
 from .families import KDEParams as KDEParams
+from .families import LabelChain as LabelChain
+from .families import LabelledInputs as LabelledInputs
+from .families import LabelTable as LabelTable
 from .families import MParams as MParams
 from .families import NUTSLocation as NUTSLocation
 from .families import NUTSParams as NUTSParams
@@ -90,6 +93,9 @@ __all__ = [
     "InteractionGraph",
     "KDE",
     "KDEParams",
+    "LabelChain",
+    "LabelledInputs",
+    "LabelTable",
     "load",
     "merge_shards",
     "MParams",

@@ -35,6 +35,9 @@ from .gmm import GMMParams as GMMParams
 from .kde import KDE as KDE
 from .kde import KDEParams as KDEParams
 from .kde import MixtureTruth as MixtureTruth
+from .label_chain import LabelChain as LabelChain
+from .label_chain import LabelledInputs as LabelledInputs
+from .label_chain import LabelTable as LabelTable
 from .mestimators import GLM as GLM
 from .mestimators import HuberLocation as HuberLocation
 from .mestimators import HuberRegression as HuberRegression

@@ -33,6 +33,8 @@ def _families() -> dict[str, AbstractFamily]:
         "Gaussian d=3 exact": cj.Gaussian(dim=3, sampler="exact"),
         "Categorical": cj.Categorical([0.5, 0.3, 0.2]),
         "Categorical tails": cj.Categorical.zipf(1.2, 6, start=[0.5, 0.5, 0, 0, 0, 0], train_sizes=(3, 30)),
+        "LabelChain": cj.LabelChain.zipf(1.2, 6, num_labels=3, clean_fraction=0.2),
+        "LabelChain inf": cj.LabelChain([0.5, 0.3, 0.2, 0.0]),
         "Poisson": cj.Poisson(0.4),
         "Poisson exact": cj.Poisson(12.5, sampler="exact"),
         "GMM": cj.GMM(2, 1),
