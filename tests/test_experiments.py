@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT / "experiments") not in sys.path:
@@ -209,3 +210,23 @@ def test_mixing_ratio_smoke(tmp_path, capsys):
     assert v[("b", "unbiased, n = 10", 0.1)] > 1.5 * v[("b", "mle, n = 10", 0.1)]
     # the min-norm / OLS optimal real label weight sits near 1/phi = 0.618
     assert 0.55 < v[("d''", "argmin, lam = 0", 2.0)] < 0.70
+
+
+def test_tails_scaling_smoke(tmp_path, capsys):
+    mod = _load("tails_scaling")
+    assert mod.main(["--smoke", "--out", str(tmp_path)]) == 0
+    _no_verdicts(capsys.readouterr().out)
+    for ext in ("csv", "png", "pdf"):
+        assert (tmp_path / f"tails_scaling_smoke.{ext}").stat().st_size > 0
+    with open(tmp_path / "tails_scaling_smoke.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    # (a), (b): generation 0 is the given generator, so the simulator's error is the exact one
+    for r in (r for r in rows if r["panel"] in "ab" and r["x_name"] == "T"):
+        assert float(r["mc_value"]) == pytest.approx(float(r["theory"]), rel=1e-4, abs=1e-9), r
+    # beyond a cut's crossover the error stops falling: the exponent is ~0 (Tale of Tails, Thm 2.1)
+    above = [float(r["mc_value"]) for r in rows if r["panel"] == "a" and "T > 10 T_k" in r["series"]]
+    assert len(above) == 3 and max(abs(a) for a in above) < 1e-3
+    # recursion loses the tail: the plateau (largest T) rises with the generation
+    last = max(int(float(r["x"])) for r in rows if r["panel"] == "c" and r["x_name"] == "T")
+    plateau = [float(r["mc_value"]) for r in rows if r["panel"] == "c" and r["x"] == f"{last:g}"]
+    assert len(plateau) >= 3 and plateau == sorted(plateau)

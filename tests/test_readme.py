@@ -25,6 +25,7 @@ README = ROOT / "README.md"
 SLOW = {
     "pressures-and-defences": "six programs, one per pressure or defence: 10-18 s",
     "gaussian-mixtures": "EM vmapped over chains: 7-8.5 s",
+    "tails-and-scaling-laws": "seven programs, one per paper's setup: about 20 s",
 }
 
 
