@@ -24,6 +24,7 @@ from .families import AbstractFamily as AbstractFamily
 from .families import BayesGaussian as BayesGaussian
 from .families import BayesGaussianParams as BayesGaussianParams
 from .families import BayesLinearRegression as BayesLinearRegression
+from .families import Bigram as Bigram
 from .families import BLRParams as BLRParams
 from .families import Categorical as Categorical
 from .families import Downstream as Downstream
@@ -75,6 +76,7 @@ __all__ = [
     "BayesGaussian",
     "BayesGaussianParams",
     "BayesLinearRegression",
+    "Bigram",
     "BLRParams",
     "Categorical",
     "chain_fn",

@@ -153,6 +153,7 @@ DOCTEST_MODULES = [
     "collapse_jax.config",
     "collapse_jax.theory.traced",
     "collapse_jax.results.result",
+    "collapse_jax.families.ngram",
     "collapse_jax.families.categorical",
 ]
 

@@ -42,6 +42,7 @@ from .mestimators import GLM as GLM
 from .mestimators import HuberLocation as HuberLocation
 from .mestimators import HuberRegression as HuberRegression
 from .mestimators import MParams as MParams
+from .ngram import Bigram as Bigram
 from .nuts_location import NUTSLocation as NUTSLocation
 from .nuts_location import NUTSParams as NUTSParams
 from .poisson import Poisson as Poisson
