@@ -39,6 +39,41 @@ def test_optional_metrics_are_computed_only_when_named():
         cj.simulate(fam, cj.Accumulate(), metrics=["good_turing"], **kw)  # pooled fits: no fixed n
 
 
+def test_guide_table_search_is_the_binary_search():
+    """From K = 1024 on, Categorical.sample searches a guide table over the live
+    categories: the index of every draw is the plain binary search's, up to the CDF's
+    float32 rounding (a neighbouring live category, rarely), and a dead category is never
+    drawn."""
+    import jax
+    import jax.numpy as jnp
+
+    from collapse_jax._rng import Stream
+    from collapse_jax.families.categorical import _inverse_cdf_bucketed, _live_map
+
+    k, n = 4096, 20_000
+    rng = np.random.default_rng(SEED)
+    truth = zipf_probs(1.1, k)
+    fit = rng.multinomial(n, truth) / n  # a Replace fit: most categories dead
+    fit[: k // 2 : 7] = 0.0  # and dead ones among the head
+    fit /= fit.sum()
+
+    def both(key_data, p):
+        u = Stream(key_data, jnp.int32(1), 2).uniform((n,), p.dtype)
+        cdf = jnp.cumsum(p)
+        plain = _live_map(p)[jnp.minimum(jnp.searchsorted(cdf, u * cdf[-1], side="right"), k - 1)]
+        return plain, _inverse_cdf_bucketed(p, u)
+
+    keys = jax.random.key_data(jax.random.split(jax.random.key(SEED), 4))
+    for p in (truth, fit):
+        a, b = (np.asarray(x) for x in jax.jit(jax.vmap(both, in_axes=(0, None)))(keys, jnp.asarray(p, jnp.float32)))
+        assert np.all(p[b] > 0)
+        moved = a != b
+        assert moved.mean() < 1e-3
+        live = np.flatnonzero(p > 0)
+        rank = np.searchsorted(live, np.stack([a[moved], b[moved]]))
+        assert np.all(np.abs(rank[0] - rank[1]) == 1)  # a neighbouring live category
+
+
 # ------------------------------------------------------------------------------ truths and start
 def test_zipf_cut_and_wordfreq_truths():
     p = zipf_probs(1.3, 1000)
