@@ -24,7 +24,19 @@ from pathlib import Path
 from _common import machine, write_json_atomic
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ("gaussian", "ridge", "gmm", "graph", "bayes", "pressures", "matrix", "scale", "scaling", "checkpoint")
+BENCHES = (
+    "gaussian",
+    "ridge",
+    "gmm",
+    "graph",
+    "bayes",
+    "pressures",
+    "matrix",
+    "scale",
+    "scaling",
+    "checkpoint",
+    "tails",
+)
 QUICK_ARGS = {"scale": ["--chains", "100000", "--generations", "100"]}
 
 

@@ -318,8 +318,8 @@ class Categorical(ExactSampler, SubsampleStats, Combinable, Temperable, Decodabl
         lands on one is moved to the next live category (it can only land there
         by a rounding of the CDF, with probability at most a few ulp). From
         K = 1024 categories on, the search runs through a guide table over the live
-        categories (:func:`_inverse_cdf_bucketed`), 2-2.7x faster at K = n = 10^5 in
-        a whole run (benchmarks/bench_tails.py): the same inversion, so the same
+        categories (:func:`_inverse_cdf_bucketed`), about 1.5x faster at K = n = 10^5
+        in a whole run (docs/benchmarks.md, "Tails"): the same inversion, so the same
         law; only the CDF's float32 rounding (XLA compiles the two searches'
         cumulative sums apart) moves about 1 draw in 10^4 to a neighbouring
         category compared with a plain binary search.
