@@ -6,6 +6,7 @@ import gc
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -58,3 +59,20 @@ def machine() -> dict[str, Any]:
         "backend": jax.default_backend(),
         "devices": [str(d) for d in jax.devices()],
     }
+
+
+def log(msg: str) -> None:
+    """Progress on stderr (stdout carries the benchmark's table)."""
+    print(msg, file=sys.stderr, flush=True)
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    """Wall time of one call, garbage collector off while it runs (as timeit does)."""
+    gc.collect()
+    gc.disable()
+    try:
+        t0 = time.perf_counter()
+        fn()
+        return time.perf_counter() - t0
+    finally:
+        gc.enable()

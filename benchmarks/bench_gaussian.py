@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import gc
 import math
 import os
 import platform
@@ -28,7 +27,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from _common import write_json_atomic
+from _common import log, timed, write_json_atomic
 
 import collapse_jax as cj
 
@@ -329,20 +328,6 @@ def build_contenders(cfg: Config) -> list[Contender]:
 
 
 # --------------------------------------------------------------------------- timing
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def timed(fn: Callable[[], Any]) -> float:
-    """Wall time of one call, garbage collector off while it runs (as timeit does)."""
-    gc.collect()
-    gc.disable()
-    try:
-        t0 = time.perf_counter()
-        fn()
-        return time.perf_counter() - t0
-    finally:
-        gc.enable()
 
 
 def measure(contenders: list[Contender]) -> list[float]:

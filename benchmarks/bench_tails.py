@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import gc
 import json
 import math
 import os
@@ -32,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import machine, write_json_atomic
+from _common import log, machine, timed, write_json_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = 0
@@ -188,21 +187,6 @@ def numpy_vectorised(cfg: Config) -> Contender:
 
 
 # --------------------------------------------------------------------------- timing
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def timed(fn: Callable[[], Any]) -> float:
-    gc.collect()
-    gc.disable()
-    try:
-        t0 = time.perf_counter()
-        fn()
-        return time.perf_counter() - t0
-    finally:
-        gc.enable()
 
 
 def final_stats(result) -> tuple[float, float, float, float, int]:
