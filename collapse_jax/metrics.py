@@ -14,6 +14,10 @@ QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 # netCDF file (CF attributes). The simulated data are numbers in the truth's own units,
 # so scales are dimensionless ("1"); log-likelihoods and divergences are in nats.
 # A metric of a user's family that is not listed gets its name as long_name and no units.
+# extra dims whose coordinate values are a constructor argument of the run's family
+# (Result.config["family"][argument]): dim -> (argument, long_name)
+DIM_COORDS: dict[str, tuple[str, str]] = {"train_size": ("train_sizes", "memoriser's training size T")}
+
 ATTRS: dict[str, tuple[str, str | None]] = {
     # Gaussian and location families
     "variance": ("fitted variance sigma^2_g", "1"),

@@ -253,3 +253,24 @@ def test_missing_mass_summary_mode_matches_theory():
     ):
         mean, se = summary_at(res, metric, gens)
         assert_mc_close(mean, se, theory(np.array(gens), n, p), label=metric, rate=1e-4 / 2)
+
+
+def test_memoriser_train_sizes_are_the_xarray_coordinate(tmp_path):
+    """The memoriser's T axis is an indexed coordinate in memory and on disk, in both
+    keep modes, so ``ds.sel(train_size=T)`` picks one T."""
+    sizes = (10, 100, 1000)
+    fam = Categorical.zipf(1.5, 50, train_sizes=sizes)
+    for keep in ("chains", "summary"):
+        res = cj.simulate(
+            fam, cj.Replace(), n=100, generations=2, chains=16, seed=SEED, keep=keep, progress=False,
+            metrics=["memoriser_error"],
+        )  # fmt: skip
+        ds = res.to_xarray()
+        np.testing.assert_array_equal(ds["train_size"].values, sizes)
+        np.testing.assert_array_equal(
+            ds["memoriser_error"].sel(train_size=100).values, res.metrics["memoriser_error"][..., 1]
+        )
+        back = cj.load(res.save(tmp_path / f"run_{keep}.nc")).to_datatree()
+        np.testing.assert_array_equal(back["train_size"].values, sizes)
+        if keep == "summary":
+            np.testing.assert_array_equal(back["/summary/metrics"]["train_size"].values, sizes)

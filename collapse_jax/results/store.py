@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..metrics import ATTRS as METRIC_ATTRS
+from ..metrics import DIM_COORDS
 
 FORMAT_VERSION = 2  # 1: one flat dataset with prefixed names (still read)
 
@@ -135,7 +136,19 @@ def to_datatree(res):
         tree["/events"] = events
     if res.summary_stats is not None:
         tree.update(_summary_groups(res, sdims, lengths, base))
-    return xr.DataTree.from_dict(tree)
+    return xr.DataTree.from_dict({path: _with_dim_coords(ds, res) for path, ds in tree.items()})
+
+
+def _with_dim_coords(ds, res):
+    """``ds`` with coordinate values on the extra dims that name a family constructor
+    argument (``metrics.DIM_COORDS``: the memoriser's ``train_size`` is the family's
+    ``train_sizes``), where the run's config holds them."""
+    family = (res.config or {}).get("family") or {}
+    for dim, (arg, long_name) in DIM_COORDS.items():
+        values = family.get(arg)
+        if dim in ds.dims and values is not None and len(values) == ds.sizes[dim]:
+            ds = ds.assign_coords({dim: (dim, np.asarray(values), {"long_name": long_name})})
+    return ds
 
 
 MOMENTS = {
