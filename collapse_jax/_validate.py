@@ -199,3 +199,28 @@ def check_positive(owner: str, name: str, value) -> float:
     if v > FLOAT32_MAX:
         raise ValueError(f"{owner}: {name} must be <= {FLOAT32_MAX:.4g} (float32's range), got {value!r}")
     return v
+
+
+def check_probs(owner: str, probs, name: str = "probs", tolerance: float = 1e-6) -> np.ndarray:
+    """``probs`` as a float64 probability vector, as given (not renormalised): 1-D with
+    K >= 1 finite entries >= 0 summing to 1 within ``tolerance``, else a
+    TypeError/ValueError naming the owner, the parameter and the offending entry."""
+    try:
+        raw = None if isinstance(probs, (str, bytes)) else np.asarray(probs)
+    except (TypeError, ValueError):  # ragged nested sequences
+        raise ValueError(f"{owner}: {name} must be a 1-D vector of probabilities, got {probs!r}") from None
+    if raw is None or not (np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)):
+        raise TypeError(f"{owner}: {name} must be a 1-D array of probabilities (real numbers), got {probs!r}")
+    arr = raw.astype(np.float64)
+    if arr.ndim != 1 or arr.size < 1:
+        raise ValueError(f"{owner}: {name} must be a 1-D vector with K >= 1 entries, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        k = int(np.argmax(~np.isfinite(arr)))
+        raise ValueError(f"{owner}: {name} must be finite, got {name}[{k}] = {float(arr[k])!r}")
+    if np.any(arr < 0):
+        k = int(np.argmax(arr < 0))
+        raise ValueError(f"{owner}: {name} must be >= 0, got {name}[{k}] = {float(arr[k])!r}")
+    total = float(arr.sum())
+    if abs(total - 1.0) > tolerance:
+        raise ValueError(f"{owner}: {name} must sum to 1 (tolerance {tolerance:g}), got sum {total!r}")
+    return arr

@@ -48,7 +48,7 @@ def test_guide_table_search_is_the_binary_search():
     import jax.numpy as jnp
 
     from collapse_jax._rng import Stream
-    from collapse_jax.families.categorical import _inverse_cdf_bucketed, _live_map
+    from collapse_jax.families._counts import _inverse_cdf_bucketed, _live_map
 
     k, n = 4096, 20_000
     rng = np.random.default_rng(SEED)

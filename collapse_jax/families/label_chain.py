@@ -33,9 +33,9 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
 from .._rng import MAX_PAIRS, Stream, as_stream
-from .._validate import is_traced, traced_scalar
+from .._validate import check_probs, is_traced, traced_scalar
+from ._counts import _live_map
 from ._protocol import AbstractFamily
-from .categorical import _live_map
 
 SUM_TOLERANCE = 1e-6
 MAX_INPUTS = 2**24  # input indices and the number of labels stay exact in float32
@@ -63,24 +63,9 @@ class LabelTable(eqx.Module):
 def _check_probs(probs) -> np.ndarray:
     """``probs`` as a float64 probability vector (kept as given when it sums to 1
     within 1e-6, so that ``describe`` round-trips exactly), else a TypeError/ValueError."""
-    try:
-        raw = None if isinstance(probs, (str, bytes)) else np.asarray(probs)
-    except (TypeError, ValueError):  # ragged nested sequences
-        raise ValueError(f"LabelChain: probs must be a 1-D vector of probabilities, got {probs!r}") from None
-    if raw is None or not (np.issubdtype(raw.dtype, np.integer) or np.issubdtype(raw.dtype, np.floating)):
-        raise TypeError(f"LabelChain: probs must be a 1-D array of probabilities (real numbers), got {probs!r}")
-    arr = raw.astype(np.float64)
-    if arr.ndim != 1 or not 1 <= arr.size <= MAX_INPUTS:
+    arr = check_probs("LabelChain", probs, "probs", SUM_TOLERANCE)
+    if arr.size > MAX_INPUTS:
         raise ValueError(f"LabelChain: probs must be a 1-D vector of K in [1, 2^24] entries, got shape {arr.shape}")
-    if not np.all(np.isfinite(arr)):
-        k = int(np.argmax(~np.isfinite(arr)))
-        raise ValueError(f"LabelChain: probs must be finite, got probs[{k}] = {float(arr[k])!r}")
-    if np.any(arr < 0):
-        k = int(np.argmax(arr < 0))
-        raise ValueError(f"LabelChain: probs must be >= 0, got probs[{k}] = {float(arr[k])!r}")
-    total = float(arr.sum())
-    if abs(total - 1.0) > SUM_TOLERANCE:
-        raise ValueError(f"LabelChain: probs must sum to 1 (tolerance {SUM_TOLERANCE:g}), got sum {total!r}")
     return arr
 
 

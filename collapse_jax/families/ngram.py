@@ -36,9 +36,9 @@ from jaxtyping import Array, Float, Int
 from .._rng import as_stream
 from .._validate import traced_scalar
 from ..theory.ngram import stationary_probs
+from ._counts import _multinomial, _multivariate_hypergeometric
 from ._options import Sampler
 from ._protocol import Combinable, Decodable, ExactSampler, SubsampleStats, Temperable
-from .categorical import _multinomial, _multivariate_hypergeometric
 
 Unseen = Literal["backoff", "uniform"]
 SAMPLERS: tuple[Sampler, ...] = get_args(Sampler)
