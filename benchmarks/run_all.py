@@ -36,6 +36,7 @@ BENCHES = (
     "scaling",
     "checkpoint",
     "tails",
+    "selection",
 )
 QUICK_ARGS = {"scale": ["--chains", "100000", "--generations", "100"]}
 

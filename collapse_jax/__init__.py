@@ -55,7 +55,9 @@ from .regimes import Accumulate as Accumulate
 from .regimes import AccumulateMix as AccumulateMix
 from .regimes import AccumulateSubsample as AccumulateSubsample
 from .regimes import Context as Context
+from .regimes import Edit as Edit
 from .regimes import FreshMix as FreshMix
+from .regimes import MixTeacher as MixTeacher
 from .regimes import Provenance as Provenance
 from .regimes import Replace as Replace
 from .regimes import RetainOriginal as RetainOriginal
@@ -83,6 +85,7 @@ __all__ = [
     "CollapseReport",
     "Context",
     "Downstream",
+    "Edit",
     "FreshMix",
     "from_config",
     "Gaussian",
@@ -100,6 +103,7 @@ __all__ = [
     "LabelTable",
     "load",
     "merge_shards",
+    "MixTeacher",
     "MParams",
     "NUTSLocation",
     "NUTSParams",

@@ -57,8 +57,8 @@ class Pressured(eqx.Module):
         return out
 
     def candidates(self) -> int:
-        """Candidates per synthetic slot (see :meth:`collapse_jax.Synthesis.candidates`)."""
-        return self.synthesis.candidates(self.family)
+        """Candidates per synthetic slot (see :meth:`collapse_jax.Synthesis.filter_candidates`)."""
+        return self.synthesis.filter_candidates(self.family)
 
     def describe(self) -> dict:
         return {**self.family.describe(), "synthesis": self.synthesis.describe(self.family)}

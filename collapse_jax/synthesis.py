@@ -85,14 +85,25 @@ from .families._protocol import (
     Decodable,
     DirectTruncation,
     ExactSampler,
+    LabelVerifiable,
+    Rewardable,
     Scorable,
     Temperable,
+    Tiltable,
 )
 
 PRESSURES = ("temperature", "top_k", "min_p", "truncate", "support", "false_accept", "false_reject", "correct")
+REWARD_SCALARS = ("reward_quadratic", "reward_scale", "reward_threshold")
+CURATION_RULES = ("luce", "top1", "threshold", "tilt")
+DEFAULT_CANDIDATES = 4
+VERIFIERS = ("truth", "first")
+# sub-streams of a synthetic draw's stream: a curated draw's extra candidates and its choices
+CURATE_CANDIDATES_CHILD = 12
+CURATE_CHOICE_CHILD = 11
 DEFAULT_SUPPORT = 0.99
 SHORTFALL_LEVEL = 1e-6  # automatic oversampling: P(fewer than m candidates pass) below this at the design rate
 SYNTHESIS_METRICS = ("accept_rate", "shortfall")
+CURATION_METRICS = ("mean_reward", "frac_at_argmax")
 
 
 def _scalar(cls: str, name: str, value, low: float, high: float, *, open_low: bool) -> jax.Array:
@@ -147,6 +158,36 @@ class Synthesis(eqx.Module):
             A model that drifts away from the truth passes fewer points: watch the
             ``shortfall`` metric, and give ``oversample`` when sweeping the rates.
         run_n: the run's n (set by :meth:`for_run`; sizes the metrics' batch).
+        curate: reward curation of the synthetic points (Ferbach et al., NeurIPS
+            2024; :class:`~collapse_jax.families._protocol.Rewardable` families):
+            ``"luce"`` keeps, of ``candidates`` i.i.d. draws, one chosen with
+            probability proportional to exp(``reward_scale`` r(x)) (Bradley-Terry /
+            Plackett-Luce); ``"top1"`` the one of highest reward (ties: the first
+            drawn); ``"threshold"`` keeps draws with r(x) >= ``reward_threshold``,
+            as a filter does (``candidates`` per point, failing open, with
+            ``accept_rate`` and ``shortfall``); ``"tilt"`` is K = infinity, the
+            model tilted by exp(``reward_scale`` r(x)), a parameter transform that
+            keeps ``sampler="exact"`` (:class:`~collapse_jax.families._protocol.Tiltable`).
+        candidates: K >= 1 candidates per kept point (static; default 4; not with
+            ``"tilt"``). K = 1 reproduces the uncurated run bit for bit.
+        reward: the reward's coefficients (traced): one per category for a
+            Categorical, the linear coefficients b (shape (d,)) for a Gaussian,
+            r(x) = b^T x - (c/2) ||x||^2.
+        reward_quadratic: c >= 0 in that reward (continuous families; default 0).
+        reward_scale: beta >= 0 multiplying the reward in ``"luce"`` and ``"tilt"``
+            (default 1): a sweep over it is a sweep over reward strength.
+        reward_threshold: the ``"threshold"`` rule's level.
+        verifier: whose knowledge the verifier holds: ``None`` or ``"truth"`` (the
+            chain's truth), ``"first"`` (self-verification: the chain's frozen
+            generation-0 model, refitted each generation from the chain's original
+            sample, so it costs one fit per generation), or a family of the same
+            type and shape whose truth is the verifier's own knowledge centre.
+            Giving it adds a verifier. Scorable families call a point good when its
+            score under the verifier's model is within that model's central mass
+            ``support`` (Ridge: the label within the noise band around the
+            verifier's x^T w: label verification); a :class:`LabelVerifiable`
+            classifier (GLM logistic) when its label is the one the verifier
+            predicts (``support`` is then not used).
 
     Sampling bias alone (temperature) keeps the family's exact path
     (``sampler="exact"``); filters and corrections need the points. Every rate is
@@ -164,6 +205,15 @@ class Synthesis(eqx.Module):
     correct: jax.Array | None
     oversample: int | None = eqx.field(static=True)
     run_n: int | None = eqx.field(static=True)
+    curate: str | None = eqx.field(static=True)
+    candidates: int | None = eqx.field(static=True)
+    reward: jax.Array | None
+    reward_quadratic: jax.Array | None
+    reward_scale: jax.Array | None
+    reward_threshold: jax.Array | None
+    verifier_kind: str | None = eqx.field(static=True)
+    verifier_model: Any
+    reference: Any  # verifier="first": the chain's generation-0 model, set inside a run
 
     traced_bounds: ClassVar[dict[str, tuple[float, float]]] = {
         "temperature": (1e-30, math.inf),
@@ -174,6 +224,9 @@ class Synthesis(eqx.Module):
         "false_accept": (0.0, 1.0),
         "false_reject": (0.0, 1.0),
         "correct": (0.0, 1.0),
+        "reward_quadratic": (0.0, math.inf),
+        "reward_scale": (0.0, math.inf),
+        "reward_threshold": (-math.inf, math.inf),
     }
 
     def __init_subclass__(cls, **kwargs):
@@ -193,6 +246,13 @@ class Synthesis(eqx.Module):
         correct: float | None = None,
         oversample: int | None = None,
         run_n: int | None = None,
+        curate: str | None = None,
+        candidates: int | None = None,
+        reward=None,
+        reward_quadratic: float | None = None,
+        reward_scale: float | None = None,
+        reward_threshold: float | None = None,
+        verifier=None,
         owner: str = "Synthesis",
     ):
         self.temperature = None
@@ -209,7 +269,9 @@ class Synthesis(eqx.Module):
         self.truncate = None
         if truncate is not None:
             self.truncate = _scalar(owner, "truncate", truncate, 0.0, 1.0, open_low=True)
-        verify = not (support is None and false_accept is None and false_reject is None)
+        self._set_curation(owner, curate, candidates, reward, reward_quadratic, reward_scale, reward_threshold)
+        self._set_verifier(owner, verifier)
+        verify = not (support is None and false_accept is None and false_reject is None and verifier is None)
         self.support = self.false_accept = self.false_reject = None
         if verify:
             self.support = _scalar(
@@ -234,28 +296,128 @@ class Synthesis(eqx.Module):
             raise ValueError(f"{owner}: run_n must be an int >= 1, got {run_n!r}")
         self.run_n = None if run_n is None else int(run_n)
 
+    def _set_curation(self, owner, curate, candidates, reward, quadratic, scale, threshold) -> None:
+        self.curate, self.candidates = None, None
+        self.reward = self.reward_quadratic = self.reward_scale = self.reward_threshold = None
+        given = {"candidates": candidates, "reward": reward, "reward_quadratic": quadratic}
+        given.update(reward_scale=scale, reward_threshold=threshold)
+        if curate is None:
+            extra = [k for k, v in given.items() if v is not None]
+            if extra:
+                raise ValueError(
+                    f"{owner}: {extra[0]} is given without curate=; curate must be one of {CURATION_RULES}"
+                )
+            return
+        if curate not in CURATION_RULES:
+            raise ValueError(f"{owner}: curate must be one of {CURATION_RULES}, got {curate!r}")
+        self.curate = curate
+        if reward is None:
+            raise ValueError(f"{owner}: curate={curate!r} needs reward= (per category, or linear coefficients)")
+        if is_traced(reward):
+            self.reward = jnp.asarray(reward)
+        else:
+            arr = np.asarray(reward, dtype=np.float64) if not isinstance(reward, str) else None
+            if arr is None or arr.ndim != 1 or arr.size == 0:
+                raise ValueError(f"{owner}: reward must be a non-empty 1-D vector of numbers, got {reward!r}")
+            if not np.all(np.isfinite(arr)):
+                raise ValueError(f"{owner}: reward must be finite (no NaN or inf), got {arr.tolist()}")
+            self.reward = jnp.asarray(arr, jnp.float32)
+        if quadratic is not None:
+            self.reward_quadratic = _scalar(owner, "reward_quadratic", quadratic, 0.0, math.inf, open_low=False)
+        scale = 1.0 if scale is None else scale
+        self.reward_scale = _scalar(owner, "reward_scale", scale, 0.0, math.inf, open_low=False)
+        if curate == "threshold":
+            if threshold is None:
+                raise ValueError(f"{owner}: curate='threshold' needs reward_threshold= (keep r(x) >= it)")
+            self.reward_threshold = _scalar(owner, "reward_threshold", threshold, -math.inf, math.inf, open_low=False)
+        elif threshold is not None:
+            raise ValueError(f"{owner}: reward_threshold is used by curate='threshold' only, got curate={curate!r}")
+        if curate == "tilt":
+            if candidates is not None:
+                raise ValueError(
+                    f"{owner}: curate='tilt' is the K = infinity limit (the tilted model itself); "
+                    f"candidates must not be given, got {candidates!r}"
+                )
+            return
+        if candidates is None:
+            candidates = DEFAULT_CANDIDATES
+        if isinstance(candidates, bool) or not isinstance(candidates, (int, np.integer)) or candidates < 1:
+            raise ValueError(f"{owner}: candidates must be an int K >= 1, got {candidates!r}")
+        self.candidates = int(candidates)
+
+    def _set_verifier(self, owner, verifier) -> None:
+        self.verifier_kind, self.verifier_model, self.reference = None, None, None
+        if verifier is None:
+            return
+        if isinstance(verifier, str):
+            if verifier not in VERIFIERS:
+                raise ValueError(
+                    f"{owner}: verifier must be None, one of {VERIFIERS} or a family whose truth is the verifier's "
+                    f"knowledge, got {verifier!r}"
+                )
+            self.verifier_kind = verifier
+            return
+        if isinstance(verifier, dict):  # as describe() writes it
+            from .config import build
+
+            verifier = build("family", verifier)
+        if not isinstance(verifier, AbstractFamily):
+            raise TypeError(
+                f"{owner}: verifier must be None, one of {VERIFIERS} or a family (cj.Gaussian(...), ...), "
+                f"got {type(verifier).__name__}"
+            )
+        self.verifier_kind, self.verifier_model = "model", verifier
+
     # ---- what is present (static)
     @property
     def filters(self) -> bool:
-        """Whether points are filtered (truncation or a verifier)."""
-        return self.truncate is not None or self.support is not None
+        """Whether points are filtered (truncation, a verifier, a reward threshold)."""
+        return self.truncate is not None or self.support is not None or self.curate == "threshold"
 
     @property
     def identity(self) -> bool:
         """Whether synthetic draws are plain draws from the fit."""
-        return not self.reshapes and not self.filters and self.correct is None
+        return not self.reshapes and not self.filters and self.correct is None and not self.chooses
 
     @property
     def reshapes(self) -> bool:
-        """Whether the sampling model differs from the fit (temperature, top-k, min-p)."""
-        return self.temperature is not None or self.top_k is not None or self.min_p is not None
+        """Whether the sampling model differs from the fit (temperature, top-k, min-p, tilt)."""
+        return self.temperature is not None or self.top_k is not None or self.min_p is not None or self.curate == "tilt"
+
+    @property
+    def chooses(self) -> bool:
+        """Whether each point is chosen among K candidates by its reward (luce, top1)."""
+        return self.curate in ("luce", "top1")
 
     @property
     def needs_points(self) -> bool:
-        """Whether a step needs the synthetic points (filters, corrections)."""
-        return self.filters or self.correct is not None
+        """Whether a step needs the synthetic points (filters, choices, corrections)."""
+        return self.filters or self.chooses or self.correct is not None
 
-    def required(self) -> tuple[tuple[type, str], ...]:
+    @property
+    def needs_reference(self) -> bool:
+        """Whether the verifier needs the chain's generation-0 model (``verifier="first"``)."""
+        return self.verifier_kind == "first"
+
+    def with_reference(self, params) -> Synthesis:
+        """This synthesis holding one chain's generation-0 model (``verifier="first"``)."""
+        return eqx.tree_at(lambda s: s.reference, self, params, is_leaf=lambda x: x is None)
+
+    def verifier_centre(self, family: AbstractFamily):
+        """The verifier's model: ``None`` (the chain's truth), the generation-0 model
+        or the given family's truth."""
+        if self.verifier_kind == "first":
+            if self.reference is None:
+                raise ValueError(
+                    "Synthesis: verifier='first' needs the chain's generation-0 model, which a run sets "
+                    "(call it through cj.simulate or cj.chain_fn)"
+                )
+            return self.reference
+        if self.verifier_kind == "model":
+            return self.verifier_model.truth()
+        return None
+
+    def required(self, family: AbstractFamily | None = None) -> tuple[tuple[type, str], ...]:
         """(capability, what needs it) for every step present."""
         out: list[tuple[type, str]] = []
         if self.temperature is not None:
@@ -264,8 +426,12 @@ class Synthesis(eqx.Module):
             out.append((Decodable, "top_k"))
         if self.min_p is not None:
             out.append((Decodable, "min_p"))
-        if self.filters:
-            out.append((Scorable, "filtering (truncate, verifier)"))
+        if self.truncate is not None:
+            out.append((Scorable, "truncate"))
+        if self.support is not None and not (isinstance(family, LabelVerifiable) and not isinstance(family, Scorable)):
+            out.append((Scorable, "the verifier"))
+        if self.curate is not None:
+            out.append((Tiltable if self.curate == "tilt" else Rewardable, f"curate={self.curate!r}"))
         if self.correct is not None:
             out.append((Correctable, "correct"))
         return tuple(out)
@@ -286,15 +452,23 @@ class Synthesis(eqx.Module):
         if self.support is not None:
             assert self.false_accept is not None and self.false_reject is not None  # set with support
             s, fa, fr = float(self.support), float(self.false_accept), float(self.false_reject)
+            if self.verifier_kind not in (None, "truth"):
+                s = min(s, 0.5)  # a verifier that is not the truth: size for half of the points being good
             rate *= min(s * (1 - fr) + (1 - s) * fa, 1 - fr)
+        if self.curate == "threshold":
+            rate = 0.0  # the pass rate of a reward threshold is unknown before the run: candidates= sizes it
         return rate
 
-    def candidates(self, family: AbstractFamily) -> int:
-        """Candidates per synthetic slot (static: :meth:`for_run` fixes the automatic value)."""
+    def filter_candidates(self, family: AbstractFamily) -> int:
+        """Candidates per synthetic slot of the filters (static: :meth:`for_run` fixes
+        the automatic value; a reward threshold uses ``candidates``)."""
         if not self.filters or self.direct_truncation(family):
             return 1
         if self.oversample is not None:
             return self.oversample
+        if self.curate == "threshold":
+            assert self.candidates is not None  # set for every rule but tilt
+            return self.candidates
         rates = (self.truncate, self.support, self.false_accept, self.false_reject)
         if any(map(is_traced, rates)):
             raise TypeError(
@@ -302,6 +476,12 @@ class Synthesis(eqx.Module):
                 "number of candidates per point cannot be sized from them; give oversample=<int>"
             )
         return candidates_needed(self.design_rate(), self.run_n or 1)  # concrete values only (before tracing)
+
+    def draws_per_point(self, family: AbstractFamily) -> int:
+        """How many points one synthetic point costs to draw (filters' candidates times
+        curation's choices): the memory plan's working-set factor."""
+        k = self.candidates if self.chooses else 1
+        return self.filter_candidates(family) * (k or 1)
 
     def kwargs(self) -> dict:
         """The constructor's rates as floats (``None`` where absent)."""
@@ -313,7 +493,7 @@ class Synthesis(eqx.Module):
         and fields."""
         out = copy.copy(self)
         object.__setattr__(out, "run_n", int(n))  # static fields: eqx.tree_at cannot set them
-        object.__setattr__(out, "oversample", out.candidates(family))
+        object.__setattr__(out, "oversample", out.filter_candidates(family))
         return out
 
     def describe(self, family: AbstractFamily | None = None) -> dict:
@@ -322,16 +502,36 @@ class Synthesis(eqx.Module):
         out: dict[str, Any] = {"synthesis": type(self).__name__}
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            if v is None or f.name == "run_n":
+            if v is None or f.name in ("run_n", "reference", "verifier_kind", "verifier_model"):
                 continue
             if f.name == "oversample" and not (self.filters and (family is None or not self.direct_truncation(family))):
                 continue
+            if f.name == "oversample" and self.curate == "threshold" and v == self.candidates:
+                continue
+            if f.name == "reward_scale" and float(v) == 1.0:
+                continue
             out[f.name] = v if isinstance(v, (str, int, float, bool)) else np.asarray(v).tolist()
+        if self.verifier_kind == "first":
+            out["verifier"] = "first"
+        elif self.verifier_kind == "model":
+            out["verifier"] = self.verifier_model.describe()
+        elif self.verifier_kind == "truth":
+            out["verifier"] = "truth"
         return out
 
     def metric_names(self, family: AbstractFamily) -> tuple[str, ...]:
-        """The metrics this synthesis adds to the family's."""
-        return SYNTHESIS_METRICS if self.filters else ()
+        """The metrics this synthesis adds to the family's: ``accept_rate`` and
+        ``shortfall`` with filters, ``verifier_rate`` (the verifier's own acceptance)
+        when it shares the filter with another, ``mean_reward`` and, where the reward
+        has a maximiser, ``frac_at_argmax`` with curation."""
+        out: tuple[str, ...] = SYNTHESIS_METRICS if self.filters else ()
+        if self.support is not None and (self.truncate is not None or self.curate == "threshold"):
+            out += ("verifier_rate",)
+        if self.curate is not None:
+            out += ("mean_reward",)
+            if isinstance(family, Rewardable) and family.reward_maximiser:
+                out += ("frac_at_argmax",)
+        return out
 
     # ---- the synthetic pipeline
     def sampling_model(self, family: AbstractFamily, params):
@@ -344,6 +544,9 @@ class Synthesis(eqx.Module):
             model = cast(Decodable, family).top_k(model, self.top_k)  # check_synthesis: a Decodable
         if self.min_p is not None:
             model = cast(Decodable, family).min_p(model, self.min_p)
+        if self.curate == "tilt":
+            assert self.reward is not None and self.reward_scale is not None  # set with curate
+            model = cast(Tiltable, family).tilt(model, self.reward, self.reward_quadratic, self.reward_scale)
         return model
 
     def draw_stats(self, family: AbstractFamily, key, params, m, frame=None):
@@ -361,7 +564,7 @@ class Synthesis(eqx.Module):
         elif self.filters:
             data, _ = self._filtered(family, stream, model, params, n, frame)
         else:
-            data = family.sample(stream, model, n, frame)
+            data = self._sample(family, stream, model, n, frame)
         if self.correct is not None:
             gamma = self.correct.astype(_float_dtype(model))
             data = cast(Correctable, family).correct(model, family.truth(), data, gamma, frame)
@@ -370,18 +573,50 @@ class Synthesis(eqx.Module):
     def _filtered(self, family, stream, model, prev, m: int, frame):
         """The first m of ``candidates * m`` draws that pass the filters (failing
         open), and the number that passed."""
-        k = self.candidates(family)
-        total = k * m
-        data = family.sample(stream, model, m, frame)
-        if k > 1:
-            extra = family.sample(stream.sibling(STREAM_CANDIDATES), model, (k - 1) * m, frame)
-            data = tree_concat(data, extra)
-        accept = self._accept(family, stream, model, prev, data, total, frame)
+        data, accept, _ = self._candidates_passing(family, stream, model, prev, m, frame)
         return tree_take(data, first_passing(accept, m)), jnp.sum(accept.astype(jnp.int32))
 
-    def _accept(self, family, stream, model, prev, data, total: int, frame) -> jax.Array:
+    def _candidates_passing(self, family, stream, model, prev, m: int, frame):
+        """The filters' ``k m`` candidates, whether each passes, and whether each
+        passes the verifier (``None``: no verifier)."""
+        k = self.filter_candidates(family)
+        total = k * m
+        data = self._sample(family, stream, model, m, frame)
+        if k > 1:
+            extra = self._sample(family, stream.sibling(STREAM_CANDIDATES), model, (k - 1) * m, frame)
+            data = tree_concat(data, extra)
+        accept, verified = self._accept(family, stream, model, prev, data, total, frame)
+        return data, accept, verified
+
+    def _sample(self, family: AbstractFamily, stream, model, m: int, frame):
+        """``m`` points from ``model``; under ``"luce"`` or ``"top1"`` curation each is
+        chosen among K candidates by its reward (the first candidate of every slot is
+        the uncurated draw, so K = 1 is the uncurated run)."""
+        if not self.chooses or self.candidates == 1:
+            return family.sample(stream, model, m, frame)
+        assert self.candidates is not None and self.reward is not None and self.reward_scale is not None
+        k = self.candidates
+        data = family.sample(stream, model, m, frame)
+        extra = family.sample(stream.child(CURATE_CANDIDATES_CHILD), model, (k - 1) * m, frame)
+        data = tree_concat(data, extra)  # candidate i of slot j is point i m + j
+        r = cast(Rewardable, family).reward(self.reward, self.reward_quadratic, data, frame)
+        r = jnp.reshape(r, (k, m))
+        if self.curate == "luce":  # Gumbel-max: P(pick i) = exp(beta r_i) / sum_j exp(beta r_j)
+            u = stream.child(CURATE_CHOICE_CHILD).uniform((k, m), r.dtype)
+            logits = self.reward_scale.astype(r.dtype) * r - jnp.log(-jnp.log(u))
+            pick = jnp.argmax(logits, axis=0)
+        else:
+            pick = jnp.argmax(r, axis=0)  # the first of the highest rewards
+        return tree_take(data, pick * m + jnp.arange(m))
+
+    def _accept(self, family, stream, model, prev, data, total: int, frame) -> tuple[jax.Array, jax.Array | None]:
         dtype = _float_dtype(model)
         accept = jnp.ones((total,), bool)
+        verified = None
+        if self.curate == "threshold":
+            assert self.reward is not None and self.reward_threshold is not None  # set with the rule
+            r = cast(Rewardable, family).reward(self.reward, self.reward_quadratic, data, frame)
+            accept = accept & (r >= self.reward_threshold.astype(r.dtype))
         if self.truncate is not None:
             q = self.truncate.astype(dtype)
             score = family.score(model, data, frame)
@@ -394,35 +629,70 @@ class Synthesis(eqx.Module):
             accept = accept & (score <= thr)
         if self.support is not None:
             assert self.false_accept is not None and self.false_reject is not None  # set with support
+            good = self._good(family, stream, data, total, frame, dtype)
+            p_accept = jnp.where(good, 1 - self.false_reject.astype(dtype), self.false_accept.astype(dtype))
+            u = stream.sibling(STREAM_DECIDE).uniform((total,), dtype)
+            verified = u < p_accept
+            accept = accept & verified
+        return accept, verified
+
+    def _good(self, family, stream, data, total: int, frame, dtype) -> jax.Array:
+        """Whether each point is good in the verifier's eyes (before its error rates)."""
+        assert self.support is not None  # a verifier is present
+        centre = self.verifier_centre(family)
+        if isinstance(family, LabelVerifiable) and not isinstance(family, Scorable):
+            return family.agrees(family.truth() if centre is None else centre, data, frame)
+        q = self.support.astype(dtype)
+        ref = stream.sibling(STREAM_REFERENCE_TRUTH)
+        if centre is None:
             score = family.score_real(data, frame)
-            q = self.support.astype(dtype)
-            ref = stream.sibling(STREAM_REFERENCE_TRUTH)
             thr = _threshold(
                 q,
                 family.score_real_quantile(q),
                 lambda: family.score_real(family.sample_real(ref, total, frame), frame),
             )
-            good = score <= thr
-            p_accept = jnp.where(good, 1 - self.false_reject.astype(dtype), self.false_accept.astype(dtype))
-            u = stream.sibling(STREAM_DECIDE).uniform((total,), dtype)
-            accept = accept & (u < p_accept)
-        return accept
+            return score <= thr
+        centre = jax.tree.map(lambda c, t: jnp.asarray(c, t.dtype), centre, family.truth())
+        score = family.score(centre, data, frame)
+        thr = _threshold(
+            q,
+            family.score_quantile(centre, q),
+            lambda: family.score(centre, family.sample(ref, centre, total, frame), frame),
+        )
+        return score <= thr
 
     def metrics(self, family: AbstractFamily, key, params) -> dict[str, jax.Array]:
-        """``accept_rate`` and ``shortfall`` of the next generation's draw (filters only)."""
-        if not self.filters:
-            return {}
+        """``accept_rate`` and ``shortfall`` of the next generation's draw (filters),
+        ``verifier_rate``, and the curation's reward metrics under the fit ``params``."""
         dtype = _float_dtype(params)
+        out: dict[str, jax.Array] = {}
+        if self.curate is not None:
+            assert self.reward is not None  # set with curate
+            fam = cast(Rewardable, family)
+            reward = self.reward.astype(dtype)
+            quad = None if self.reward_quadratic is None else self.reward_quadratic.astype(dtype)
+            out["mean_reward"] = fam.mean_reward(params, reward, quad)
+            if fam.reward_maximiser:
+                mass = fam.argmax_mass(params, reward)
+                assert mass is not None  # declared by reward_maximiser
+                out["frac_at_argmax"] = mass
+        if not self.filters:
+            return out
         if self.direct_truncation(family):
             assert self.truncate is not None  # direct_truncation implies it
-            return {"accept_rate": self.truncate.astype(dtype), "shortfall": jnp.zeros((), dtype)}
+            return {**out, "accept_rate": self.truncate.astype(dtype), "shortfall": jnp.zeros((), dtype)}
         stream = as_stream(key).sibling(STREAM_PIPELINE_METRICS)
         m = self.run_n or 1
-        _, passed = self._filtered(family, stream, self.sampling_model(family, params), params, m, params)
-        return {
-            "accept_rate": passed.astype(dtype) / (self.candidates(family) * m),
-            "shortfall": (passed < m).astype(dtype),
-        }
+        model = self.sampling_model(family, params)
+        _, accept, verified = self._candidates_passing(family, stream, model, params, m, params)
+        passed = jnp.sum(accept.astype(jnp.int32))
+        total = self.filter_candidates(family) * m
+        out["accept_rate"] = passed.astype(dtype) / total
+        out["shortfall"] = (passed < m).astype(dtype)
+        if "verifier_rate" in self.metric_names(family):
+            assert verified is not None  # a verifier is present
+            out["verifier_rate"] = jnp.mean(verified.astype(dtype))
+        return out
 
 
 _declare.freeze(Synthesis, ("traced_bounds",))

@@ -11,12 +11,19 @@ capability or value is missing; one that passes never fails inside tracing.
 
 from __future__ import annotations
 
+from typing import cast
+
+import numpy as np
+
+from .._validate import is_traced
 from ..families._protocol import (
     AbstractFamily,
     CountWeights,
     Designed,
     ExactSampler,
+    Rewardable,
     SufficientStats,
+    check_same_model,
     fixed_design,
 )
 from ..regimes import AbstractPlannedRegime, AbstractRegime, Accumulate, Provenance, Replace, Weighted
@@ -27,6 +34,8 @@ _METHODS = {
     "Decodable": "top_k/min_p",
     "Scorable": "score",
     "Correctable": "correct",
+    "Rewardable": "reward",
+    "Tiltable": "tilt",
 }
 
 
@@ -36,17 +45,26 @@ def _name(family: AbstractFamily) -> str:
 
 def check_synthesis(family: AbstractFamily, synthesis: Synthesis, owner: str = "simulate") -> None:
     """The capabilities ``synthesis`` needs of ``family`` (path-independent rules)."""
-    for cap, what in synthesis.required():
+    for cap, what in synthesis.required(family):
         if not isinstance(family, cap):
             raise ValueError(
                 f"{owner}: {what} needs a {cap.__name__} family (the method {_METHODS[cap.__name__]}()), which "
                 f"{_name(family)} is not; see collapse_jax.families._protocol for who has it"
             )
-    if synthesis.filters and fixed_design(family):
+    if (synthesis.filters or synthesis.chooses) and fixed_design(family):
         raise ValueError(
-            f"{owner}: filters draw more candidates than n, which a fixed design cannot; "
+            f"{owner}: filters draw more candidates than n (as do curation's choices), which a fixed design cannot; "
             f"use {_name(family)}(design='fresh')"
         )
+    if synthesis.curate is not None:
+        assert synthesis.reward is not None  # set with curate
+        if not is_traced(synthesis.reward):
+            quad = synthesis.reward_quadratic
+            cast(Rewardable, family).check_reward(
+                np.asarray(synthesis.reward), None if quad is None or is_traced(quad) else float(quad)
+            )
+    if synthesis.verifier_kind == "model":
+        check_same_model(family, synthesis.verifier_model, f"{owner}: verifier")
 
 
 def weighted_mode(regime: Weighted, family: AbstractFamily) -> str:
@@ -138,6 +156,11 @@ def check_graph(family: AbstractFamily, regime: AbstractRegime, synthesis: Synth
     """The rules of interaction graphs (Replace or Accumulate at every node)."""
     fam = _name(family)
     check_synthesis(family, synthesis, owner="simulate_graph")
+    if synthesis.needs_reference:
+        raise ValueError(
+            "simulate_graph: verifier='first' (self-verification against generation 0) is not supported on "
+            "interaction graphs; give the verifier a model of its own (verifier=<family>)"
+        )
     if exact and synthesis.needs_points:
         raise ValueError(
             f"simulate_graph: {type(synthesis).__name__}'s steps (filters, correct, or a step of its own) need the "

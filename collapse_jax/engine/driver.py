@@ -66,7 +66,7 @@ def run(spec: RunSpec) -> Result | None:
     if chunk_size is None:
         # one fit's data: a data-storing regime fits up to (G + 1) n points (Accumulate on a point family)
         fit_bytes = size.points * regime.fit_size(family, n, G) // n
-        draws = family.working_set_factor * synthesis.candidates(family) * regime.working_factor(family, synthesis)
+        draws = family.working_set_factor * synthesis.draws_per_point(family) * regime.working_factor(family, synthesis)
         working = size.carry + draws * sweep_n * fit_bytes
         chunk_size = default_chunk_size(family, chains, memory.max_chunk, working)
     else:

@@ -102,11 +102,24 @@ def _bound(model, chain):
     return bind_chain(family, chain), regime, synthesis
 
 
+def _with_reference(model, ctx: Context, p0=None):
+    """``verifier="first"``: the synthesis holding the chain's generation-0 model
+    (refitted from the chain's original sample when not given: a deterministic
+    function of the chain's key, so every generation sees the same model)."""
+    family, regime, synthesis = model
+    if not synthesis.needs_reference:
+        return model, ctx
+    p0 = regime.generation_zero(family, ctx) if p0 is None else p0
+    synthesis = synthesis.with_reference(p0)
+    return (family, regime, synthesis), dataclasses.replace(ctx, synthesis=synthesis)
+
+
 def init_one(model, ck, chain, cfg: KernelConfig):
     model = _bound(model, chain)
     family, regime, synthesis = model
     ctx = _context(ck, synthesis, cfg)
     p0 = regime.generation_zero(family, ctx)
+    model, ctx = _with_reference(model, ctx, p0)
     state = regime.init(family, ctx, p0)
     met, diag, ev, nf = observe(model, ck, p0, 0, cfg)
     events = {k: jnp.where(ev[k], 0, -1).astype(jnp.int32) for k in cfg.events}
@@ -118,6 +131,7 @@ def step_one(model, ck, chain, carry, g, cfg: KernelConfig):
     family, regime, synthesis = model
     state, prev, events = carry
     ctx = _context(ck, synthesis, cfg)
+    model, ctx = _with_reference(model, ctx)
     state, params = regime.step(family, ctx, state, prev, g)
     met, diag, ev, nf = observe(model, ck, params, g, cfg)
     live = g <= cfg.generations

@@ -18,7 +18,11 @@ capability                what it adds, and what needs it
                           ``top_k`` and ``min_p`` (a discrete model's support cut)
 :class:`Scorable`         ``score`` (and optionally ``score_quantile``): synthesis
                           ``truncate`` and the verifier
+:class:`LabelVerifiable`  ``agrees``: a label verifier for classifiers (synthesis
+                          ``verifier`` on a family that is not Scorable)
 :class:`DirectTruncation` ``sample_truncated``: truncated draws without candidates
+:class:`Rewardable`       ``reward``, ``mean_reward``: synthesis curation (``curate``)
+:class:`Tiltable`         ``tilt``: ``curate="tilt"``, the exponentially tilted model
 :class:`Correctable`      ``correct``: synthesis ``correct`` (self-correction)
 :class:`Located`          ``location``: graphs report ``homogenisation``
 :class:`MixedSampler`     ``sample_mixed``: a graph node draws from all sources at once
@@ -64,6 +68,7 @@ from typing import Any, ClassVar
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .. import _declare
 from .._describe import constructor_args, field_arg
@@ -328,6 +333,55 @@ class Scorable(AbstractFamily):
         return self.score_quantile(self.truth(), q)
 
 
+class LabelVerifiable(AbstractFamily):
+    """A label verifier for a family of labelled points that is not :class:`Scorable`
+    (a classifier): a synthetic label is *good* when it agrees with the verifier's
+    model (Feng et al., ICLR 2025, label verification)."""
+
+    @abc.abstractmethod
+    def agrees(self, params: Params, data: Data, frame: Params | None = None) -> jax.Array:
+        """Per point: whether the label is the one the model ``params`` predicts."""
+
+
+class Rewardable(AbstractFamily):
+    """A reward on points: synthesis curation keeps, of K candidates, one chosen by
+    its reward (Ferbach et al., NeurIPS 2024). The reward's coefficients are traced:
+    ``reward`` (per category, or linear coefficients) and ``quadratic`` (a scalar
+    c >= 0 or ``None``). ``reward_maximiser``: whether the reward has a maximising
+    point, whose mass is the metric ``frac_at_argmax`` (:meth:`argmax_mass`)."""
+
+    reward_maximiser: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def check_reward(self, reward: np.ndarray, quadratic: float | None) -> None:
+        """Raise ``ValueError`` naming the parameter if the reward's shape or values
+        do not fit this family (concrete values, before compiling)."""
+
+    @abc.abstractmethod
+    def reward(
+        self, reward: jax.Array, quadratic: jax.Array | None, data: Data, frame: Params | None = None
+    ) -> jax.Array:
+        """Per-point reward of ``data`` (in ``frame`` coordinates)."""
+
+    @abc.abstractmethod
+    def mean_reward(self, params: Params, reward: jax.Array, quadratic: jax.Array | None) -> jax.Array:
+        """The reward's expectation under the model ``params`` (metric ``mean_reward``)."""
+
+    def argmax_mass(self, params: Params, reward: jax.Array) -> jax.Array | None:
+        """The model's mass on the reward's maximiser (metric ``frac_at_argmax``), or
+        ``None`` where the reward has no maximising point."""
+        return None
+
+
+class Tiltable(Rewardable):
+    """The exponentially tilted model, p(x) exp(beta r(x)) normalised: curation's
+    K -> infinity limit (``curate="tilt"``), a parameter transform."""
+
+    @abc.abstractmethod
+    def tilt(self, params: Params, reward: jax.Array, quadratic: jax.Array | None, scale) -> Params:
+        """``params`` tilted by exp(``scale`` r(x))."""
+
+
 class DirectTruncation(Scorable):
     """Truncated draws without candidates (by inversion)."""
 
@@ -432,6 +486,9 @@ CAPABILITIES = (
     Temperable,
     Decodable,
     Scorable,
+    LabelVerifiable,
+    Rewardable,
+    Tiltable,
     DirectTruncation,
     Correctable,
     Located,
@@ -441,6 +498,21 @@ CAPABILITIES = (
     WarmStart,
     CountWeights,
 )
+
+
+def check_same_model(family: AbstractFamily, other, what: str) -> None:
+    """Raise unless ``other`` is a family of ``family``'s type whose truth has the
+    same structure and shapes (a verifier's or a teacher's model)."""
+    if type(other) is not type(family):
+        raise ValueError(
+            f"{what} must be a {type(family).__name__} like the run's family (its truth is the model used), "
+            f"got {type(other).__name__}"
+        )
+    mine, theirs = jax.eval_shape(family.truth), jax.eval_shape(other.truth)
+    expected = [a.shape for a in jax.tree.leaves(mine)]
+    shapes = [a.shape for a in jax.tree.leaves(theirs)]
+    if str(jax.tree.structure(mine)) != str(jax.tree.structure(theirs)) or shapes != expected:
+        raise ValueError(f"{what}: its model has shapes {shapes}, the run's family {expected} (a different dimension)")
 
 
 def capabilities(family: AbstractFamily) -> tuple[str, ...]:

@@ -38,7 +38,7 @@ from ._counts import (
     _multivariate_hypergeometric,
 )
 from ._options import Sampler
-from ._protocol import Combinable, Decodable, ExactSampler, Scorable, SubsampleStats, Temperable
+from ._protocol import Combinable, Decodable, ExactSampler, Scorable, SubsampleStats, Temperable, Tiltable
 
 SAMPLERS: tuple[Sampler, ...] = get_args(Sampler)
 SUM_TOLERANCE = 1e-6
@@ -94,7 +94,7 @@ def _check_size(where: str, n) -> int:
     return int(n)
 
 
-class Categorical(ExactSampler, SubsampleStats, Combinable, Temperable, Decodable, Scorable):
+class Categorical(ExactSampler, SubsampleStats, Combinable, Temperable, Decodable, Scorable, Tiltable):
     """A categorical distribution over K categories, refitted by (weighted) empirical
     frequencies: n draws from the fitted frequencies each generation.
 
@@ -421,6 +421,38 @@ class Categorical(ExactSampler, SubsampleStats, Combinable, Temperable, Decodabl
         mass = jnp.cumsum(p) / jnp.sum(p)
         j = jnp.minimum(jnp.sum(mass < jnp.asarray(q, p.dtype)), self.num_categories - 1)
         return -jnp.log(p[j])
+
+    # ------------------------------------------------------------------ curation (synthesis curate=)
+    reward_maximiser: ClassVar[bool] = True
+
+    def check_reward(self, reward: np.ndarray, quadratic: float | None) -> None:
+        """One reward per category; no quadratic term."""
+        if reward.shape != (self.num_categories,):
+            raise ValueError(
+                f"Categorical: reward must have one entry per category, shape ({self.num_categories},), "
+                f"got shape {reward.shape}"
+            )
+        if quadratic is not None:
+            raise ValueError("Categorical: reward_quadratic applies to continuous families only; leave it None")
+
+    def reward(self, reward, quadratic, data, frame=None) -> jax.Array:
+        """The drawn categories' rewards r[x]."""
+        return jnp.take(reward, jnp.clip(data, 0, self.num_categories - 1))
+
+    def mean_reward(self, params: Float[Array, " k"], reward, quadratic) -> jax.Array:
+        """sum_k p_k r_k."""
+        return jnp.sum(params * reward.astype(params.dtype))
+
+    def argmax_mass(self, params: Float[Array, " k"], reward) -> jax.Array:
+        """p at the reward's maximiser (the first one when several tie)."""
+        return params[jnp.argmax(reward)]
+
+    def tilt(self, params: Float[Array, " k"], reward, quadratic, scale) -> Float[Array, " k"]:
+        """p_k exp(beta r_k) renormalised (a category with probability 0 stays at 0)."""
+        pos = params > 0
+        logw = jnp.where(pos, jnp.log(jnp.where(pos, params, 1)) + scale * reward.astype(params.dtype), -jnp.inf)
+        w = jnp.exp(logw - jnp.max(logw))
+        return w / jnp.sum(w)
 
     # ------------------------------------------------------------------ metrics
     def metrics(self, key, params: Float[Array, " k"]) -> dict[str, jax.Array]:

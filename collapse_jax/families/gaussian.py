@@ -58,6 +58,7 @@ from ._protocol import (
     Located,
     MixedSampler,
     Temperable,
+    Tiltable,
 )
 
 ESTIMATORS: tuple[Estimator, ...] = get_args(Estimator)
@@ -66,7 +67,7 @@ TAIL_LEVEL = 0.99
 TAIL_LINES = 32  # random lines through the origin for the d-D tail mass
 
 
-class Gaussian(ExactSampler, Combinable, Temperable, DirectTruncation, Correctable, Located, MixedSampler):
+class Gaussian(ExactSampler, Combinable, Temperable, DirectTruncation, Correctable, Located, MixedSampler, Tiltable):
     """A Gaussian N(mean, cov) in ``dim`` dimensions, refitted by MLE or the unbiased
     estimator.
 
@@ -396,6 +397,55 @@ class Gaussian(ExactSampler, Combinable, Temperable, DirectTruncation, Correctab
 
         lo, hi = jax.lax.fori_loop(0, 64, body, (jnp.zeros((), dtype), hi0))
         return 0.5 * (lo + hi)
+
+    # ------------------------------------------------------------------ curation (synthesis curate=)
+    def check_reward(self, reward: np.ndarray, quadratic: float | None) -> None:
+        """Linear coefficients b of shape (dim,); the quadratic c >= 0 is a scalar."""
+        if reward.shape != (self.dim,):
+            raise ValueError(
+                f"Gaussian: reward must be the linear coefficients b of r(x) = b^T x - (c/2)||x||^2, shape "
+                f"({self.dim},), got shape {reward.shape}"
+            )
+
+    def reward(self, reward, quadratic, data, frame: GaussianParams | None = None) -> jax.Array:
+        """r(x) = b^T x - (c/2) ||x||^2 of each point (absolute coordinates)."""
+        x = data
+        if frame is not None:
+            offset, m = self._affine(frame, None)
+            x = offset[None, :] + x @ m.T
+        r = x @ reward.astype(x.dtype)
+        if quadratic is not None:
+            r = r - 0.5 * quadratic.astype(x.dtype) * jnp.sum(x * x, axis=1)
+        return r
+
+    def mean_reward(self, params: GaussianParams, reward, quadratic) -> jax.Array:
+        """E r(x) = b^T mu - (c/2)(||mu||^2 + tr Sigma)."""
+        mean, m = self._affine(params, None)
+        out = jnp.dot(mean, reward.astype(mean.dtype))
+        if quadratic is not None:
+            out = out - 0.5 * quadratic.astype(mean.dtype) * (jnp.sum(mean * mean) + jnp.sum(m * m))
+        return out
+
+    def tilt(self, params: GaussianParams, reward, quadratic, scale) -> GaussianParams:
+        """N(mu, Sigma) tilted by exp(beta r(x)): Sigma' = (Sigma^-1 + beta c I)^-1,
+        mu' = Sigma' (Sigma^-1 mu + beta b); with c = 0 only the mean moves, by beta Sigma b."""
+        mean, m = self._affine(params, None)
+        dtype = mean.dtype
+        beta = jnp.asarray(scale, dtype)
+        sb = m @ (m.T @ reward.astype(dtype))  # Sigma b
+        if quadratic is None:
+            return GaussianParams(mean + beta * sb, params.log_scale, params.log_shape, params.unit)
+        bc = beta * quadratic.astype(dtype)
+        if self.dim == 1:
+            s2 = m[0, 0] * m[0, 0]
+            shrink = 1.0 / (1.0 + bc * s2)
+            mean_t = (mean + beta * sb) * shrink
+            return GaussianParams(mean_t, params.log_scale + 0.5 * jnp.log(shrink), params.log_shape, params.unit)
+        cov = m @ m.T
+        a = jnp.eye(self.dim, dtype=dtype) + bc * cov  # Sigma' = A^-1 Sigma, mu' = A^-1 (mu + beta Sigma b)
+        cov_t = jnp.linalg.solve(a, cov)
+        mean_t = jnp.linalg.solve(a, mean + beta * sb)
+        return self._compose_root(mean_t, jnp.linalg.cholesky(0.5 * (cov_t + cov_t.T)), None)
 
     def correct(self, params: GaussianParams, truth: GaussianParams, data, gamma, frame=None):
         """Self-correction: x + gamma (T(x) - x), T(x) = mu* + L* L^-1 (x - mu) the

@@ -26,12 +26,15 @@ from jaxtyping import Array, Float
 from .._rng import as_stream
 from .._validate import as_float_array, check_int, check_number, check_positive
 from ._options import GLMKind, Optimizer
-from ._protocol import Located
+from ._protocol import LabelVerifiable, Located
 from .ridge import RegressionData
 
 OPTIMIZERS: tuple[Optimizer, ...] = get_args(Optimizer)
 GLM_KINDS: tuple[GLMKind, ...] = get_args(GLMKind)
 HELDOUT = 1000  # fresh real points behind the held-out loss
+# probabilists' Gauss-Hermite rule: E f(Z), Z ~ N(0, 1), for the logistic class share
+_GH_NODES, _GH_WEIGHTS = np.polynomial.hermite_e.hermegauss(48)
+_GH_WEIGHTS = _GH_WEIGHTS / math.sqrt(2 * math.pi)
 
 
 class Coefficients(eqx.Module):
@@ -151,7 +154,7 @@ class _MEstimator(Located):
         return MParams(p.w, gnorm, value)
 
 
-class GLM(_MEstimator):
+class GLM(_MEstimator, LabelVerifiable):
     """Logistic or Poisson regression refitted on its own labels.
 
     Args:
@@ -171,15 +174,27 @@ class GLM(_MEstimator):
             converge.
         optimizer: ``"lbfgs"`` (default), ``"gd"`` or ``"adam"`` (those two need
             ``learning_rate``); ``steps`` iterations (static, >= 1).
+        intercept: whether the first feature is the constant 1 (static), so that
+            ``w_star[0]`` is an intercept and the classes can be unbalanced; the
+            other features are N(0, 1).
 
     Metrics: ``param_sq_error`` ||w - w*||^2, ``coef_norm`` ||w||, and the held-out
     loss on 1000 fresh real points: ``heldout_logloss`` (mean negative
     log-likelihood, nats) for logistic, ``heldout_deviance`` (mean Poisson deviance)
-    for Poisson.
+    for Poisson. Optional (logistic): ``class_share``, the model's share of label 1
+    over the input law, E sigmoid(x^T w) (48-point Gauss-Hermite, exact to float
+    precision), and ``share_drift``, its difference from the truth's share: the bias
+    amplification of a recursive classifier.
+
+    Label verification (synthesis ``verifier``): a synthetic label is good when it is
+    the verifier model's most likely label (logistic: 1 when x^T w > 0; Poisson: the
+    mode floor(exp(x^T w))).
     """
 
     kind: GLMKind = eqx.field(static=True)
+    intercept: bool = eqx.field(static=True)
     penalty: Float[Array, ""]
+    optional_metrics: ClassVar[tuple[str, ...]] = ("class_share", "share_drift")
 
     traced_bounds: ClassVar[dict[str, tuple[float, float]]] = {"penalty": (0.0, math.inf)}
 
@@ -193,6 +208,7 @@ class GLM(_MEstimator):
         optimizer: Optimizer = "lbfgs",
         steps: int = 30,
         learning_rate=None,
+        intercept: bool = False,
     ):
         if kind not in GLM_KINDS:
             raise ValueError(f"GLM: kind must be one of {GLM_KINDS}, got {kind!r}")
@@ -202,11 +218,18 @@ class GLM(_MEstimator):
         if not (lam >= 0 and math.isfinite(lam)):
             raise ValueError(f"GLM: penalty must be a finite number >= 0, got {penalty!r}")
         self.penalty = jnp.asarray(lam, jnp.float32)
+        if not isinstance(intercept, bool):
+            raise TypeError(f"GLM: intercept must be True or False, got {intercept!r}")
+        if intercept and self.dim < 1:
+            raise ValueError("GLM: intercept=True needs dim >= 1 (the first feature is the constant)")
+        self.intercept = intercept
 
     def sample(self, key, params: MParams, n: int, frame=None) -> RegressionData:
         s = as_stream(key)
         dtype = params.w.dtype
         X = s.child(0).normal((n, self.dim), dtype)
+        if self.intercept:
+            X = X.at[:, 0].set(1.0)
         eta = X @ params.w
         u = s.child(1).uniform((n,), dtype)
         if self.kind == "logistic":
@@ -224,6 +247,22 @@ class GLM(_MEstimator):
     def _penalty(self, w, dtype):
         return 0.5 * self.penalty.astype(dtype) * jnp.sum(w * w)
 
+    def agrees(self, params: MParams, data: RegressionData, frame=None) -> jax.Array:
+        """Whether each label is the model's most likely one (label verification)."""
+        eta = data.X @ params.w.astype(data.X.dtype)
+        if self.kind == "logistic":
+            return data.y == (eta > 0).astype(data.y.dtype)
+        return data.y == jnp.floor(jnp.exp(eta))
+
+    def class_share(self, w: jax.Array) -> jax.Array:
+        """E sigmoid(x^T w) over the input law: x^T w ~ N(w_0, ||w_1:||^2) with an
+        intercept, N(0, ||w||^2) without (then exactly 1/2)."""
+        loc = w[0] if self.intercept else jnp.zeros((), w.dtype)
+        rest = w[1:] if self.intercept else w
+        scale = jnp.sqrt(jnp.sum(rest * rest))
+        nodes, weights = jnp.asarray(_GH_NODES, w.dtype), jnp.asarray(_GH_WEIGHTS, w.dtype)
+        return jnp.sum(weights * jax.nn.sigmoid(loc + scale * nodes))
+
     def metrics(self, key, params: MParams) -> dict[str, jax.Array]:
         dtype = params.w.dtype
         err = params.w - self.w_star.astype(dtype)
@@ -232,6 +271,9 @@ class GLM(_MEstimator):
         out = {"param_sq_error": jnp.sum(err * err), "coef_norm": jnp.sqrt(jnp.sum(params.w * params.w))}
         if self.kind == "logistic":
             out["heldout_logloss"] = jnp.mean(jax.nn.softplus(eta) - test.y * eta)
+            share = self.class_share(params.w)
+            out["class_share"] = share
+            out["share_drift"] = share - self.class_share(self.w_star.astype(dtype))
         else:
             mu = jnp.exp(eta)
             y = test.y

@@ -21,10 +21,12 @@ from ._protocol import generation_zero as generation_zero
 from ._protocol import init_state as init_state
 from ._protocol import original_sample as original_sample
 from ._protocol import truth_dtype as truth_dtype
+from .edit import Edit as Edit
 from .memory import Accumulate as Accumulate
 from .memory import AccumulateMix as AccumulateMix
 from .memory import AccumulateSubsample as AccumulateSubsample
 from .mixing import FreshMix as FreshMix
+from .mixing import MixTeacher as MixTeacher
 from .mixing import Provenance as Provenance
 from .mixing import Replace as Replace
 from .mixing import RetainOriginal as RetainOriginal

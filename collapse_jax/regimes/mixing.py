@@ -5,6 +5,7 @@ RetainOriginal, Weighted, Schedule, and Provenance (a detector simulated in its 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import ClassVar, Literal
 
 import equinox as eqx
@@ -15,6 +16,7 @@ import numpy as np
 from .._rng import STREAM_DECIDE, STREAM_REAL, STREAM_SYNTH, STREAM_SYNTH_EXTRA
 from .._validate import check_positive, is_traced
 from ..families._base import tree_take, tree_where
+from ..families._protocol import AbstractFamily, check_same_model
 from ..synthesis import candidates_needed, first_passing
 from ._protocol import (
     AbstractPlannedRegime,
@@ -267,3 +269,55 @@ class Provenance(AbstractRegime):
         pool = tree_where(is_real, real, synth)
         data = tree_take(pool, first_passing(labelled_real, n))
         return state, fit_points(family, ctx.stream(g, STREAM_SYNTH_EXTRA), data, None, prev, prev)
+
+
+def as_family(owner: str, name: str, value) -> AbstractFamily:
+    """A family given as itself or as its ``describe()`` dict (a config's table)."""
+    if isinstance(value, Mapping):
+        from ..config import build
+
+        value = build("family", value)
+    if not isinstance(value, AbstractFamily):
+        raise TypeError(f"{owner}: {name} must be a family (e.g. cj.Ridge(dim=1, w_star=[2.0])), got {value!r}")
+    return value
+
+
+class MixTeacher(AbstractPlannedRegime):
+    """Every generation trains on n points: r = floor((1 - teacher_fraction) n + 1/2)
+    fresh real points and n - r points from a fixed ``teacher`` model (its truth),
+    pooled; the chain's own fits are never reused (Dohmatob, Feng, Subramonian and
+    Kempe, "Strong Model Collapse", ICLR 2025: a share of the data labelled by a
+    fixed synthetic teacher). Generations are then independent replicates of one
+    one-shot fit, and the study is over n: with OLS the error tends to
+    teacher_fraction^2 ||w_T - w*||^2, not 0 (``cj.theory.selection.strong_collapse_error``,
+    THEORY.md section 17). The teacher's points go through the run's synthesis.
+
+    Args:
+        teacher_fraction: the teacher's share p in [0, 1] (traced).
+        teacher: a family of the run's type and shape whose truth is the teacher
+            (``cj.Ridge(dim=1, w_star=[1.5])``), or its ``describe()`` dict.
+    """
+
+    teacher_fraction: jax.Array
+    teacher: AbstractFamily
+    traced_bounds: ClassVar[dict[str, tuple[float, float]]] = {"teacher_fraction": (0.0, 1.0)}
+
+    def __init__(self, teacher_fraction=0.5, teacher=None):
+        self.teacher_fraction = unit_fraction("MixTeacher", "teacher_fraction", teacher_fraction)
+        if teacher is None:
+            raise ValueError("MixTeacher: teacher is required (a family whose truth is the teacher model)")
+        self.teacher = as_family("MixTeacher", "teacher", teacher)
+
+    def validate(self, family, n, generations, exact):
+        check_same_model(family, self.teacher, "MixTeacher: teacher")
+
+    def plan(self, family, g, n):
+        real = slots(1.0 - jnp.asarray(self.teacher_fraction, truth_dtype(family)), n, truth_dtype(family))
+        return TrainingSet(real=real)
+
+    def step(self, family, ctx, state, prev, g):
+        teacher = jax.tree.map(lambda t, f: jnp.asarray(t, f.dtype), self.teacher.truth(), family.truth())
+        return assemble(family, ctx, self.plan(family, g, ctx.n), state, teacher, g)
+
+    def config_arg(self, name):
+        return self.teacher.describe() if name == "teacher" else super().config_arg(name)
