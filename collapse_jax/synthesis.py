@@ -1,5 +1,6 @@
 """Pressures on synthetic data and defences against collapse: sampling bias
-(temperature, tail truncation), filtering by a verifier, and self-correction.
+(temperature, decoding, tail truncation), reward curation, filtering by a verifier,
+and self-correction.
 
 A :class:`Synthesis` changes only how a fitted model generates its synthetic data;
 real data, fitting and metrics are the family's. It is passed beside the family,
@@ -25,17 +26,28 @@ A synthetic draw of m points from the previous fit ``prev`` goes through, in ord
    Outputs", arXiv 2407.01082), the categories with probability >= min_p times the
    largest, renormalised; both are parameter transforms, exact and compatible with
    ``sampler="exact"``, applied after the temperature in that order.
-2. **truncation** q: points outside the sampling model's central mass q are dropped
+   Reward curation's K = infinity rule, ``curate="tilt"`` (the model tilted by
+   exp(beta r(x))), is a parameter transform too and comes last.
+2. **curation** (Ferbach et al., "Self-Consuming Generative Models with Curated Data
+   Provably Optimize Human Preferences", NeurIPS 2024): with ``curate="luce"`` or
+   ``"top1"`` every point is chosen among K i.i.d. candidates by its reward (a
+   Luce choice, probability proportional to exp(beta r), or the best); the first
+   candidate of every slot is the uncurated draw, so K = 1 reproduces it.
+   ``"threshold"`` keeps points with r >= t, as a filter (below).
+3. **truncation** q: points outside the sampling model's central mass q are dropped
    (score ``family.score(model, x)`` above its q-quantile; the Gaussian's Mahalanobis
    radius, exact chi-square quantile; the Categorical's nucleus, "top-p"; GMM and KDE:
    the negative log-density, its quantile estimated from an independent batch of
    draws).
-3. **verification** (Feng et al., "Beyond Model Collapse: Scaling Up with Synthesized
+4. **verification** (Feng et al., "Beyond Model Collapse: Scaling Up with Synthesized
    Data Requires Verification", ICLR 2025): a point is *good* when it lies in the
    truth's central mass ``support`` (the same score, under the chain's truth); the
    verifier accepts a good point with probability 1 - ``false_reject`` and a bad one
-   with probability ``false_accept``.
-4. **self-correction** gamma (Gillman et al., "Self-Correcting Self-Consuming Loops
+   with probability ``false_accept``. The verifier's knowledge may instead be the
+   chain's frozen generation-0 model (``verifier="first"``, self-verification) or a
+   model of its own (``verifier=<family>``); a classifier's labels are checked
+   against the verifier's prediction (:class:`LabelVerifiable`).
+5. **self-correction** gamma (Gillman et al., "Self-Correcting Self-Consuming Loops
    for Generative Model Training", ICML 2024): every kept point moves a fraction gamma
    of the way along the transport map from the sampling model to the truth,
    x' = x + gamma (T(x) - x) (Gaussian: T(x) = mu* + L* L^-1 (x - mu), the monotone
@@ -43,7 +55,7 @@ A synthetic draw of m points from the previous fit ``prev`` goes through, in ord
    exact draws from the truth.
 
 The 1-D Gaussian draws truncated points directly, by inversion of the CDF (exact, no
-candidates; its ``accept_rate`` is q). Other filters (2, 3) draw ``oversample`` x m
+candidates; its ``accept_rate`` is q). Other filters (a reward threshold, 3, 4) draw ``oversample`` x m
 candidates, the first m of them with the unfiltered draw's stream, and keep the first
 m that pass, in draw order: a filter that passes everything reproduces the unfiltered run bit for bit. Slots left empty
 when fewer than m pass take the first rejected candidates (the filter fails open);

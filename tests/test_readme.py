@@ -26,6 +26,7 @@ SLOW = {
     "pressures-and-defences": "six programs, one per pressure or defence: 10-18 s",
     "gaussian-mixtures": "EM vmapped over chains: 7-8.5 s",
     "tails-and-scaling-laws": "seven programs, one per paper's setup: about 20 s",
+    "selection-curation-verification-editing-teachers": "four programs, one per paper's setup: about 17 s",
 }
 
 

@@ -12,13 +12,16 @@ from ._protocol import Decodable as Decodable
 from ._protocol import Designed as Designed
 from ._protocol import DirectTruncation as DirectTruncation
 from ._protocol import ExactSampler as ExactSampler
+from ._protocol import LabelVerifiable as LabelVerifiable
 from ._protocol import Located as Located
 from ._protocol import MixedSampler as MixedSampler
 from ._protocol import PerChain as PerChain
+from ._protocol import Rewardable as Rewardable
 from ._protocol import Scorable as Scorable
 from ._protocol import SubsampleStats as SubsampleStats
 from ._protocol import SufficientStats as SufficientStats
 from ._protocol import Temperable as Temperable
+from ._protocol import Tiltable as Tiltable
 from ._protocol import WarmStart as WarmStart
 from ._protocol import capabilities as capabilities
 from .bayes_gaussian import BayesGaussian as BayesGaussian
