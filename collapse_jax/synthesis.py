@@ -93,6 +93,7 @@ from ._validate import is_traced, traced_scalar
 from .families._base import tree_concat, tree_take
 from .families._protocol import (
     AbstractFamily,
+    ChoiceLaw,
     Correctable,
     Decodable,
     DirectTruncation,
@@ -406,6 +407,12 @@ class Synthesis(eqx.Module):
         """Whether a step needs the synthetic points (filters, choices, corrections)."""
         return self.filters or self.chooses or self.correct is not None
 
+    def needs_points_for(self, family: AbstractFamily) -> bool:
+        """Whether a step needs the synthetic points on ``family`` (a :class:`ChoiceLaw`
+        family gives curated points' law, so its choices keep the exact path)."""
+        chooses = self.chooses and not isinstance(family, ChoiceLaw)
+        return self.filters or chooses or self.correct is not None
+
     @property
     def needs_reference(self) -> bool:
         """Whether the verifier needs the chain's generation-0 model (``verifier="first"``)."""
@@ -562,8 +569,15 @@ class Synthesis(eqx.Module):
         return model
 
     def draw_stats(self, family: AbstractFamily, key, params, m, frame=None):
-        """The exact path's :meth:`draw`: statistics of ``m`` synthetic points."""
-        return cast(ExactSampler, family).sample_stats(key, self.sampling_model(family, params), m, frame)
+        """The exact path's :meth:`draw`: statistics of ``m`` synthetic points (curated
+        ones from the :class:`ChoiceLaw`'s law of a kept point)."""
+        model = self.sampling_model(family, params)
+        if self.chooses:
+            assert self.curate is not None and self.candidates is not None and self.reward is not None
+            model = cast(ChoiceLaw, family).choice_law(
+                model, self.reward, self.curate, self.candidates, self.reward_scale
+            )
+        return cast(ExactSampler, family).sample_stats(key, model, m, frame)
 
     def draw(self, family: AbstractFamily, key, params, n: int, frame=None):
         """``n`` synthetic points from the fit ``params``, in ``frame`` coordinates."""

@@ -108,10 +108,11 @@ def check(
                 "(Replace, Accumulate, FreshMix, Weighted with combine='estimates'; AccumulateSubsample for "
                 "SubsampleStats families, such as Categorical)"
             )
-        if synthesis.needs_points:
+        if synthesis.needs_points_for(family):
             raise ValueError(
                 f"synthesis: {type(synthesis).__name__}'s steps (filters: truncate, verifier; correct; or a step of "
-                "its own) need the synthetic points; sampler='exact' supports temperature, top_k and min_p alone"
+                "its own) need the synthetic points; sampler='exact' supports temperature, top_k, min_p and "
+                "curation by a tilt (or by a choice, on a ChoiceLaw family such as Categorical) alone"
             )
         model_only = isinstance(regime, AbstractPlannedRegime) and regime.plan(family, 1, n).model_only(n)
         if fixed_design(family) and not model_only:
@@ -161,7 +162,7 @@ def check_graph(family: AbstractFamily, regime: AbstractRegime, synthesis: Synth
             "simulate_graph: verifier='first' (self-verification against generation 0) is not supported on "
             "interaction graphs; give the verifier a model of its own (verifier=<family>)"
         )
-    if exact and synthesis.needs_points:
+    if exact and synthesis.needs_points_for(family):
         raise ValueError(
             f"simulate_graph: {type(synthesis).__name__}'s steps (filters, correct, or a step of its own) need the "
             "synthetic points; sampler='exact' supports temperature, top_k and min_p alone"

@@ -5,6 +5,7 @@ from ._base import tree_take as tree_take
 from ._base import tree_update as tree_update
 from ._base import tree_where as tree_where
 from ._protocol import AbstractFamily as AbstractFamily
+from ._protocol import ChoiceLaw as ChoiceLaw
 from ._protocol import Combinable as Combinable
 from ._protocol import Correctable as Correctable
 from ._protocol import CountWeights as CountWeights

@@ -23,6 +23,8 @@ capability                what it adds, and what needs it
 :class:`DirectTruncation` ``sample_truncated``: truncated draws without candidates
 :class:`Rewardable`       ``reward``, ``mean_reward``: synthesis curation (``curate``)
 :class:`Tiltable`         ``tilt``: ``curate="tilt"``, the exponentially tilted model
+:class:`ChoiceLaw`        ``choice_law``: the exact law of a curated point, so curation
+                          keeps ``sampler="exact"``
 :class:`Correctable`      ``correct``: synthesis ``correct`` (self-correction)
 :class:`Located`          ``location``: graphs report ``homogenisation``
 :class:`MixedSampler`     ``sample_mixed``: a graph node draws from all sources at once
@@ -382,6 +384,16 @@ class Tiltable(Rewardable):
         """``params`` tilted by exp(``scale`` r(x))."""
 
 
+class ChoiceLaw(Rewardable):
+    """The exact law of one curated point (``curate="luce"`` or ``"top1"`` among K
+    candidates) as a model: the exact path (``sampler="exact"``) draws curated
+    statistics from it instead of K candidates per point."""
+
+    @abc.abstractmethod
+    def choice_law(self, params: Params, reward: jax.Array, rule: str, candidates: int, scale) -> Params:
+        """The law of the point that ``rule`` keeps of ``candidates`` i.i.d. draws from ``params``."""
+
+
 class DirectTruncation(Scorable):
     """Truncated draws without candidates (by inversion)."""
 
@@ -489,6 +501,7 @@ CAPABILITIES = (
     LabelVerifiable,
     Rewardable,
     Tiltable,
+    ChoiceLaw,
     DirectTruncation,
     Correctable,
     Located,

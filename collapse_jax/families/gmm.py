@@ -28,7 +28,7 @@ from .._rng import Stream, as_stream
 from .._validate import as_float_array, check_covariance, check_int, check_number
 from . import _linalg as _la
 from ._options import Covariance, Init
-from ._protocol import Scorable, Temperable, WarmStart
+from ._protocol import Scorable, Temperable, Tiltable, WarmStart
 
 COVARIANCES: tuple[Covariance, ...] = get_args(Covariance)
 INITS: tuple[Init, ...] = get_args(Init)
@@ -114,7 +114,7 @@ def l2_distance_sq(a: GMMParams, b: GMMParams) -> jax.Array:
     return _cross(a, a) - 2.0 * _cross(a, b) + _cross(b, b)
 
 
-class GMM(Temperable, Scorable, WarmStart):
+class GMM(Temperable, Scorable, WarmStart, Tiltable):
     """A K-component Gaussian mixture in d dimensions, refitted by EM.
 
     Args:
@@ -263,6 +263,59 @@ class GMM(Temperable, Scorable, WarmStart):
     def score(self, params: GMMParams, data, frame=None) -> jax.Array:
         """-log p(x) under the mixture (its quantiles are estimated by Monte Carlo)."""
         return -mixture_logpdf(data, params)
+
+    # ------------------------------------------------------------------ curation (synthesis curate=)
+    def check_reward(self, reward: np.ndarray, quadratic: float | None) -> None:
+        """Linear coefficients b of shape (dim,); the quadratic c >= 0 is a scalar."""
+        if reward.shape != (self.dim,):
+            raise ValueError(
+                f"GMM: reward must be the linear coefficients b of r(x) = b^T x - (c/2)||x||^2, shape "
+                f"({self.dim},), got shape {reward.shape}"
+            )
+
+    def reward(self, reward, quadratic, data, frame=None) -> jax.Array:
+        """r(x) = b^T x - (c/2) ||x||^2 of each point."""
+        r = data @ reward.astype(data.dtype)
+        if quadratic is not None:
+            r = r - 0.5 * quadratic.astype(data.dtype) * jnp.sum(data * data, axis=1)
+        return r
+
+    def mean_reward(self, params: GMMParams, reward, quadratic) -> jax.Array:
+        """sum_k pi_k (b^T mu_k - (c/2)(||mu_k||^2 + tr Sigma_k))."""
+        b = reward.astype(params.means.dtype)
+        per = params.means @ b
+        if quadratic is not None:
+            second = jnp.sum(params.means**2, axis=1) + jnp.trace(params.covs, axis1=1, axis2=2)
+            per = per - 0.5 * quadratic.astype(per.dtype) * second
+        return jnp.sum(jnp.where(params.weights > 0, params.weights * per, 0.0))
+
+    def tilt(self, params: GMMParams, reward, quadratic, scale) -> GMMParams:
+        """The mixture tilted by exp(beta r(x)): every component tilted as a Gaussian
+        (A_k = I + beta c Sigma_k, Sigma_k' = A_k^-1 Sigma_k, mu_k' = mu_k + A_k^-1
+        Sigma_k v_k with v_k = beta (b - c mu_k)), its weight multiplied by its
+        normaliser Z_k = E_k exp(beta r(x)), log Z_k = beta (b^T mu_k - (c/2)||mu_k||^2)
+        - (1/2) log det A_k + (1/2) v_k^T A_k^-1 Sigma_k v_k, renormalised (dead
+        components stay dead). No inverse of a (possibly collapsed) Sigma_k is formed."""
+        dtype = params.means.dtype
+        beta = jnp.asarray(scale, dtype)
+        b = reward.astype(dtype)
+        c = jnp.zeros((), dtype) if quadratic is None else quadratic.astype(dtype)
+        eye = jnp.eye(self.dim, dtype=dtype)
+
+        def one(mu, cov):
+            a = eye + beta * c * cov
+            v = beta * (b - c * mu)
+            shift = jnp.linalg.solve(a, cov @ v)  # A^-1 Sigma v
+            cov_t = jnp.linalg.solve(a, cov)
+            _, logdet = jnp.linalg.slogdet(a)
+            log_z = beta * (mu @ b - 0.5 * c * (mu @ mu)) - 0.5 * logdet + 0.5 * (v @ shift)
+            return mu + shift, 0.5 * (cov_t + cov_t.T), log_z
+
+        means, covs, log_z = jax.vmap(one)(params.means, params.covs)
+        live = params.weights > 0
+        logw = jnp.where(live, jnp.log(jnp.where(live, params.weights, 1.0)) + log_z, -jnp.inf)
+        weights = jnp.exp(logw - jnp.max(logw))
+        return GMMParams(weights / jnp.sum(weights), means, covs, params.iters, params.converged)
 
     # ------------------------------------------------------------------ fitting
     def fit(self, key, data, weights, frame: GMMParams | None = None) -> GMMParams:
