@@ -181,6 +181,9 @@ class Synthesis(eqx.Module):
             ``accept_rate`` and ``shortfall``); ``"tilt"`` is K = infinity, the
             model tilted by exp(``reward_scale`` r(x)), a parameter transform that
             keeps ``sampler="exact"`` (:class:`~collapse_jax.families._protocol.Tiltable`).
+            ``"luce"`` and ``"top1"`` keep it too on a
+            :class:`~collapse_jax.families._protocol.ChoiceLaw` family (Categorical),
+            which gives the exact law of a kept point.
         candidates: K >= 1 candidates per kept point (static; default 4; not with
             ``"tilt"``). K = 1 reproduces the uncurated run bit for bit.
         reward: the reward's coefficients (traced): one per category for a
@@ -627,10 +630,8 @@ class Synthesis(eqx.Module):
         data = tree_concat(data, extra)  # candidate i of slot j is point i m + j
         r = cast(Rewardable, family).reward(self.reward, self.reward_quadratic, data, frame)
         r = jnp.reshape(r, (k, m))
-        if self.curate == "luce":  # Gumbel-max: P(pick i) = exp(beta r_i) / sum_j exp(beta r_j)
-            u = stream.child(CURATE_CHOICE_CHILD).uniform((k, m), r.dtype)
-            logits = self.reward_scale.astype(r.dtype) * r - jnp.log(-jnp.log(u))
-            pick = jnp.argmax(logits, axis=0)
+        if self.curate == "luce":
+            pick = _luce_choice(stream.child(CURATE_CHOICE_CHILD), self.reward_scale.astype(r.dtype) * r)
         else:
             pick = jnp.argmax(r, axis=0)  # the first of the highest rewards
         return tree_take(data, pick * m + jnp.arange(m))
@@ -730,6 +731,25 @@ def _threshold(q, exact: jax.Array | None, reference_scores) -> jax.Array:
     independent draws). q = 1 gives +inf (nothing is dropped)."""
     thr = jnp.quantile(reference_scores(), q) if exact is None else exact
     return jnp.where(q >= 1, jnp.inf, thr)
+
+
+def _luce_choice(stream, logits: jax.Array) -> jax.Array:
+    """Per column of the (K, m) ``logits``, a row i drawn with probability
+    exp(logits_i) / sum_j exp(logits_j): a weighted reservoir of size one (candidate i
+    replaces the current pick with probability w_i / (w_1 + ... + w_i)), which needs
+    K - 1 uniforms and K exponentials per column where the Gumbel-max trick needs K
+    uniforms and 2K logarithms."""
+    k, m = logits.shape
+    w = jnp.exp(logits - jnp.max(logits, axis=0, keepdims=True))  # in (0, 1], the largest is 1
+    u = stream.uniform((k - 1, m), logits.dtype)
+
+    def step(i, carry):
+        total, pick = carry
+        total = total + w[i]
+        return total, jnp.where(u[i - 1] * total < w[i], i, pick)
+
+    _, pick = jax.lax.fori_loop(1, k, step, (w[0], jnp.zeros((m,), jnp.int32)))
+    return pick
 
 
 def first_passing(passed: jax.Array, m: int) -> jax.Array:

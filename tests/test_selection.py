@@ -90,6 +90,67 @@ def test_curation_raises_the_reward_and_tilt_sweeps_are_one_program():
     assert last[0] < last[1] < last[2]
 
 
+@pytest.mark.parametrize("rule", ["luce", "top1"])
+@pytest.mark.parametrize("k", [2, 5])
+def test_the_choice_law_is_the_exact_law_of_a_curated_category(rule, k):
+    """Categorical's choice_law (Horner sum for top1, a trapezoid integral for luce)
+    against the theory's exact enumeration, ties and far rewards included."""
+    cat = cj.Categorical([0.45, 0.25, 0.2, 0.1, 0.0])
+    p = cat.truth()
+    for reward, beta in [
+        ([0.0, 1.0, 0.5, 2.0, 9.0], 1.5),
+        ([0.0, 1.0, 1.0, -1.0, 0.0], 0.7),
+        ([3.0, -40.0, 0.0, 1.0, 0.0], 1.0),
+    ]:
+        q = np.asarray(cat.choice_law(p, np.asarray(reward, np.float32), rule, k, beta))
+        live = [0, 1, 2, 3]  # the dead category keeps probability 0 whatever its reward
+        expected = S.selection_probs(np.asarray(p)[live], np.asarray(reward)[live], k, rule=rule, scale=beta)
+        np.testing.assert_allclose(q[live], expected, atol=2e-7, err_msg=f"{rule} K={k} r={reward}")
+        assert q[4] == 0.0
+
+
+def test_exact_path_curation_follows_the_markov_chain_at_large_n_in_no_time():
+    """sampler='exact' draws Multinomial(n, q): the chain's law at n = 12 (theory) and
+    the same fixation statistics as the sample path at a size where candidates cost."""
+    n, gens = 12, 5
+    syn = cj.Synthesis(curate="luce", candidates=3, reward=REWARD, reward_scale=1.5)
+    res = run(cj.Categorical(P0, sampler="exact"), n=n, generations=gens, chains=8000, synthesis=syn)
+    chain = S.curation_chain(P0, REWARD, n, gens, candidates=3, rule="luce", scale=1.5)
+    mean, se = summary_at(res, "frac_at_argmax", list(range(gens + 1)))
+    assert_mc_close(mean, se, chain["frac_at_argmax"], label="exact path, luce")
+    top = cj.Synthesis(curate="top1", candidates=2, reward=REWARD)
+    res = run(cj.Categorical(P0, sampler="exact"), cj.FreshMix(0.25), n=n, generations=gens, synthesis=top)
+    chain = S.curation_chain(P0, REWARD, n, gens, candidates=2, rule="top1", real_fraction=0.25)
+    mean, se = summary_at(res, "mean_reward", list(range(gens + 1)))
+    assert_mc_close(mean, se, chain["mean_reward"], label="exact path, top1, FreshMix")
+
+
+def test_curation_composes_with_interaction_graphs():
+    syn = cj.Synthesis(curate="tilt", reward=[1.0])
+    kw = dict(n=20, generations=3, chains=256, seed=SEED, progress=False)
+    plain = cj.simulate_graph(cj.Gaussian(), cj.InteractionGraph.ring(3), **kw)
+    tilted = cj.simulate_graph(cj.Gaussian(), cj.InteractionGraph.ring(3), synthesis=syn, **kw)
+    assert "mean_reward" in tilted.metrics and "mean_reward" not in plain.metrics
+    reward = np.asarray(tilted.metrics["mean_reward"])
+    assert np.all(np.diff(reward.mean(axis=tuple(i for i in range(reward.ndim) if i != 1)))[1:] > 0)
+
+
+def test_gmm_tilt_is_the_normalised_tilted_density():
+    gmm = cj.GMM(2, 1, truth=dict(weights=[0.5, 0.5], means=[[-2.0], [2.0]], covs=[[[1.0]], [[0.25]]]))
+    p = gmm.truth()
+    t = gmm.tilt(p, np.asarray([0.7], np.float32), np.asarray(0.3, np.float32), 1.5)
+    x = np.linspace(-20, 20, 400001)
+
+    def mixture(w, m, c):
+        return sum(wk * norm.pdf(x, mk, np.sqrt(ck)) for wk, mk, ck in zip(w, m, c))
+
+    target = mixture(np.asarray(p.weights), np.asarray(p.means)[:, 0], np.asarray(p.covs)[:, 0, 0])
+    target = target * np.exp(1.5 * (0.7 * x - 0.15 * x * x))
+    target /= np.trapezoid(target, x)
+    got = mixture(np.asarray(t.weights), np.asarray(t.means)[:, 0], np.asarray(t.covs)[:, 0, 0])
+    np.testing.assert_allclose(got, target, atol=1e-6)
+
+
 # ------------------------------------------------------------------ Gaussian tilting
 @pytest.mark.parametrize("sampler", ["samples", pytest.param("exact", marks=pytest.mark.slow)])
 def test_linear_tilt_moves_the_gaussian_mean_as_the_exact_recursion(sampler):

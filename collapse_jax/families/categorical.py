@@ -43,6 +43,7 @@ from ._protocol import ChoiceLaw, Combinable, Decodable, ExactSampler, Scorable,
 SAMPLERS: tuple[Sampler, ...] = get_args(Sampler)
 SUM_TOLERANCE = 1e-6
 CHOICE_NODES = 256  # trapezoid nodes of the Luce choice law's integral
+CHOICE_BLOCK = 16  # nodes evaluated together
 MAX_TRAIN_SIZE = 2**40  # the memoriser's T: (1 - q)^T is computed as exp(T log1p(-q))
 OPTIONAL_METRICS = (
     "missing_mass",
@@ -499,14 +500,15 @@ class Categorical(ExactSampler, SubsampleStats, Combinable, Temperable, Decodabl
         nodes = CHOICE_NODES
         h = (u_hi - u_lo) / (nodes - 1)
 
-        def node(acc, i):
+        def block(acc, i):  # CHOICE_BLOCK nodes at once: (block, K_categories) per step
             t = jnp.exp(u_lo + h * i)
-            e = jnp.exp(-t * w)
-            phi = jnp.sum(jnp.where(live, p * e, 0.0))
+            e = jnp.exp(-t[:, None] * w[None, :])
+            phi = jnp.sum(jnp.where(live, p, 0.0)[None, :] * e, axis=1)
             edge = jnp.where((i == 0) | (i == nodes - 1), 0.5, 1.0)
-            return acc + edge * t * e * phi ** (candidates - 1), None
+            return acc + jnp.sum((edge * t * phi ** (candidates - 1))[:, None] * e, axis=0), None
 
-        integral, _ = jax.lax.scan(node, jnp.zeros_like(p), jnp.arange(nodes, dtype=dtype))
+        steps = jnp.arange(nodes, dtype=dtype).reshape(nodes // CHOICE_BLOCK, CHOICE_BLOCK)
+        integral, _ = jax.lax.scan(block, jnp.zeros_like(p), steps)
         q = jnp.where(live, p * w * integral, 0.0)
         return q / jnp.sum(q)
 
