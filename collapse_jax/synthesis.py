@@ -87,6 +87,7 @@ from ._rng import (
     STREAM_PIPELINE_METRICS,
     STREAM_REFERENCE,
     STREAM_REFERENCE_TRUTH,
+    Stream,
     as_stream,
 )
 from ._validate import is_traced, traced_scalar
@@ -708,7 +709,16 @@ class Synthesis(eqx.Module):
         if self.direct_truncation(family):
             assert self.truncate is not None  # direct_truncation implies it
             return {**out, "accept_rate": self.truncate.astype(dtype), "shortfall": jnp.zeros((), dtype)}
-        stream = as_stream(key).sibling(STREAM_PIPELINE_METRICS)
+        # The candidates, coin flips and reference draws of this measurement come from the
+        # streams of generation g + 1 (the draw it describes), never from generation g's:
+        # those built this very fit, and reusing them would correlate the measurement with
+        # the fit it measures (the rate of a fit trained on filtered points came out biased
+        # low). Nothing of generation g + 1 enters the fit at g, so given the fit the
+        # measurement is an independent draw.
+        base = as_stream(key)
+        stream = Stream(
+            base.chain_key, base.g + 1, STREAM_PIPELINE_METRICS, base.sub, base.safe, base.context_key, base.prng
+        )
         m = self.run_n or 1
         model = self.sampling_model(family, params)
         _, accept, verified = self._candidates_passing(family, stream, model, params, m, params)
