@@ -414,6 +414,8 @@ class Synthesis(eqx.Module):
     def needs_points_for(self, family: AbstractFamily) -> bool:
         """Whether a step needs the synthetic points on ``family`` (a :class:`ChoiceLaw`
         family gives curated points' law, so its choices keep the exact path)."""
+        if type(self).needs_points is not Synthesis.needs_points:  # a subclass says for itself
+            return self.needs_points
         chooses = self.chooses and not isinstance(family, ChoiceLaw)
         return self.filters or chooses or self.correct is not None
 

@@ -30,7 +30,8 @@ REWARD = [0.0, 1.0, 0.5]  # the maximiser is category 1, not the mode
 
 
 # ------------------------------------------------------------------ neutral limits
-@pytest.mark.parametrize("rule", [pytest.param("luce", marks=pytest.mark.slow), "top1"])
+@pytest.mark.slow  # 22 s cold: four programs (test_pressures keeps a bitwise neutral case in the default run)
+@pytest.mark.parametrize("rule", ["luce", "top1"])
 def test_one_candidate_is_the_uncurated_run(rule):
     cat = cj.Categorical(P0)
     plain = run(cat, chains=64)
@@ -42,6 +43,7 @@ def test_one_candidate_is_the_uncurated_run(rule):
     assert_same(plain, curated, ["mean_sq_error", "variance"] if "variance" in plain.metrics else ["mean_sq_error"])
 
 
+@pytest.mark.slow  # 15 s cold: four programs
 def test_edit_everything_is_replace_and_zero_teacher_is_fresh_data():
     ridge = cj.Ridge(dim=3, design="fixed")
     assert_same(run(ridge, cj.Replace(), n=20, chains=64), run(ridge, cj.Edit(1.0), n=20, chains=64), ["test_error"])
@@ -77,6 +79,7 @@ def test_curated_categorical_follows_the_exact_markov_chain(rule, k, regime, lam
         assert_mc_close(fixed_best, max(np.sqrt(p * (1 - p) / counts.shape[0]), 1e-4), p, label=f"{rule} fixation")
 
 
+@pytest.mark.slow  # 8 s cold
 def test_curation_raises_the_reward_and_tilt_sweeps_are_one_program():
     res = run(
         cj.Categorical(P0, sampler="exact"),
@@ -109,6 +112,7 @@ def test_the_choice_law_is_the_exact_law_of_a_curated_category(rule, k):
         assert q[4] == 0.0
 
 
+@pytest.mark.slow  # 15 s cold (choice_law's own test is in the default run)
 def test_exact_path_curation_follows_the_markov_chain_at_large_n_in_no_time():
     """sampler='exact' draws Multinomial(n, q): the chain's law at n = 12 (theory) and
     the same fixation statistics as the sample path at a size where candidates cost."""
@@ -125,6 +129,7 @@ def test_exact_path_curation_follows_the_markov_chain_at_large_n_in_no_time():
     assert_mc_close(mean, se, chain["mean_reward"], label="exact path, top1, FreshMix")
 
 
+@pytest.mark.slow  # 12 s cold: two graph programs
 def test_curation_composes_with_interaction_graphs():
     syn = cj.Synthesis(curate="tilt", reward=[1.0])
     kw = dict(n=20, generations=3, chains=256, seed=SEED, progress=False)
@@ -210,6 +215,7 @@ def test_a_verifier_with_its_own_centre_passes_its_closed_form_rate():
     assert_mc_close(diff.mean(axis=0), diff.std(axis=0, ddof=1) / np.sqrt(diff.shape[0]), 0.0, label="own centre")
 
 
+@pytest.mark.slow  # 8 s cold: three programs
 def test_self_verification_checks_against_generation_zero():
     """At generation 0 the sampling model is the verifier's own model: the rate is
     support (1 - false_reject) + (1 - support) false_accept exactly in expectation;
