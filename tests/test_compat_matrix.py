@@ -58,7 +58,20 @@ SYNTHESES = {
     "filters": cj.Synthesis(truncate=0.9, support=0.95, false_accept=0.1, oversample=3),
     "correct": cj.Synthesis(correct=0.3),
 }
+# selection (THEORY.md section 17): a reward of one entry fits the 1-D continuous families, of
+# three the Categorical; other shapes are refused by the family, by name, before compiling
+SELECTION = {
+    "curate luce": cj.Synthesis(curate="luce", candidates=2, reward=[1.0]),
+    "curate tilt": cj.Synthesis(curate="tilt", reward=[0.5, 0.0, 1.0]),
+    "verifier first": cj.Synthesis(verifier="first", support=0.9, oversample=3),
+}
 CAPABILITY_WORDS = ("Temperable", "Scorable", "Correctable", "Combinable", "ExactSampler", "SufficientStats")
+
+
+def _regimes(fam):
+    yield from REGIMES.items()
+    yield "Edit", cj.Edit(0.3)
+    yield "MixTeacher", cj.MixTeacher(0.3, teacher=fam)  # the family's own truth as the teacher
 
 
 def _cases():
@@ -66,8 +79,8 @@ def _cases():
         for path, fam in (("samples", samples), ("exact", exact)):
             if fam is None:
                 continue
-            for rname, regime in REGIMES.items():
-                for sname, synthesis in SYNTHESES.items():
+            for rname, regime in _regimes(fam):
+                for sname, synthesis in {**SYNTHESES, **SELECTION}.items():
                     yield f"{fname}|{path}|{rname}|{sname}", fam, regime, synthesis
 
 
@@ -99,8 +112,17 @@ def _outcome(fam, regime, synthesis, **kw):
 DEFAULT = {"Gaussian", "Categorical", "KDE", "Ridge fixed", "BayesGaussian"}
 
 
+def _default(name: str) -> bool:
+    fam, _, regime, synthesis = name.split("|")
+    if fam not in DEFAULT:
+        return False
+    if synthesis in SELECTION:  # the selection steps with two regimes, the new regimes plainly
+        return regime in ("Replace", "FreshMix")
+    return regime in REGIMES or synthesis == "plain"
+
+
 def test_every_combination_runs_or_is_refused_before_compiling(monkeypatch):
-    _check_matrix(monkeypatch, [c for c in CASES if c[0].split("|")[0] in DEFAULT], 90, 60)
+    _check_matrix(monkeypatch, [c for c in CASES if _default(c[0])], 90, 60)
 
 
 @pytest.mark.slow
@@ -126,6 +148,13 @@ def _check_matrix(monkeypatch, cases, min_runs, min_refused):
         if sname == "temperature" and not isinstance(fam, cj.families.Temperable):
             assert outcome == "refused" and "Temperable" in msg, (name, msg)
         if sname == "filters" and not isinstance(fam, cj.families.Scorable):
+            assert outcome == "refused" and "Scorable" in msg, (name, msg)
+        if sname == "curate luce" and not isinstance(fam, cj.families.Rewardable):
+            assert outcome == "refused" and "Rewardable" in msg, (name, msg)
+        if sname == "curate tilt" and not isinstance(fam, cj.families.Tiltable):
+            assert outcome == "refused" and "Tiltable" in msg, (name, msg)
+        verifies = isinstance(fam, (cj.families.Scorable, cj.families.LabelVerifiable))
+        if sname == "verifier first" and not verifies:
             assert outcome == "refused" and "Scorable" in msg, (name, msg)
     print(f"\ncombinations: {len(cases)}; traced and ready to compile: {counts['runs']}; refused: {counts['refused']}")
     assert counts["runs"] >= min_runs and counts["refused"] >= min_refused

@@ -521,10 +521,17 @@ def check_same_model(family: AbstractFamily, other, what: str) -> None:
             f"{what} must be a {type(family).__name__} like the run's family (its truth is the model used), "
             f"got {type(other).__name__}"
         )
-    mine, theirs = jax.eval_shape(family.truth), jax.eval_shape(other.truth)
-    expected = [a.shape for a in jax.tree.leaves(mine)]
+    truth, fit = jax.eval_shape(family.truth), jax.eval_shape(family.blank_fit)
+    if str(jax.tree.structure(truth)) != str(jax.tree.structure(fit)):
+        raise ValueError(
+            f"{what}: {type(family).__name__}'s truth is not a fitted model ({type(truth).__name__}, while its fits "
+            f"are {type(fit).__name__}), so it cannot stand in for one; use a family whose truth is a fit "
+            "(Gaussian, Categorical, Ridge, GLM, ...)"
+        )
+    theirs = jax.eval_shape(other.truth)
+    expected = [a.shape for a in jax.tree.leaves(fit)]
     shapes = [a.shape for a in jax.tree.leaves(theirs)]
-    if str(jax.tree.structure(mine)) != str(jax.tree.structure(theirs)) or shapes != expected:
+    if str(jax.tree.structure(fit)) != str(jax.tree.structure(theirs)) or shapes != expected:
         raise ValueError(f"{what}: its model has shapes {shapes}, the run's family {expected} (a different dimension)")
 
 
