@@ -335,3 +335,17 @@ def test_describe_round_trips_for_the_new_pieces():
         again = cj.from_config(res.config, progress=False)()
         for m in res.metrics:
             np.testing.assert_array_equal(np.asarray(again.metrics[m]), np.asarray(res.metrics[m]), err_msg=m)
+
+
+@pytest.mark.slow  # two graph programs
+def test_exact_path_curation_on_a_graph_matches_the_candidates():
+    """On an interaction graph the exact path draws each source's curated counts from the
+    choice law; the sample path draws the candidates: the same law of the chain."""
+    syn = cj.Synthesis(curate="luce", candidates=3, reward=REWARD)
+    kw = dict(n=30, generations=4, chains=3000, seed=SEED, progress=False, synthesis=syn)
+    exact = cj.simulate_graph(cj.Categorical(P0, sampler="exact"), cj.InteractionGraph.ring(3), **kw)
+    drawn = cj.simulate_graph(cj.Categorical(P0), cj.InteractionGraph.ring(3), **kw)
+    a = np.asarray(exact.metrics["frac_at_argmax"], np.float64).mean(axis=-1)  # (chains, generations)
+    b = np.asarray(drawn.metrics["frac_at_argmax"], np.float64).mean(axis=-1)
+    se = np.hypot(a.std(axis=0, ddof=1), b.std(axis=0, ddof=1)) / np.sqrt(a.shape[0])
+    assert_mc_close(a.mean(axis=0)[1:] - b.mean(axis=0)[1:], se[1:], 0.0, label="graph: exact vs candidates")
