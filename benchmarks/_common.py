@@ -6,6 +6,7 @@ import gc
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -76,3 +77,47 @@ def timed(fn: Callable[[], Any]) -> float:
         return time.perf_counter() - t0
     finally:
         gc.enable()
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def git_info() -> dict[str, Any]:
+    """The checkout's commit and whether the library has uncommitted changes (``None``s
+    outside a git checkout)."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, check=True).stdout
+
+    try:
+        return {
+            "commit": git("rev-parse", "HEAD").strip(),
+            "library_modified": bool(git("status", "--porcelain", "--", "collapse_jax").strip()),
+        }
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "library_modified": None}
+
+
+def contender_table(report: dict[str, Any], *, per_chain_generation: bool = False) -> list[str]:
+    """Markdown rows of a report's contenders and ratios (a ratio's ``target_kind``
+    ``"at_most"`` reads ``<=``, anything else ``>=``; a ``None`` target or verdict ``-``)."""
+    us = " us / chain-gen |" if per_chain_generation else ""
+    lines = [
+        f"| contender | chains x (G+1) | median (s) | chain-gen/s |{us} compile (s) |",
+        "|---|---:|---:|---:|" + ("---:|" if per_chain_generation else "") + "---:|",
+    ]
+    for name, c in report["contenders"].items():
+        p = c["params"]
+        comp = f"{c['compile_s']:.1f}" if "compile_s" in c else "-"
+        per = f" {c['microseconds_per_chain_generation']:.1f} |" if per_chain_generation else ""
+        lines.append(
+            f"| {name} | {p['chains']} x {p['generations'] + 1} | {c['median_s']:.3f} | "
+            f"{c['chain_generations_per_s']:.3g} |{per} {comp} |"
+        )
+    lines += ["", "| ratio | value | target | met |", "|---|---:|---:|:---:|"]
+    for name, r in report["ratios"].items():
+        sign = "<=" if r.get("target_kind") == "at_most" else ">="
+        t = "-" if r["target"] is None else f"{sign} {r['target']:g}"
+        met = "-" if r["met"] is None else ("yes" if r["met"] else "NO")
+        lines.append(f"| {name} | {r['value']:.3g} | {t} | {met} |")
+    return lines

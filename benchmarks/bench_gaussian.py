@@ -17,7 +17,6 @@ import math
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -27,7 +26,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from _common import log, timed, write_json_atomic
+from _common import git_info, log, timed, write_json_atomic
 
 import collapse_jax as cj
 
@@ -452,19 +451,6 @@ def compute_ratios(cfg: Config, by_name: dict[str, Contender]) -> dict[str, dict
             "met": spread <= 1.25,
         }
     return out
-
-
-def git_info() -> dict[str, Any]:
-    def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, check=True).stdout
-
-    try:
-        return {
-            "commit": git("rev-parse", "HEAD").strip(),
-            "library_modified": bool(git("status", "--porcelain", "--", "collapse_jax").strip()),
-        }
-    except (OSError, subprocess.CalledProcessError):
-        return {"commit": None, "library_modified": None}
 
 
 def machine_info() -> dict[str, Any]:

@@ -30,7 +30,6 @@ import dataclasses
 import math
 import os
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -38,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import log, machine, timed, write_json_atomic
+from _common import contender_table, git_info, log, machine, timed, write_json_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = 0
@@ -291,19 +290,6 @@ def measure(contenders: list[Contender], repeats: int) -> list[float]:
 # --------------------------------------------------------------------------- report
 
 
-def git_info() -> dict[str, Any]:
-    def git(*a: str) -> str:
-        return subprocess.run(["git", "-C", str(REPO), *a], capture_output=True, text=True, check=True).stdout
-
-    try:
-        return {
-            "commit": git("rev-parse", "HEAD").strip(),
-            "library_modified": bool(git("status", "--porcelain", "--", "collapse_jax").strip()),
-        }
-    except (OSError, subprocess.CalledProcessError):
-        return {"commit": None, "library_modified": None}
-
-
 LOOP_TARGET = 20.0  # library chain-generations/s over the NumPy loop's, at K = headline_k
 
 
@@ -462,22 +448,7 @@ def build_report(cfg: Config, contenders: list[Contender], loads: list[float], s
 
 
 def markdown(report: dict[str, Any]) -> str:
-    lines = [
-        "| contender | chains x (G+1) | median (s) | chain-gen/s | us / chain-gen | compile (s) |",
-        "|---|---:|---:|---:|---:|---:|",
-    ]
-    for name, c in report["contenders"].items():
-        p = c["params"]
-        comp = f"{c['compile_s']:.1f}" if "compile_s" in c else "-"
-        lines.append(
-            f"| {name} | {p['chains']} x {p['generations'] + 1} | {c['median_s']:.3f} | "
-            f"{c['chain_generations_per_s']:.3g} | {c['microseconds_per_chain_generation']:.1f} | {comp} |"
-        )
-    lines += ["", "| ratio | value | target | met |", "|---|---:|---:|:---:|"]
-    for name, r in report["ratios"].items():
-        t = f"{'>=' if r['target_kind'] == 'at_least' else '<='} {r['target']:g}"
-        lines.append(f"| {name} | {r['value']:.3g} | {t} | {'yes' if r['met'] else 'NO'} |")
-    return "\n".join(lines)
+    return "\n".join(contender_table(report, per_chain_generation=True))
 
 
 def main(argv: list[str] | None = None) -> int:

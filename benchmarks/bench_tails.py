@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import log, machine, timed, write_json_atomic
+from _common import contender_table, git_info, log, machine, timed, write_json_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = 0
@@ -338,19 +338,6 @@ def memory_case(cfg: Config, sampler: str, chunk_size: int | None, max_memory: s
 # --------------------------------------------------------------------------- report
 
 
-def git_info() -> dict[str, Any]:
-    def git(*a: str) -> str:
-        return subprocess.run(["git", "-C", str(REPO), *a], capture_output=True, text=True, check=True).stdout
-
-    try:
-        return {
-            "commit": git("rev-parse", "HEAD").strip(),
-            "library_modified": bool(git("status", "--porcelain", "--", "collapse_jax").strip()),
-        }
-    except (OSError, subprocess.CalledProcessError):
-        return {"commit": None, "library_modified": None}
-
-
 RATIOS = (  # name, library contender, baseline, target
     ("samples_vs_loop", "samples", "numpy_loop", 20.0),
     ("samples_vs_numpy_vectorised", "samples", "numpy_vectorised", 3.0),
@@ -463,22 +450,7 @@ def build_report(cfg: Config, contenders: list[Contender], loads: list[float], m
 
 
 def markdown(report: dict[str, Any]) -> str:
-    lines = [
-        "| contender | chains x (G+1) | median (s) | chain-gen/s | compile (s) |",
-        "|---|---:|---:|---:|---:|",
-    ]
-    for name, c in report["contenders"].items():
-        p = c["params"]
-        comp = f"{c['compile_s']:.1f}" if "compile_s" in c else "-"
-        lines.append(
-            f"| {name} | {p['chains']} x {p['generations'] + 1} | {c['median_s']:.3f} | "
-            f"{c['chain_generations_per_s']:.3g} | {comp} |"
-        )
-    lines += ["", "| ratio | value | target | met |", "|---|---:|---:|:---:|"]
-    for name, r in report["ratios"].items():
-        t = "-" if r["target"] is None else f">= {r['target']:g}"
-        met = "-" if r["met"] is None else ("yes" if r["met"] else "NO")
-        lines.append(f"| {name} | {r['value']:.3g} | {t} | {met} |")
+    lines = contender_table(report)
     if report["memory"]:
         lines += [
             "",
