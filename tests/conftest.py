@@ -41,6 +41,14 @@ def assert_mc_close(mean, se, expected, *, label: str = "", rate: float = FAMILY
     )
 
 
+def assert_same_draws(a, b, metrics):
+    """The same random numbers and points in two results: equal up to float32 last-bit
+    differences of a different compiled program (fusion changes the order of float
+    operations)."""
+    for m in metrics:
+        np.testing.assert_allclose(np.asarray(a.metrics[m]), np.asarray(b.metrics[m]), rtol=1e-5, atol=5e-7, err_msg=m)
+
+
 def summary_at(res, metric: str, gens):
     """(mean, se) of a metric at the given generations from a Result."""
     s = res.summary(metric).set_index("generation").loc[list(gens)]

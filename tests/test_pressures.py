@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import SEED, assert_mc_close, summary_at
+from conftest import SEED, assert_mc_close, assert_same_draws, summary_at
 
 import collapse_jax as cj
 from collapse_jax import theory as T
@@ -19,13 +19,6 @@ GENS = [0, 1, 3, 6]
 
 def run(family, regime=None, *, n=20, generations=6, chains=2000, **kw):
     return cj.simulate(family, regime or cj.Replace(), n=n, generations=generations, chains=chains, seed=SEED, **kw)
-
-
-def assert_same_draws(a, b, metrics):
-    """The same random numbers and points: equal up to float32 last-bit differences of
-    a different compiled program (fusion changes the order of float operations)."""
-    for m in metrics:
-        np.testing.assert_allclose(np.asarray(a.metrics[m]), np.asarray(b.metrics[m]), rtol=1e-5, atol=5e-7, err_msg=m)
 
 
 # ------------------------------------------------------------------ limiting cases: the same draws
