@@ -480,9 +480,7 @@ class Synthesis(eqx.Module):
             if self.verifier_kind not in (None, "truth"):
                 s = min(s, 0.5)  # a verifier that is not the truth: size for half of the points being good
             rate *= min(s * (1 - fr) + (1 - s) * fa, 1 - fr)
-        if self.curate == "threshold":
-            rate = 0.0  # the pass rate of a reward threshold is unknown before the run: candidates= sizes it
-        return rate
+        return rate  # (a reward threshold's pass rate is unknown before the run: its candidates= sizes it)
 
     def filter_candidates(self, family: AbstractFamily) -> int:
         """Candidates per synthetic slot of the filters (static: :meth:`for_run` fixes

@@ -53,7 +53,8 @@ class Edit(AbstractRegime):
         n, dtype = ctx.n, truth_dtype(family)
         r = slots(self.fraction, n, dtype)
         u = ctx.stream(g, STREAM_SUBSAMPLE).uniform((n,), dtype)
-        edited = jnp.argsort(jnp.argsort(u)) < r  # r rows uniformly at random, without replacement
+        # the r rows of smallest u: r rows uniformly at random, without replacement (one sort)
+        edited = jnp.zeros((n,), bool).at[jnp.argsort(u)].set(jnp.arange(n) < r, unique_indices=True)
         relabelled = ctx.draw(family, ctx.stream(g, STREAM_SYNTH), prev, n, None)
         data = tree_where(edited, relabelled, state)
         return data, fit_points(family, ctx.stream(g, STREAM_SYNTH_EXTRA), data, None, None, prev)
