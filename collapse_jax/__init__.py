@@ -9,10 +9,12 @@ data) run as one compiled program, beside the closed-form theory.
     res.summary()
 """
 
+from . import data as data
 from . import theory as theory
 from ._rng import Stream as Stream
 from ._version import __version__ as __version__
 from .config import from_config as from_config
+from .data import Empirical as Empirical
 from .engine.compose import chain_fn as chain_fn
 from .engine.shards import merge_shards as merge_shards
 from .engine.simulate import simulate as simulate
@@ -84,8 +86,10 @@ __all__ = [
     "chain_fn",
     "CollapseReport",
     "Context",
+    "data",
     "Downstream",
     "Edit",
+    "Empirical",
     "FreshMix",
     "from_config",
     "Gaussian",

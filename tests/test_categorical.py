@@ -348,6 +348,8 @@ class _PointsOnly(ExactSampler, Combinable, Temperable, Scorable):
     smoothing: jax.Array
     clean_fraction: jax.Array
     start: jax.Array | None
+    data: object
+    _data_first: int = eqx.field(static=True)
     optional_metrics = Categorical.optional_metrics
     metric_dims = Categorical.metric_dims
     event_dims = Categorical.event_dims

@@ -30,6 +30,7 @@ from jaxtyping import Array, Float, Int
 
 from .._rng import MAX_PAIRS, as_stream, words_per_number
 from .._validate import check_probs, traced_scalar
+from ..data import Empirical, label_metrics
 from ._counts import (
     BUCKETED_MIN_K,
     _inverse_cdf_bucketed,
@@ -37,6 +38,7 @@ from ._counts import (
     _multinomial,
     _multivariate_hypergeometric,
 )
+from ._ondata import as_data, sized_for_run
 from ._options import Sampler
 from ._protocol import ChoiceLaw, Combinable, Decodable, ExactSampler, Scorable, SubsampleStats, Temperable, Tiltable
 
@@ -128,6 +130,12 @@ class Categorical(ExactSampler, SubsampleStats, Combinable, Temperable, Decodabl
         smoothing: eps in (0, 1], the additive smoothing of ``kl_to_truth`` and
             ``cross_entropy``: the fit is scored as (p + eps) / (1 + K eps), so a lost
             category costs about log(1/eps) nats instead of infinity (traced).
+        data: a :class:`~collapse_jax.Empirical` with integer labels 0..L-1 as the
+            truth (``probs`` left unset): real points are the labels of its training
+            pool's rows (:mod:`collapse_jax.data`), p_0 their frequencies in the pool;
+            adds ``test_nll`` (smoothed as ``cross_entropy``) and ``test_tv`` on the
+            test split's labels (:func:`~collapse_jax.data.label_metrics`). Samples
+            path only.
 
     Data are category indices, shape (points,), int32; weights are importance
     weights. Statistics are the weighted counts, shape (K,), in the float dtype of
@@ -191,6 +199,8 @@ class Categorical(ExactSampler, SubsampleStats, Combinable, Temperable, Decodabl
     smoothing: Float[Array, ""]
     clean_fraction: Float[Array, ""]
     start: Float[Array, " k"] | None
+    data: Empirical | None
+    _data_first: int = eqx.field(static=True)
 
     traced_bounds: ClassVar[dict[str, tuple[float, float]]] = {
         "rare_below": (0.0, 1.0),
@@ -202,7 +212,7 @@ class Categorical(ExactSampler, SubsampleStats, Combinable, Temperable, Decodabl
 
     def __init__(
         self,
-        probs,
+        probs=None,
         rare_below: float = 0.05,
         *,
         sampler: Sampler = "samples",
@@ -211,7 +221,22 @@ class Categorical(ExactSampler, SubsampleStats, Combinable, Temperable, Decodabl
         train_sizes=(),
         clean_fraction: float = 0.0,
         smoothing: float = 1e-6,
+        data=None,
     ):
+        data = as_data("Categorical", data)
+        if data is not None:
+            if probs is not None:
+                raise ValueError("Categorical: with data=, the truth is the labels' frequencies; leave probs unset")
+            if sampler != "samples":
+                raise ValueError(
+                    "Categorical: data= needs sampler='samples' (a data set's labels are drawn row by row), "
+                    f"got {sampler!r}"
+                )
+            k = data.num_labels  # checks there are labels, integers 0..L-1
+            labels = np.asarray(data.y, np.int64)
+            probs = np.bincount(labels, minlength=k) / labels.size
+        elif probs is None:
+            raise TypeError("Categorical: give probs (the truth) or data= (a cj.Empirical with labels)")
         p = _check_probs(probs)
         if num_categories is not None and num_categories != p.size:
             raise ValueError(f"Categorical: num_categories={num_categories!r} but probs has {p.size} entries")
@@ -232,6 +257,8 @@ class Categorical(ExactSampler, SubsampleStats, Combinable, Temperable, Decodabl
             if q.size != p.size:
                 raise ValueError(f"Categorical: start must have K = {p.size} entries like probs, got {q.size}")
             self.start = jnp.asarray(q, dtype=jnp.float32)
+        self.data = data
+        self._data_first = 0
 
     @classmethod
     def zipf(cls, beta: float, num_categories: int, **kwargs) -> Categorical:
@@ -272,6 +299,10 @@ class Categorical(ExactSampler, SubsampleStats, Combinable, Temperable, Decodabl
         return jnp.asarray(q / q.sum(), jnp.float32)
 
     def config_arg(self, name: str):
+        if name == "data":
+            return None if self.data is None else self.data.describe()
+        if name == "probs" and self.data is not None:
+            return None  # the labels' frequencies
         if name == "start":
             return None if self.start is None else np.asarray(self.start, np.float64)
         return super().config_arg(name)
@@ -286,7 +317,13 @@ class Categorical(ExactSampler, SubsampleStats, Combinable, Temperable, Decodabl
         points = n if type(regime) in (Replace, FreshMix, RetainOriginal, AccumulateSubsample) else 0
         out = copy.copy(self)
         object.__setattr__(out, "fit_points", int(points))  # static field
-        return out
+        return sized_for_run(out, n)
+
+    def sample_real(self, key, n: int, frame=None) -> Int[Array, " n"]:
+        """``n`` real points: draws from the truth, or labels of the data set's rows."""
+        if self.data is None:
+            return self.sample(key, self.truth(), n, frame)
+        return self.data.draw_y(key, n, self._data_first or None).astype(jnp.int32)
 
     def initial_model(self) -> Float[Array, " k"] | None:
         """``start`` (a generator that is not a fit), else ``None``."""
@@ -538,6 +575,8 @@ class Categorical(ExactSampler, SubsampleStats, Combinable, Temperable, Decodabl
         h0 = -jnp.sum(jnp.where(alive0, p0 * jnp.log(jnp.where(alive0, p0, 1)), 0))
         out["cross_entropy"] = cross
         out["kl_to_truth"] = cross - h0
+        if self.data is not None:
+            out |= label_metrics(self.data, log_ps)
         if self.fit_points:
             single = jnp.abs(p * self.fit_points - 1) < 0.5
             out["good_turing"] = jnp.sum(single).astype(dtype) / self.fit_points

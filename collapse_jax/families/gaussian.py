@@ -45,10 +45,12 @@ from jaxtyping import Array, Float
 from .._hostmath import chi2_quantile
 from .._rng import Stream, as_stream
 from .._validate import as_float_array, check_covariance, check_positive
+from ..data import HELDOUT_SAMPLES, Empirical, heldout_metrics
 from . import _linalg as _la
 from ._gaussian_params import GaussianParams as GaussianParams
 from ._gaussian_params import GaussianStats as GaussianStats
 from ._gaussian_params import _stats_1d, _stats_nd
+from ._ondata import as_data, data_dim, sized_for_run
 from ._options import Estimator, Sampler
 from ._protocol import (
     Combinable,
@@ -88,6 +90,12 @@ class Gaussian(ExactSampler, Combinable, Temperable, DirectTruncation, Correctab
             regimes that never need the points.
         collapse_below: the event ``collapse`` is the first generation at which the
             sd ratio (det Sigma_g / det Sigma_0)^(1/(2d)) falls below this (traced).
+        data: a :class:`~collapse_jax.Empirical` data set as the truth: real points
+            are rows of its training pool (:mod:`collapse_jax.data` says which), the
+            truth's mean and covariance are the pool's (divided by its row count),
+            ``dim`` defaults to the data's, and the held-out measures of
+            :func:`~collapse_jax.data.heldout_metrics` join the metrics. Samples path
+            only.
 
     Metrics (every dim): ``mean_sq_error`` ||mu - mu_0||^2; ``trace_ratio``
     tr Sigma / tr Sigma_0; ``logdet_ratio`` log det Sigma - log det Sigma_0;
@@ -122,12 +130,14 @@ class Gaussian(ExactSampler, Combinable, Temperable, DirectTruncation, Correctab
     _sqrt0: Float[Array, "d d"]
     _logdet0: Float[Array, ""]
     _tail_q: float = eqx.field(static=True)
+    data: Empirical | None
+    _data_first: int = eqx.field(static=True)
 
     traced_bounds: ClassVar[dict[str, tuple[float, float]]] = {"collapse_below": (1e-300, math.inf)}
 
     def __init__(
         self,
-        dim: int = 1,
+        dim: int | None = None,
         estimator: Estimator = "mle",
         *,
         mean=None,
@@ -135,7 +145,19 @@ class Gaussian(ExactSampler, Combinable, Temperable, DirectTruncation, Correctab
         learn_cov: bool = True,
         sampler: Sampler = "samples",
         collapse_below: float = 0.1,
+        data=None,
     ):
+        data = as_data("Gaussian", data)
+        dim = data_dim("Gaussian", data, dim, {"mean": mean, "cov": cov})
+        if data is not None:
+            if sampler != "samples":
+                raise ValueError(
+                    f"Gaussian: data= needs sampler='samples' (the rows of a data set are drawn, they have no "
+                    f"exact law of their statistics), got {sampler!r}"
+                )
+            pool = np.asarray(data.x, np.float64)
+            mean = pool.mean(axis=0)
+            cov = np.atleast_2d(np.cov(pool, rowvar=False, bias=True))
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
             raise TypeError(f"Gaussian: dim must be an int, got {dim!r}")
         if dim < 1:
@@ -171,10 +193,33 @@ class Gaussian(ExactSampler, Combinable, Temperable, DirectTruncation, Correctab
         self._sqrt0 = jnp.asarray((v * np.sqrt(w)) @ v.T, dtype=jnp.float32)
         self._logdet0 = jnp.asarray(2.0 * np.sum(np.log(np.diag(l0))), dtype=jnp.float32)
         self._tail_q = chi2_quantile(d, TAIL_LEVEL)
+        self.data = data
+        self._data_first = 0
 
     # ------------------------------------------------------------------ basics
     def truth(self) -> GaussianParams:
         return GaussianParams(self.mean, self._log_scale0, self._log_shape0, self._unit0)
+
+    def config_arg(self, name: str):
+        if name == "data":
+            return None if self.data is None else self.data.describe()
+        if self.data is not None and name in ("mean", "cov"):
+            return None  # the data's
+        return super().config_arg(name)
+
+    def for_run(self, regime, n: int, generations: int) -> Gaussian:
+        return sized_for_run(self, n)
+
+    def sample_real(self, key, n: int, frame: GaussianParams | None = None):
+        """``n`` real points in ``frame``: draws from the truth, or rows of the data set."""
+        if self.data is None:
+            return self.sample(key, self.truth(), n, frame)
+        x = self.data.draw_x(key, n, self._data_first or None).astype(self.mean.dtype)
+        if frame is None:
+            return x
+        # absolute points in frame coordinates: the standard model N(0, I) seen from the frame
+        offset, m = self._affine(self._frame_or_identity(None, x.dtype), frame)
+        return offset[None, :] + x @ m.T
 
     def min_points(self) -> int:
         return self.dim + 1 if self.learn_cov else 1
@@ -499,9 +544,20 @@ class Gaussian(ExactSampler, Combinable, Temperable, DirectTruncation, Correctab
     def metrics(self, key, params: GaussianParams) -> dict[str, jax.Array]:
         dtype = params.mean.dtype
         f = self.astype(dtype)
-        if self.dim == 1:
-            return f._metrics_1d(params)
-        return f._metrics_nd(as_stream(key), params)
+        out = f._metrics_1d(params) if self.dim == 1 else f._metrics_nd(as_stream(key), params)
+        if self.data is not None:
+            out.update(f._heldout(as_stream(key), params))
+        return out
+
+    def _heldout(self, stream: Stream, params: GaussianParams) -> dict[str, jax.Array]:
+        """The held-out measures against the data set's test split."""
+        data = self.data
+        assert data is not None
+        draws = self.sample(stream.child(1), params, HELDOUT_SAMPLES)
+        xt = data.x_test.astype(params.mean.dtype)
+        logdet = 2 * self.dim * params.log_scale + 2 * jnp.sum(params.log_shape)
+        logpdf = -0.5 * (self.score(params, xt) + logdet + self.dim * math.log(2 * math.pi))
+        return heldout_metrics(data, draws, logpdf)
 
     def astype(self, dtype) -> Gaussian:
         """This family with its float arrays cast to ``dtype``."""

@@ -24,9 +24,11 @@ import numpy as np
 from jax.scipy.special import logsumexp
 from jaxtyping import Array, Bool, Float, Int
 
-from .._rng import Stream, as_stream
+from .._rng import STREAM_FIT, Stream, as_stream
 from .._validate import as_float_array, check_covariance, check_int, check_number
+from ..data import HELDOUT_SAMPLES, Empirical, heldout_metrics
 from . import _linalg as _la
+from ._ondata import as_data, data_dim, sized_for_run
 from ._options import Covariance, Init
 from ._protocol import Scorable, Temperable, Tiltable, WarmStart
 
@@ -135,6 +137,11 @@ class GMM(Temperable, Scorable, WarmStart, Tiltable):
         lloyd_steps: Lloyd iterations after k-means++ seeding (static; 0 = seeding only,
             scikit-learn's ``init_params="k-means++"``; scikit-learn's default runs k-means
             to convergence).
+        data: a :class:`~collapse_jax.Empirical` data set as the truth: real points
+            are rows of its training pool, the truth is this family's own EM fit of
+            the whole pool (K components, k-means++ seeded from ``split_seed``),
+            ``dim`` defaults to the data's, and the held-out measures of
+            :func:`~collapse_jax.data.heldout_metrics` join the metrics.
         reg_covar: absolute floor added to every fitted covariance's diagonal
             (scikit-learn's default 1e-6): fitted variances cannot fall below it, so the
             floor shows only near variance 1e-6.
@@ -165,6 +172,8 @@ class GMM(Temperable, Scorable, WarmStart, Tiltable):
     truth_weights: Float[Array, " k0"]
     truth_means: Float[Array, "k0 d"]
     truth_covs: Float[Array, "k0 d d"]
+    data: Empirical | None
+    _data_first: int = eqx.field(static=True)
 
     metric_dims: ClassVar[dict[str, tuple[str, ...]]] = {
         "component_weight": ("component",),
@@ -178,7 +187,7 @@ class GMM(Temperable, Scorable, WarmStart, Tiltable):
     def __init__(
         self,
         components: int = 2,
-        dim: int = 1,
+        dim: int | None = None,
         covariance: Covariance = "full",
         *,
         truth=None,
@@ -187,7 +196,10 @@ class GMM(Temperable, Scorable, WarmStart, Tiltable):
         tol: float = 1e-3,
         reg_covar: float = 1e-6,
         lloyd_steps: int = 10,
+        data=None,
     ):
+        data = as_data("GMM", data)
+        dim = data_dim("GMM", data, dim, {"truth": truth})
         for name, v in (("components", components), ("dim", dim), ("em_max_iters", em_max_iters)):
             check_int(f"GMM: {name}", v, 1)
         check_int("GMM: lloyd_steps", lloyd_steps, 0)
@@ -225,6 +237,13 @@ class GMM(Temperable, Scorable, WarmStart, Tiltable):
         self.truth_weights = jnp.asarray(tw, jnp.float32)
         self.truth_means = jnp.asarray(tm, jnp.float32)
         self.truth_covs = jnp.asarray(tc, jnp.float32)
+        self.data = None
+        self._data_first = 0
+        if data is not None:
+            # the truth: this family's EM fit of the whole pool (a fixed, recorded key)
+            fitted = self.fit(as_stream(jax.random.key(data.split_seed), STREAM_FIT), data.x, None)
+            self.truth_weights, self.truth_means, self.truth_covs = fitted.weights, fitted.means, fitted.covs
+            self.data = data
 
     # ------------------------------------------------------------------ basics
     def truth(self) -> GMMParams:
@@ -233,7 +252,20 @@ class GMM(Temperable, Scorable, WarmStart, Tiltable):
     def min_points(self) -> int:
         return self.components
 
+    def for_run(self, regime, n: int, generations: int) -> GMM:
+        return sized_for_run(self, n)
+
+    def sample_real(self, key, n: int, frame=None):
+        """``n`` real points: draws from the truth, or rows of the data set."""
+        if self.data is None:
+            return self.sample(key, self.truth(), n, frame)
+        return self.data.draw_x(key, n, self._data_first or None).astype(self.truth_means.dtype)
+
     def config_arg(self, name: str):
+        if name == "data":
+            return None if self.data is None else self.data.describe()
+        if name == "truth" and self.data is not None:
+            return None  # the fit of the data
         if name == "truth":
             return {"weights": self.truth_weights, "means": self.truth_means, "covs": self.truth_covs}
         return super().config_arg(name)
@@ -464,7 +496,15 @@ class GMM(Temperable, Scorable, WarmStart, Tiltable):
             "minority_weight": self._minority_weight(params, truth),
             "heldout_nll": -jnp.mean(mixture_logpdf(real, params)),
             "total_variance": second - jnp.sum(mu**2),
-        }
+        } | self._heldout(s, params)
+
+    def _heldout(self, s: Stream, params: GMMParams) -> dict[str, jax.Array]:
+        """The held-out measures against the data set's test split (none without data)."""
+        if self.data is None:
+            return {}
+        draws = self.sample(s.child(1), params, HELDOUT_SAMPLES)
+        xt = self.data.x_test.astype(params.means.dtype)
+        return heldout_metrics(self.data, draws, mixture_logpdf(xt, params))
 
     def _minority_weight(self, p: GMMParams, truth: GMMParams) -> jax.Array:
         k0, k = truth.weights.shape[0], p.weights.shape[0]

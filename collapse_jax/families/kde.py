@@ -28,6 +28,8 @@ from jaxtyping import Array, Float
 
 from .._rng import Stream, as_stream
 from .._validate import as_float_array, check_covariance, check_int
+from ..data import HELDOUT_SAMPLES, Empirical, heldout_metrics
+from ._ondata import as_data, data_dim, sized_for_run
 from ._options import Kernel
 from ._protocol import Scorable
 
@@ -88,6 +90,14 @@ class KDE(Scorable):
             default uniform). Kazdan et al.'s "blobs" are such a mixture.
         heldout_size: size of the fresh real sample behind ``heldout_nll`` (static;
             default 500, as Kazdan et al.).
+        data: a :class:`~collapse_jax.Empirical` data set as the truth. Real points
+            are rows of its training pool (:mod:`collapse_jax.data`); the truth is
+            this family's fit of the whole pool, the KDE of its rows, so
+            ``heldout_nll`` draws from it and ``mean_sq_error`` uses its mean;
+            :meth:`truth` is then its moment-matched Gaussian (mean, pool covariance
+            + h^2 I), what `collapse_jax.theory.kde` reads; ``dim`` defaults to the
+            data's; the held-out measures of
+            :func:`~collapse_jax.data.heldout_metrics` join the metrics.
         capacity: number of slots of the stored sample (static). ``None`` (default):
             sized by ``simulate`` from the regime (``for_run``): n under Replace,
             FreshMix, RetainOriginal and AccumulateSubsample, (generations + 1) n under
@@ -127,6 +137,8 @@ class KDE(Scorable):
     truth_chols: Float[Array, "k d d"]
     truth_weights: Float[Array, " k"]
     _truth_spec: tuple = eqx.field(static=True)  # JSON-able copy of the truth for describe()
+    data: Empirical | None
+    _data_first: int = eqx.field(static=True)
 
     traced_bounds: ClassVar[dict[str, tuple[float, float]]] = {"bandwidth": BANDWIDTH_BOUNDS}
 
@@ -134,13 +146,20 @@ class KDE(Scorable):
         self,
         bandwidth,
         kernel: Kernel = "gaussian",
-        dim: int = 1,
+        dim: int | None = None,
         *,
         truth: Mapping | None = None,
         heldout_size: int = HELDOUT_SIZE,
         capacity: int | None = None,
+        data=None,
     ):
         h = _check_bandwidth(bandwidth)
+        data = as_data("KDE", data)
+        dim = data_dim("KDE", data, dim, {"truth": truth})
+        if data is not None:
+            pool = np.asarray(data.x, np.float64)
+            cov = np.atleast_2d(np.cov(pool, rowvar=False, bias=True)) + h * h * np.eye(dim)
+            truth = {"mean": pool.mean(axis=0), "cov": cov}
         if not isinstance(kernel, str) or kernel not in KERNELS:
             raise ValueError(f"KDE: kernel must be one of {KERNELS}, got {kernel!r}")
         d = check_int("KDE: dim", dim, 1)
@@ -156,6 +175,8 @@ class KDE(Scorable):
         self.truth_chols = jnp.asarray(np.linalg.cholesky(covs), jnp.float32)
         self.truth_weights = jnp.asarray(weights, jnp.float32)
         self._truth_spec = (_nested_tuple(means), _nested_tuple(covs), _nested_tuple(weights))
+        self.data = data
+        self._data_first = 0
 
     # ------------------------------------------------------------------ basics
     def truth(self) -> MixtureTruth:
@@ -169,6 +190,10 @@ class KDE(Scorable):
         return 1
 
     def config_arg(self, name: str):
+        if name == "data":
+            return None if self.data is None else self.data.describe()
+        if name == "truth" and self.data is not None:
+            return None  # the data's
         if name == "truth":
             means, covs, weights = self._truth_spec
             return {"means": _nested_list(means), "covs": _nested_list(covs), "weights": list(weights)}
@@ -194,17 +219,17 @@ class KDE(Scorable):
         need = regime.fit_size(self, n, generations)
         if self.capacity is None:
             if need == n:
-                return self
+                return sized_for_run(self, n)
             sized = copy.copy(self)
             object.__setattr__(sized, "capacity", need)  # a static field: eqx.tree_at cannot set it
-            return sized
+            return sized_for_run(sized, n)
         if self.capacity < need:
             raise ValueError(
                 f"KDE: capacity={self.capacity} is smaller than {need}, the largest fit of "
                 f"{type(regime).__name__} at n={n}, generations={generations}; leave capacity=None to size it "
                 "automatically"
             )
-        return self
+        return sized_for_run(self, n)
 
     # ------------------------------------------------------------------ sample / fit
     def sample(self, key, params: KDEParams, n: int, frame=None) -> jax.Array:
@@ -221,10 +246,20 @@ class KDE(Scorable):
         return jnp.take(params.points, idx, axis=0) + h * z
 
     def sample_real(self, key, n: int, frame=None) -> jax.Array:
-        """``n`` points from the true mixture, shape (n, dim)."""
+        """``n`` points from the true mixture, or rows of the data set, shape (n, dim)."""
+        if self.data is not None:
+            return self.data.draw_x(key, n, self._data_first or None).astype(self.truth_means.dtype)
         return self._sample_truth(as_stream(key), n, self.truth_means.dtype)
 
+    def _pool_fit(self, dtype) -> KDEParams:
+        """With data: the truth, the KDE of the whole training pool."""
+        data = self.data
+        assert data is not None
+        return KDEParams(data.x.astype(dtype), jnp.full((data.rows,), 1.0 / data.rows, dtype))
+
     def _sample_truth(self, stream: Stream, n: int, dtype) -> jax.Array:
+        if self.data is not None:
+            return self.sample(stream, self._pool_fit(dtype), n)
         means = self.truth_means.astype(dtype)
         chols = self.truth_chols.astype(dtype)
         k = means.shape[0]
@@ -267,6 +302,10 @@ class KDE(Scorable):
         h = self.bandwidth.astype(dtype)
         y = self._sample_truth(stream.child(0), self.heldout_size, dtype)
         mu0 = jnp.sum(self.truth_weights.astype(dtype)[:, None] * self.truth_means.astype(dtype), axis=0)
+        extra = {}
+        if self.data is not None:
+            draws = self.sample(stream.child(2), params, HELDOUT_SAMPLES)
+            extra = heldout_metrics(self.data, draws, self.log_density(params, self.data.x_test.astype(dtype)))
         w, x = params.weights, params.points
         if self.dim == 1:
             xbar = jnp.sum(w * x[:, 0]).reshape(1)
@@ -282,7 +321,7 @@ class KDE(Scorable):
             "variance": svar + self.dim * h * h,
             "sample_variance": svar,
             "mean_sq_error": jnp.sum(err * err),
-        }
+        } | extra
 
     def score(self, params: KDEParams, data, frame=None) -> jax.Array:
         """-log p(x) (collapse_jax.Pressured's filters; quantiles by Monte Carlo)."""
@@ -325,6 +364,8 @@ class KDE(Scorable):
     def _truth_log_density(self, y: Float[Array, "k d"]) -> Float[Array, " k"]:
         """log of the true mixture density at ``y`` (k, dim)."""
         dtype = y.dtype
+        if self.data is not None:
+            return self.log_density(self._pool_fit(dtype), y)
         means = self.truth_means.astype(dtype)
         chols = self.truth_chols.astype(dtype)
         log_p = jnp.log(self.truth_weights.astype(dtype))
