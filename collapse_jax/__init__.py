@@ -44,7 +44,9 @@ from .families import NUTSLocation as NUTSLocation
 from .families import NUTSParams as NUTSParams
 from .families import Poisson as Poisson
 from .families import PoissonStats as PoissonStats
+from .families import RandomFeatures as RandomFeatures
 from .families import RegressionData as RegressionData
+from .families import RFParams as RFParams
 from .families import Ridge as Ridge
 from .families import RidgeParams as RidgeParams
 from .graph import CollapseReport as CollapseReport
@@ -115,10 +117,12 @@ __all__ = [
     "PoissonStats",
     "Pressured",
     "Provenance",
+    "RandomFeatures",
     "RegressionData",
     "Replace",
     "Result",
     "RetainOriginal",
+    "RFParams",
     "Ridge",
     "RidgeParams",
     "Schedule",

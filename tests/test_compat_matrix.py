@@ -38,6 +38,7 @@ def _families():
     yield "NUTSLocation", cj.NUTSLocation(warmup=5, samples=5), None
     yield "HuberLocation", cj.HuberLocation(steps=5), None
     yield "GLM", cj.GLM(dim=2, steps=5), None
+    yield "RandomFeatures", cj.RandomFeatures(2, 3, max_width=5), None
 
 
 REGIMES = {

@@ -27,6 +27,7 @@ SLOW = {
     "gaussian-mixtures": "EM vmapped over chains: 7-8.5 s",
     "tails-and-scaling-laws": "seven programs, one per paper's setup: about 20 s",
     "selection-curation-verification-editing-teachers": "four programs, one per paper's setup: about 17 s",
+    "random-features-collapse-along-the-width": "six widths of 300 ReLU features, eigen-solves per fit: about 15 s",
 }
 
 

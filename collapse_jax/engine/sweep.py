@@ -93,6 +93,9 @@ def resolve_sweep(model, sweep) -> tuple[tuple[tuple[int, str], ...], tuple[np.n
                 f"simulate: sweep value {float(bad[0])!r} for {key!r} is invalid: "
                 f"{type(obj).__name__}.{name} must lie in [{low}, {high}]"
             )
+        check = getattr(obj, "check_sweep", None)  # a rule the bounds cannot state (AbstractFamily.check_sweep)
+        if check is not None:
+            check(name, arr)
         fields.append((slot, name))
         labels.append((tname, name))
         grids.append(arr)

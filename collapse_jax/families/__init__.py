@@ -51,6 +51,10 @@ from .nuts_location import NUTSLocation as NUTSLocation
 from .nuts_location import NUTSParams as NUTSParams
 from .poisson import Poisson as Poisson
 from .poisson import PoissonStats as PoissonStats
+from .random_features import RandomFeatures as RandomFeatures
+from .random_features import RFContext as RFContext
+from .random_features import RFParams as RFParams
+from .random_features import RFTruth as RFTruth
 from .ridge import Downstream as Downstream
 from .ridge import RegressionData as RegressionData
 from .ridge import Ridge as Ridge

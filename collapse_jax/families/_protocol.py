@@ -199,6 +199,11 @@ class AbstractFamily(eqx.Module):
         ``regime`` at this ``n`` (rules about capabilities live in
         :func:`collapse_jax.engine.compat.check`)."""
 
+    def check_sweep(self, name: str, values: np.ndarray) -> None:
+        """Raise if a sweep's ``values`` for the traced field ``name`` cannot run,
+        beyond the ``traced_bounds`` checked before (e.g. a width above the features
+        drawn). Default: nothing more to check."""
+
     def for_run(self, regime, n: int, generations: int) -> AbstractFamily:
         """The family as one run uses it (called after validation, before compiling):
         families whose fits have a size fixed by the regime (KDE's stored sample) fill

@@ -50,6 +50,9 @@ def _families() -> dict[str, AbstractFamily]:
         "HuberLocation": cj.HuberLocation(),
         "HuberRegression": cj.HuberRegression(dim=2),
         "GLM": cj.GLM(dim=2),
+        "RandomFeatures": cj.RandomFeatures(2, 3, max_width=5, lam=0.01),  # ridgeless at n = 12 is ill-conditioned
+        "Gaussian on data": cj.Gaussian(data=cj.Empirical.load("iris", features=[0, 1])),
+        "Categorical on data": cj.Categorical(data=cj.Empirical.load("iris", features=[0])),
     }
 
 
