@@ -40,6 +40,9 @@ from .families import LabelChain as LabelChain
 from .families import LabelledInputs as LabelledInputs
 from .families import LabelTable as LabelTable
 from .families import MParams as MParams
+from .families import VAE as VAE
+from .families import NeuralDensity as NeuralDensity
+from .families import NeuralFit as NeuralFit
 from .families import NUTSLocation as NUTSLocation
 from .families import NUTSParams as NUTSParams
 from .families import Poisson as Poisson
@@ -111,6 +114,8 @@ __all__ = [
     "merge_shards",
     "MixTeacher",
     "MParams",
+    "NeuralDensity",
+    "NeuralFit",
     "NUTSLocation",
     "NUTSParams",
     "Poisson",
@@ -133,5 +138,6 @@ __all__ = [
     "Synthesis",
     "theory",
     "TrainingSet",
+    "VAE",
     "Weighted",
 ]

@@ -1,0 +1,341 @@
+"""Tiny neural generators refitted on their own samples: an MLP softmax density on a
+grid (:class:`NeuralDensity`) and a variational autoencoder (:class:`VAE`), each
+fitted inside ``fit`` by a fixed number of Adam steps (optax) and vmapped over
+chains like every family. Their truth is a data set (``data=``, a
+:class:`~collapse_jax.Empirical`): real points are rows of its training pool and the
+held-out measures of :func:`~collapse_jax.data.heldout_metrics` score every
+generation on its test split.
+
+Randomness inside a fit (the initial weights, a VAE's reparameterisation noise) comes
+from the chain's fit stream (``STREAM_FIT``), never from the streams that draw the
+data, so a study can tell initialisation noise from sampling noise: ``init="random"``
+draws fresh weights for every chain and generation, ``"fixed"`` uses one
+initialisation for every chain and generation (only sampling noise differs between
+chains), ``"warm"`` starts from the previous generation's weights.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, Literal, get_args
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import logsumexp
+from jaxtyping import Array, Float
+
+from .._rng import STREAM_FIT, Stream, as_stream
+from .._validate import check_int, check_positive, traced_scalar
+from ..data import HELDOUT_SAMPLES, Empirical, heldout_metrics
+from ._nets import MLPParams, adam_fit, mlp_apply, mlp_init, mlp_zeros
+from ._ondata import as_data, sized_for_run
+from ._protocol import WarmStart
+
+Init = Literal["random", "fixed", "warm"]
+INITS: tuple[Init, ...] = get_args(Init)
+FIXED_INIT_SEED = 0  # the key data (0, 0) of init="fixed": one initialisation for every chain and generation
+
+
+class NeuralFit(eqx.Module):
+    """A neural family's fit: its network(s), and the optimisation's final loss and
+    gradient norm (reported as diagnostics)."""
+
+    net: Any  # an MLPParams (NeuralDensity) or the (encoder, decoder) pair (VAE)
+    loss: Float[Array, ""]
+    grad_norm: Float[Array, ""]
+
+
+class _Neural(WarmStart):
+    """What the neural families share: data, optimisation settings, streams."""
+
+    data: Empirical
+    steps: int = eqx.field(static=True)
+    init: Init = eqx.field(static=True)
+    learning_rate: Float[Array, ""]
+    _data_first: int = eqx.field(static=True)
+
+    traced_bounds: ClassVar[dict[str, tuple[float, float]]] = {"learning_rate": (1e-12, 10.0)}
+    working_set_factor: ClassVar[int] = 8
+
+    def _setup(self, owner: str, data, steps, init, learning_rate) -> Empirical:
+        data = as_data(owner, data)
+        if data is None:
+            raise ValueError(f"{owner}: data= is required (a cj.Empirical, e.g. cj.Empirical.load('digits'))")
+        self.steps = check_int(f"{owner}: steps", steps, 1)
+        if init not in INITS:
+            raise ValueError(f"{owner}: init must be one of {INITS}, got {init!r}")
+        self.init = init
+        self.learning_rate = traced_scalar(owner, "learning_rate", learning_rate, 1e-12, 10.0)
+        self.data = data
+        self._data_first = 0
+        return data
+
+    def min_points(self) -> int:
+        return 2
+
+    def config_arg(self, name: str):
+        if name == "data":
+            return self.data.describe()
+        return super().config_arg(name)
+
+    def for_run(self, regime, n: int, generations: int):
+        return sized_for_run(self, n)
+
+    def sample_real(self, key, n: int, frame=None) -> jax.Array:
+        return self.data.draw_x(key, n, self._data_first or None)
+
+    def diagnostics(self, params: NeuralFit) -> dict[str, jax.Array]:
+        return {"final_loss": params.loss, "grad_norm": params.grad_norm}
+
+    def is_finite(self, params: NeuralFit) -> jax.Array:
+        return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(params.net)]))
+
+    def _fit_stream(self, key) -> Stream:
+        """The fit stream: the chain's STREAM_FIT of this generation, or one fixed stream."""
+        s = as_stream(key)
+        if self.init == "fixed":
+            return Stream(jnp.asarray([0, FIXED_INIT_SEED], jnp.uint32), jnp.int32(0), STREAM_FIT)
+        return s.sibling(STREAM_FIT)
+
+    def _start(self, key, dtype):
+        raise NotImplementedError
+
+    def _loss(self, net, x, w, key):
+        raise NotImplementedError
+
+    def _optimise(self, key, data, weights, start) -> NeuralFit:
+        x = data
+        dtype = x.dtype
+        w = jnp.ones(x.shape[:1], dtype) if weights is None else weights.astype(dtype)
+        w = jnp.maximum(w, 0.0)
+        w = w / jnp.sum(w)
+        x = jnp.where(w[:, None] > 0, x, 0.0)  # empty slots may hold anything
+        # the steps' noise (a VAE's latent draws): sub-stream 15 of the fit stream (the weights use 0..14)
+        keys = jax.random.split(as_stream(key).sibling(STREAM_FIT).child(15).key(), self.steps)
+        net, loss, norm = adam_fit(
+            lambda p, k: self._loss(p, x, w, k), start, self.steps, self.learning_rate.astype(dtype), keys
+        )
+        return NeuralFit(net, loss, norm)
+
+    def fit(self, key, data, weights, frame=None) -> NeuralFit:
+        return self._optimise(key, data, weights, self._start(self._fit_stream(key), data.dtype))
+
+    def fit_warm(self, key, data, weights, start: NeuralFit) -> NeuralFit:
+        if self.init != "warm":
+            return self.fit(key, data, weights)
+        return self._optimise(key, data, weights, start.net)
+
+
+class NeuralDensity(_Neural):
+    """An MLP softmax density on a regular grid over a box: p(cell k) proportional to
+    exp(MLP(c_k)), c_k the cell's centre, uniform within a cell. Fitted by Adam on the
+    weighted histogram's cross-entropy; sampling picks a cell and a uniform point in
+    it. The network's smoothness is its function-approximation error: a tail cell's
+    mass is tied to its neighbours' (Shumailov et al. 2024's third error source).
+
+    Args:
+        data: the truth, a :class:`~collapse_jax.Empirical` with 1 or 2 features.
+        grid: cells per axis (static); the box is the pool's range widened by
+            ``margin`` of its width on each side (points outside count in the edge
+            cells).
+        hidden: widths of the tanh hidden layers (static).
+        steps: Adam steps per fit (static); learning_rate: Adam's (traced).
+        init: ``"random"``, ``"fixed"`` or ``"warm"`` (module docstring).
+
+    Metrics: ``tv_to_pool`` (total variation between the fitted cell masses and the
+    pool's histogram, the truth), ``entropy`` (of the cell masses, nats),
+    ``tail_mass`` (the fit's mass on the cells where the pool's histogram holds its
+    lightest 5 %), and the held-out measures (``test_nll`` per point from the cell
+    density).
+    """
+
+    grid: int = eqx.field(static=True)
+    hidden: tuple[int, ...] = eqx.field(static=True)
+    margin: float = eqx.field(static=True)
+    low: Float[Array, " d"]
+    width: Float[Array, " d"]
+    centres: Float[Array, "c d"]
+    pool_probs: Float[Array, " c"]
+    tail_cells: Float[Array, " c"]
+
+    def __init__(self, data, grid: int = 32, hidden=(32, 32), *, steps: int = 200, learning_rate: float = 0.03,
+                 init: Init = "random", margin: float = 0.1):  # fmt: skip
+        data = self._setup("NeuralDensity", data, steps, init, learning_rate)
+        if data.dim > 2:
+            raise ValueError(f"NeuralDensity: the data must have 1 or 2 features (a grid), got {data.dim}")
+        self.grid = check_int("NeuralDensity: grid", grid, 2)
+        self.hidden = tuple(check_int("NeuralDensity: hidden width", h, 1) for h in hidden)
+        self.margin = float(check_positive("NeuralDensity", "margin", margin))
+        pool = np.asarray(data.x, np.float64)
+        lo, hi = pool.min(axis=0), pool.max(axis=0)
+        span = np.where(hi > lo, hi - lo, 1.0)
+        low, high = lo - self.margin * span, hi + self.margin * span
+        self.low = jnp.asarray(low, jnp.float32)
+        self.width = jnp.asarray((high - low) / self.grid, jnp.float32)
+        axes = [low[j] + (np.arange(self.grid) + 0.5) * (high[j] - low[j]) / self.grid for j in range(data.dim)]
+        mesh = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, data.dim)
+        self.centres = jnp.asarray(mesh, jnp.float32)
+        counts = np.bincount(np.asarray(self._cells(jnp.asarray(pool, jnp.float32))), minlength=mesh.shape[0])
+        probs = counts / counts.sum()
+        self.pool_probs = jnp.asarray(probs, jnp.float32)
+        order = np.argsort(np.where(probs > 0, probs, np.inf), kind="stable")
+        light = np.zeros(probs.size)
+        light[order[np.cumsum(probs[order]) <= 0.05]] = 1.0
+        self.tail_cells = jnp.asarray(light, jnp.float32)
+
+    def _sizes(self) -> tuple[int, ...]:
+        return (self.data.dim, *self.hidden, 1)
+
+    def _cells(self, x: jax.Array) -> jax.Array:
+        """The cell of every point (row-major over the axes), edge cells holding the outside."""
+        idx = jnp.floor((x - self.low.astype(x.dtype)[None, :]) / self.width.astype(x.dtype)[None, :])
+        idx = jnp.clip(idx, 0, self.grid - 1)
+        idx = idx.astype(jnp.int32)
+        flat = idx[:, 0]
+        for j in range(1, x.shape[1]):
+            flat = flat * self.grid + idx[:, j]
+        return flat
+
+    def truth(self) -> jax.Array:
+        return self.pool_probs
+
+    def blank_fit(self) -> NeuralFit:
+        z = jnp.zeros((), jnp.float32)
+        return NeuralFit(mlp_zeros(self._sizes(), jnp.float32), z, z)
+
+    def _start(self, stream: Stream, dtype) -> MLPParams:
+        return mlp_init(stream, self._sizes(), dtype)
+
+    def log_probs(self, net: MLPParams, dtype) -> jax.Array:
+        """log p(cell) of every cell."""
+        logits = mlp_apply(net, self.centres.astype(dtype))[:, 0]
+        return logits - logsumexp(logits)
+
+    def _loss(self, net, x, w, key):
+        q = jnp.zeros((self.centres.shape[0],), x.dtype).at[self._cells(x)].add(w)
+        return -jnp.sum(q * self.log_probs(net, x.dtype))
+
+    def sample(self, key, params: NeuralFit, n: int, frame=None) -> jax.Array:
+        s = as_stream(key)
+        dtype = params.loss.dtype
+        cdf = jnp.cumsum(jnp.exp(self.log_probs(params.net, dtype)))
+        u = s.child(0).uniform((n,), dtype) * cdf[-1]
+        cell = jnp.minimum(jnp.searchsorted(cdf, u, side="right"), cdf.shape[0] - 1)
+        d = self.data.dim
+        coords = []
+        rest = cell
+        for _ in range(d):
+            coords.append(rest % self.grid)
+            rest = rest // self.grid
+        idx = jnp.stack(coords[::-1], axis=1).astype(dtype)
+        jitter = s.child(1).uniform((n, d), dtype)
+        return self.low.astype(dtype)[None, :] + (idx + jitter) * self.width.astype(dtype)[None, :]
+
+    def metrics(self, key, params: NeuralFit) -> dict[str, jax.Array]:
+        s = as_stream(key)
+        dtype = params.loss.dtype
+        logp = self.log_probs(params.net, dtype)
+        p = jnp.exp(logp)
+        p0 = self.pool_probs.astype(dtype)
+        xt = self.data.x_test.astype(dtype)
+        log_vol = jnp.sum(jnp.log(self.width.astype(dtype)))
+        draws = self.sample(s.child(2), params, HELDOUT_SAMPLES)
+        return {
+            "tv_to_pool": 0.5 * jnp.sum(jnp.abs(p - p0)),
+            "entropy": -jnp.sum(p * logp),
+            "tail_mass": jnp.sum(p * self.tail_cells.astype(dtype)),
+        } | heldout_metrics(self.data, draws, jnp.take(logp, self._cells(xt)) - log_vol)
+
+
+class VAE(_Neural):
+    """A variational autoencoder with Gaussian encoder and decoder (one tanh hidden
+    layer each, a learned per-feature decoder variance), fitted by Adam on the
+    negative ELBO with one reparameterised latent draw per point and step (Kingma and
+    Welling 2014). It generates x = mu(z) + sigma * eps with z ~ N(0, I): the
+    recursive VAE of Shumailov et al. (Nature 2024), here on a data set such as
+    ``cj.Empirical.load("digits")`` (8 x 8 images, standardised pixels).
+
+    Args:
+        data: the truth, a :class:`~collapse_jax.Empirical`.
+        latent: latent dimension (static); hidden: hidden width (static).
+        steps, learning_rate, init: as :class:`NeuralDensity`.
+        min_log_var: floor of the decoder's log variance (static; default -2, a
+            noise sd of at least 0.37 in the data's units, standardised for the
+            loaded sets), so a decoder cannot put infinite density on the training
+            points.
+
+    Metrics: ``test_nelbo`` (the negative ELBO per test point, an upper bound of the
+    held-out negative log-likelihood, one latent draw per point), the held-out
+    sample measures (``energy_distance``, ``precision``, ``coverage``,
+    ``diversity``), and ``decoder_sd`` (the decoder's mean noise sd, which collapses).
+    """
+
+    latent: int = eqx.field(static=True)
+    hidden: int = eqx.field(static=True)
+    min_log_var: float = eqx.field(static=True)
+
+    def __init__(self, data, latent: int = 4, hidden: int = 32, *, steps: int = 200, learning_rate: float = 0.01,
+                 init: Init = "random", min_log_var: float = -2.0):  # fmt: skip
+        self._setup("VAE", data, steps, init, learning_rate)
+        self.latent = check_int("VAE: latent", latent, 1)
+        self.hidden = check_int("VAE: hidden", hidden, 1)
+        if not isinstance(min_log_var, (int, float)) or not math.isfinite(min_log_var):
+            raise ValueError(f"VAE: min_log_var must be a finite number, got {min_log_var!r}")
+        self.min_log_var = float(min_log_var)
+
+    def _nets(self, stream: Stream | None, dtype):
+        d, h, k = self.data.dim, self.hidden, self.latent
+        enc, dec = (d, h, 2 * k), (k, h, 2 * d)
+        if stream is None:
+            return (mlp_zeros(enc, dtype), mlp_zeros(dec, dtype))
+        return (mlp_init(stream, enc, dtype), mlp_init(stream, dec, dtype, first=len(enc) - 1))
+
+    def truth(self) -> jax.Array:
+        return self.data.x.mean(axis=0)
+
+    def blank_fit(self) -> NeuralFit:
+        z = jnp.zeros((), jnp.float32)
+        return NeuralFit(self._nets(None, jnp.float32), z, z)
+
+    def _start(self, stream: Stream, dtype):
+        return self._nets(stream, dtype)
+
+    def _decode(self, dec, z):
+        out = mlp_apply(dec, z)
+        d = self.data.dim
+        return out[..., :d], self.min_log_var + jax.nn.softplus(out[..., d:] - self.min_log_var)
+
+    def elbo(self, nets, x: jax.Array, eps: jax.Array) -> jax.Array:
+        """The ELBO of every point (nats) with the latent noise ``eps`` (points, latent)."""
+        enc, dec = nets
+        out = mlp_apply(enc, x)
+        mu, log_var = out[:, : self.latent], out[:, self.latent :]
+        z = mu + jnp.exp(0.5 * log_var) * eps
+        mean, dlv = self._decode(dec, z)
+        rec = -0.5 * jnp.sum((x - mean) ** 2 * jnp.exp(-dlv) + dlv + math.log(2 * math.pi), axis=1)
+        kl = 0.5 * jnp.sum(jnp.exp(log_var) + mu * mu - 1.0 - log_var, axis=1)
+        return rec - kl
+
+    def _loss(self, nets, x, w, key):
+        eps = jax.random.normal(key, (x.shape[0], self.latent), x.dtype)
+        return -jnp.sum(w * self.elbo(nets, x, eps))
+
+    def sample(self, key, params: NeuralFit, n: int, frame=None) -> jax.Array:
+        s = as_stream(key)
+        dtype = params.loss.dtype
+        z = s.child(0).normal((n, self.latent), dtype)
+        mean, dlv = self._decode(params.net[1], z)
+        return mean + jnp.exp(0.5 * dlv) * s.child(1).normal((n, self.data.dim), dtype)
+
+    def metrics(self, key, params: NeuralFit) -> dict[str, jax.Array]:
+        s = as_stream(key)
+        dtype = params.loss.dtype
+        xt = self.data.x_test.astype(dtype)
+        elbo = self.elbo(params.net, xt, s.child(0).normal((xt.shape[0], self.latent), dtype))
+        draws = self.sample(s.child(1), params, HELDOUT_SAMPLES)
+        held = heldout_metrics(self.data, draws, elbo)
+        held["test_nelbo"] = held.pop("test_nll")
+        _, dlv = self._decode(params.net[1], jnp.zeros((1, self.latent), dtype))
+        return held | {"decoder_sd": jnp.mean(jnp.exp(0.5 * dlv))}
