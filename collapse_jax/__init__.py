@@ -22,6 +22,7 @@ from .engine.simulate import simulate_shard as simulate_shard
 from .families import GLM as GLM
 from .families import GMM as GMM
 from .families import KDE as KDE
+from .families import VAE as VAE
 from .families import AbstractFamily as AbstractFamily
 from .families import BayesGaussian as BayesGaussian
 from .families import BayesGaussianParams as BayesGaussianParams
@@ -40,7 +41,6 @@ from .families import LabelChain as LabelChain
 from .families import LabelledInputs as LabelledInputs
 from .families import LabelTable as LabelTable
 from .families import MParams as MParams
-from .families import VAE as VAE
 from .families import NeuralDensity as NeuralDensity
 from .families import NeuralFit as NeuralFit
 from .families import NUTSLocation as NUTSLocation

@@ -46,12 +46,12 @@ from .mestimators import GLM as GLM
 from .mestimators import HuberLocation as HuberLocation
 from .mestimators import HuberRegression as HuberRegression
 from .mestimators import MParams as MParams
-from .ngram import Bigram as Bigram
-from .nuts_location import NUTSLocation as NUTSLocation
-from .nuts_location import NUTSParams as NUTSParams
 from .neural import VAE as VAE
 from .neural import NeuralDensity as NeuralDensity
 from .neural import NeuralFit as NeuralFit
+from .ngram import Bigram as Bigram
+from .nuts_location import NUTSLocation as NUTSLocation
+from .nuts_location import NUTSParams as NUTSParams
 from .poisson import Poisson as Poisson
 from .poisson import PoissonStats as PoissonStats
 from .random_features import RandomFeatures as RandomFeatures

@@ -53,6 +53,8 @@ def _families() -> dict[str, AbstractFamily]:
         "RandomFeatures": cj.RandomFeatures(2, 3, max_width=5, lam=0.01),  # ridgeless at n = 12 is ill-conditioned
         "Gaussian on data": cj.Gaussian(data=cj.Empirical.load("iris", features=[0, 1])),
         "Categorical on data": cj.Categorical(data=cj.Empirical.load("iris", features=[0])),
+        "NeuralDensity": cj.NeuralDensity(cj.Empirical.load("iris", features=[0, 1]), grid=4, hidden=(4,), steps=3),
+        "VAE": cj.VAE(cj.Empirical.load("iris"), latent=1, hidden=4, steps=3),
     }
 
 
@@ -102,8 +104,10 @@ def _close_fitted(a, b, rtol=1e-4, atol=1e-5):
 
 # A Markov chain's accept/reject steps turn last-bit differences between two compiled
 # programs (eager vs jit, one chain vs a batch) into different draws; for these the
-# contract is determinism of each program, finiteness and equal structure.
-CHAOTIC = {"NUTSLocation"}
+# contract is determinism of each program, finiteness and equal structure. NeuralDensity
+# bins its points: iris is measured to 0.1 cm, so some points lie exactly on a cell edge,
+# and which side they fall is the program's rounding of (x - low) / width.
+CHAOTIC = {"NUTSLocation", "NeuralDensity"}
 
 
 @pytest.mark.parametrize("name", list(FAMILIES))
