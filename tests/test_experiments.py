@@ -275,3 +275,18 @@ def test_selection_smoke(tmp_path, capsys):
     assert len(g0) == 1
     for g, _m, t in series("e", "f = 1"):
         assert t == pytest.approx(4 * (g + 1) / 15, rel=1e-5)
+
+
+def test_learned_collapse_smoke(tmp_path, capsys):
+    mod = _load("learned_collapse")
+    assert mod.main(["--smoke", "--out", str(tmp_path)]) == 0
+    _no_verdicts(capsys.readouterr().out)
+    for ext in ("csv", "png", "pdf"):
+        assert (tmp_path / f"learned_collapse_smoke.{ext}").stat().st_size > 0
+    with open(tmp_path / "learned_collapse_smoke.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {r["panel"] for r in rows} == {"a", "b", "c", "d", "e"}
+    for r in rows:
+        assert math.isfinite(float(r["mc_value"])) and math.isfinite(float(r["mc_se"])), r
+    # the linear random-feature widths carry their exact law, the others none
+    assert all(math.isfinite(float(r["theory"])) for r in rows if (r["panel"], r["series"]) == ("e", "linear"))

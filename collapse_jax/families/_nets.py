@@ -20,20 +20,26 @@ class MLPParams(eqx.Module):
     biases: tuple[jax.Array, ...]
 
 
-def mlp_init(stream: Stream, sizes: tuple[int, ...], dtype, first: int = 0) -> MLPParams:
+def _bias_sizes(sizes: tuple[int, ...], out_bias: bool) -> list[int]:
+    return [*sizes[1:-1], sizes[-1] if out_bias else 0]
+
+
+def mlp_init(stream: Stream, sizes: tuple[int, ...], dtype, first: int = 0, out_bias: bool = True) -> MLPParams:
     """LeCun-normal weights (sd 1/sqrt(fan_in)), zero biases; layer i from sub-stream
-    ``first + i`` of ``stream``."""
-    weights, biases = [], []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        weights.append(stream.child(first + i).normal((a, b), dtype) / math.sqrt(a))
-        biases.append(jnp.zeros((b,), dtype))
-    return MLPParams(tuple(weights), tuple(biases))
+    ``first + i`` of ``stream``. ``out_bias=False``: no bias on the last layer (a
+    softmax's logits: a constant shift is unidentifiable, its gradient is 0 up to
+    rounding, and Adam's normalised steps would turn that rounding into full steps)."""
+    weights = [
+        stream.child(first + i).normal((a, b), dtype) / math.sqrt(a)
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))
+    ]
+    return MLPParams(tuple(weights), tuple(jnp.zeros((b,), dtype) for b in _bias_sizes(sizes, out_bias)))
 
 
-def mlp_zeros(sizes: tuple[int, ...], dtype) -> MLPParams:
+def mlp_zeros(sizes: tuple[int, ...], dtype, out_bias: bool = True) -> MLPParams:
     return MLPParams(
         tuple(jnp.zeros((a, b), dtype) for a, b in zip(sizes[:-1], sizes[1:])),
-        tuple(jnp.zeros((b,), dtype) for b in sizes[1:]),
+        tuple(jnp.zeros((b,), dtype) for b in _bias_sizes(sizes, out_bias)),
     )
 
 
@@ -41,7 +47,9 @@ def mlp_apply(net: MLPParams, x: jax.Array) -> jax.Array:
     """tanh hidden layers, a linear last layer; ``x`` (..., in)."""
     last = len(net.weights) - 1
     for i, (w, b) in enumerate(zip(net.weights, net.biases)):
-        x = x @ w + jnp.expand_dims(b, tuple(range(x.ndim - 1)))
+        x = x @ w
+        if b.shape[0]:
+            x = x + jnp.expand_dims(b, tuple(range(x.ndim - 1)))
         if i < last:
             x = jnp.tanh(x)
     return x

@@ -35,6 +35,7 @@ from ._protocol import WarmStart
 
 Init = Literal["random", "fixed", "warm"]
 INITS: tuple[Init, ...] = get_args(Init)
+EDGE_SHIFT = (math.sqrt(2.0) - 1.0) / 2.0  # NeuralDensity: the grid's offset, in cells
 FIXED_INIT_SEED = 0  # the key data (0, 0) of init="fixed": one initialisation for every chain and generation
 
 
@@ -138,8 +139,9 @@ class NeuralDensity(_Neural):
     Args:
         data: the truth, a :class:`~collapse_jax.Empirical` with 1 or 2 features.
         grid: cells per axis (static); the box is the pool's range widened by
-            ``margin`` of its width on each side (points outside count in the edge
-            cells).
+            ``margin`` of its width on each side and shifted by 0.207 of a cell, so
+            that no cell edge falls on lattice-valued data (points outside count in
+            the edge cells).
         hidden: widths of the tanh hidden layers (static).
         steps: Adam steps per fit (static); learning_rate: Adam's (traced).
         init: ``"random"``, ``"fixed"`` or ``"warm"`` (module docstring).
@@ -171,10 +173,14 @@ class NeuralDensity(_Neural):
         pool = np.asarray(data.x, np.float64)
         lo, hi = pool.min(axis=0), pool.max(axis=0)
         span = np.where(hi > lo, hi - lo, 1.0)
-        low, high = lo - self.margin * span, hi + self.margin * span
+        cell = span * (1.0 + 2.0 * self.margin) / self.grid
+        # the box: the pool's range widened by margin * span, shifted down by an irrational share of a cell
+        # so that no cell edge falls on the pool's extremes or on data measured on a lattice (a point on an
+        # edge would fall on either side depending on the compiled program's rounding)
+        low = lo - self.margin * span - EDGE_SHIFT * cell
         self.low = jnp.asarray(low, jnp.float32)
-        self.width = jnp.asarray((high - low) / self.grid, jnp.float32)
-        axes = [low[j] + (np.arange(self.grid) + 0.5) * (high[j] - low[j]) / self.grid for j in range(data.dim)]
+        self.width = jnp.asarray(cell, jnp.float32)
+        axes = [low[j] + (np.arange(self.grid) + 0.5) * cell[j] for j in range(data.dim)]
         mesh = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, data.dim)
         self.centres = jnp.asarray(mesh, jnp.float32)
         counts = np.bincount(np.asarray(self._cells(jnp.asarray(pool, jnp.float32))), minlength=mesh.shape[0])
@@ -203,10 +209,10 @@ class NeuralDensity(_Neural):
 
     def blank_fit(self) -> NeuralFit:
         z = jnp.zeros((), jnp.float32)
-        return NeuralFit(mlp_zeros(self._sizes(), jnp.float32), z, z)
+        return NeuralFit(mlp_zeros(self._sizes(), jnp.float32, out_bias=False), z, z)
 
     def _start(self, stream: Stream, dtype) -> MLPParams:
-        return mlp_init(stream, self._sizes(), dtype)
+        return mlp_init(stream, self._sizes(), dtype, out_bias=False)
 
     def log_probs(self, net: MLPParams, dtype) -> jax.Array:
         """log p(cell) of every cell."""
