@@ -111,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generations", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=None)
     parser.add_argument("--memory-chains", type=int, nargs="*", default=None)
+    parser.add_argument("--only", nargs="*", choices=list(WORKLOADS), default=None, help="some workloads")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     chains = args.chains or (64 if args.quick else 256)
@@ -135,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         "memory": {},
     }
     for name, spec in WORKLOADS.items():
+        if args.only and name not in args.only:
+            continue
         cons = contenders_for(name, spec, chains, loop_chains, g)
         first: dict[str, np.ndarray] = {}
         for key, c in cons.items():

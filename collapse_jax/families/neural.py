@@ -103,7 +103,12 @@ class _Neural(WarmStart):
     def _start(self, key, dtype):
         raise NotImplementedError
 
-    def _loss(self, net, x, w, key):
+    def _summary(self, x, w):
+        """What the loss reads of the weighted data, computed once per fit, outside the
+        optimiser's loop (default: the points and their normalised weights)."""
+        return x, w
+
+    def _loss(self, net, summary, key):
         raise NotImplementedError
 
     def _optimise(self, key, data, weights, start) -> NeuralFit:
@@ -115,8 +120,9 @@ class _Neural(WarmStart):
         x = jnp.where(w[:, None] > 0, x, 0.0)  # empty slots may hold anything
         # the steps' noise (a VAE's latent draws): sub-stream 15 of the fit stream (the weights use 0..14)
         keys = jax.random.split(as_stream(key).sibling(STREAM_FIT).child(15).key(), self.steps)
+        summary = self._summary(x, w)
         net, loss, norm = adam_fit(
-            lambda p, k: self._loss(p, x, w, k), start, self.steps, self.learning_rate.astype(dtype), keys
+            lambda p, k: self._loss(p, summary, k), start, self.steps, self.learning_rate.astype(dtype), keys
         )
         return NeuralFit(net, loss, norm)
 
@@ -219,9 +225,12 @@ class NeuralDensity(_Neural):
         logits = mlp_apply(net, self.centres.astype(dtype))[:, 0]
         return logits - logsumexp(logits)
 
-    def _loss(self, net, x, w, key):
-        q = jnp.zeros((self.centres.shape[0],), x.dtype).at[self._cells(x)].add(w)
-        return -jnp.sum(q * self.log_probs(net, x.dtype))
+    def _summary(self, x, w):
+        """The weighted histogram of the cells (one scatter per fit, not per step)."""
+        return jnp.zeros((self.centres.shape[0],), x.dtype).at[self._cells(x)].add(w)
+
+    def _loss(self, net, q, key):
+        return -jnp.sum(q * self.log_probs(net, q.dtype))
 
     def sample(self, key, params: NeuralFit, n: int, frame=None) -> jax.Array:
         s = as_stream(key)
@@ -324,7 +333,8 @@ class VAE(_Neural):
         kl = 0.5 * jnp.sum(jnp.exp(log_var) + mu * mu - 1.0 - log_var, axis=1)
         return rec - kl
 
-    def _loss(self, nets, x, w, key):
+    def _loss(self, nets, summary, key):
+        x, w = summary
         eps = jax.random.normal(key, (x.shape[0], self.latent), x.dtype)
         return -jnp.sum(w * self.elbo(nets, x, eps))
 
