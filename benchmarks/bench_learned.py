@@ -103,6 +103,13 @@ def peak_rss(name: str, chains: int, generations: int) -> float:
     return int(res.stdout.strip().splitlines()[-1]) / 1024.0
 
 
+def add_summaries(report: dict[str, Any]) -> None:
+    """Flat views of the recorded numbers for the docs' tables: throughput per contender
+    and peak RSS per workload and chain count."""
+    report["chain_generations_per_s"] = {k: c["chain_generations_per_s"] for k, c in report["contenders"].items()}
+    report["peak_rss_mb"] = {f"{w} @ {c} chains": mb for w, m in report["memory"].items() for c, mb in m.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="64 chains, 8 loop seeds, 2 rounds")
@@ -177,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"{name}: peak RSS at {c} chains")
             report["memory"][name][str(c)] = peak_rss(name, c, g)
     report["wall_s"] = time.time() - started
+    add_summaries(report)
     write_json_atomic(out, report)
     lines = contender_table(report)
     lines += ["", "| workload | chains | peak RSS (MB) |", "|---|---:|---:|"]

@@ -37,6 +37,7 @@ BENCHES = (
     "checkpoint",
     "tails",
     "selection",
+    "learned",
 )
 QUICK_ARGS = {"scale": ["--chains", "100000", "--generations", "100"]}
 
