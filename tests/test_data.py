@@ -76,6 +76,8 @@ def test_digits_drops_the_pixels_constant_in_the_pool():
         (lambda: cj.Gaussian(data=cj.Empirical.load("iris"), sampler="exact"), "needs sampler='samples'"),
         (lambda: cj.Gaussian(data=cj.Empirical.load("iris"), mean=0.0), "leave mean and cov unset"),
         (lambda: cj.GMM(2, data="iris"), "data must be a cj.Empirical"),
+        (lambda: cj.GLM(data=cj.Empirical.load("iris")), r"kind='logistic' needs labels in \{0, 1\}"),
+        (lambda: cj.GLM(data=cj.Empirical.load("breast_cancer"), dim=3), "dim=3 but the data set"),
     ],
 )
 def test_bad_data_is_a_clear_error(make, match):
@@ -235,3 +237,23 @@ def test_energy_distance_is_unbiased_for_draws_from_the_data_law():
     )
     ed = np.asarray(ed, np.float64)
     assert_mc_close(ed.mean(), ed.std(ddof=1) / np.sqrt(ed.size), 0.0, label="energy distance")
+
+
+def test_glm_on_data_keeps_real_features_and_scores_the_test_split():
+    """Logistic regression on breast_cancer: the truth is the fit of the pool, a synthetic
+    point is a pool row's features with the model's label, and the held-out log loss and
+    accuracy score every generation."""
+    bc = cj.Empirical.load("breast_cancer")
+    fam = cj.GLM(data=bc, intercept=True, penalty=1e-2)
+    assert fam.dim == bc.dim + 1
+    draw = fam.sample(jax.random.key(0), fam.truth(), 50)
+    pool = np.asarray(bc.x)
+    assert np.all(np.asarray(draw.X[:, 0]) == 1.0)
+    assert all(np.any(np.all(pool == row, axis=1)) for row in np.asarray(draw.X[:, 1:]))
+    assert set(np.unique(np.asarray(draw.y))) <= {0.0, 1.0}
+    res = cj.simulate(fam, cj.Replace(), n=100, generations=2, chains=8, seed=SEED, keep="chains", progress=False)
+    acc = np.asarray(res.metrics["test_accuracy"])
+    assert np.all((acc >= 0) & (acc <= 1)) and acc[:, 0].mean() > 0.85  # a fit of 100 real rows classifies well
+    assert np.all(np.isfinite(np.asarray(res.metrics["test_logloss"])))
+    again = cj.GLM(**{k: v for k, v in fam.describe().items() if k != "family"})
+    np.testing.assert_array_equal(np.asarray(again.w_star), np.asarray(fam.w_star))

@@ -23,8 +23,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .._rng import as_stream
+from .._rng import STREAM_FIT, as_stream
 from .._validate import as_float_array, check_int, check_number, check_positive
+from ..data import Empirical
+from ._ondata import as_data, sized_for_run
 from ._options import GLMKind, Optimizer
 from ._protocol import LabelVerifiable, Located
 from .ridge import RegressionData
@@ -177,6 +179,16 @@ class GLM(_MEstimator, LabelVerifiable):
         intercept: whether the first feature is the constant 1 (static), so that
             ``w_star[0]`` is an intercept and the classes can be unbalanced; the
             other features are N(0, 1).
+        data: a :class:`~collapse_jax.Empirical` with features and labels (0/1 for
+            logistic, counts for Poisson) as the truth. Real points are rows of its
+            training pool, features and labels (:mod:`collapse_jax.data`); a synthetic
+            point keeps real features, drawn uniformly from the pool, and takes its
+            label from the model ("real covariates, synthetic labels"). ``dim`` is the
+            data's feature count (+1 with ``intercept``); ``w_star`` is this family's
+            fit of the whole pool (``w_star`` and ``dim`` left unset); ``class_share``
+            averages over the pool's features; adds ``test_logloss`` and
+            ``test_accuracy`` (logistic) or ``test_deviance`` (Poisson) on the test
+            split.
 
     Metrics: ``param_sq_error`` ||w - w*||^2, ``coef_norm`` ||w||, and the held-out
     loss on 1000 fresh real points: ``heldout_logloss`` (mean negative
@@ -194,6 +206,8 @@ class GLM(_MEstimator, LabelVerifiable):
     kind: GLMKind = eqx.field(static=True)
     intercept: bool = eqx.field(static=True)
     penalty: Float[Array, ""]
+    data: Empirical | None
+    _data_first: int = eqx.field(static=True)
     optional_metrics: ClassVar[tuple[str, ...]] = ("class_share", "share_drift")
 
     traced_bounds: ClassVar[dict[str, tuple[float, float]]] = {"penalty": (0.0, math.inf)}
@@ -201,7 +215,7 @@ class GLM(_MEstimator, LabelVerifiable):
     def __init__(
         self,
         kind: GLMKind = "logistic",
-        dim: int = 5,
+        dim: int | None = None,
         *,
         w_star=None,
         penalty: float = 1e-3,
@@ -209,9 +223,26 @@ class GLM(_MEstimator, LabelVerifiable):
         steps: int = 30,
         learning_rate=None,
         intercept: bool = False,
+        data=None,
     ):
         if kind not in GLM_KINDS:
             raise ValueError(f"GLM: kind must be one of {GLM_KINDS}, got {kind!r}")
+        data = as_data("GLM", data)
+        if data is not None:
+            if w_star is not None:
+                raise ValueError("GLM: with data=, the truth is the fit of the data; leave w_star unset")
+            if data.y is None:
+                raise ValueError(f"GLM: the data set {data.name!r} has no labels (y)")
+            y = np.concatenate([np.asarray(data.y), np.asarray(data.y_test)])
+            ok = np.isin(y, (0, 1)).all() if kind == "logistic" else bool(np.all((y >= 0) & (y == np.round(y))))
+            if not ok:
+                need = "labels in {0, 1}" if kind == "logistic" else "non-negative integer labels"
+                raise ValueError(f"GLM: kind={kind!r} needs {need}; the data set {data.name!r} has values like {y[:5]}")
+            want = data.dim + (1 if intercept else 0)
+            if dim is not None and dim != want:
+                raise ValueError(f"GLM: dim={dim} but the data set {data.name!r} gives {want} features")
+            dim = want
+        dim = 5 if dim is None else dim
         self._setup("GLM", dim, w_star, 1.0 if kind == "logistic" else 0.3, optimizer, steps, learning_rate)
         self.kind = kind
         lam = check_number("GLM", "penalty", penalty)
@@ -223,13 +254,46 @@ class GLM(_MEstimator, LabelVerifiable):
         if intercept and self.dim < 1:
             raise ValueError("GLM: intercept=True needs dim >= 1 (the first feature is the constant)")
         self.intercept = intercept
+        self.data = None
+        self._data_first = 0
+        if data is not None:
+            self.data = data
+            # the truth: this family's fit of the whole pool (a fixed key; L-BFGS needs none)
+            pool = RegressionData(self._design(data.x), jnp.asarray(data.y, jnp.float32))
+            self.w_star = self.fit(as_stream(jax.random.key(data.split_seed), STREAM_FIT), pool, None).w
+
+    def _design(self, x: jax.Array) -> jax.Array:
+        """A data set's features as this family's inputs (a leading constant with an intercept)."""
+        x = x.astype(jnp.float32) if not jnp.issubdtype(x.dtype, jnp.floating) else x
+        return jnp.concatenate([jnp.ones((x.shape[0], 1), x.dtype), x], axis=1) if self.intercept else x
+
+    def config_arg(self, name: str):
+        if name == "data":
+            return None if self.data is None else self.data.describe()
+        if name == "w_star" and self.data is not None:
+            return None  # the fit of the data
+        return super().config_arg(name)
+
+    def for_run(self, regime, n: int, generations: int) -> GLM:
+        return sized_for_run(self, n)
+
+    def sample_real(self, key, n: int, frame=None) -> RegressionData:
+        """``n`` real points: from the truth, or rows (features and labels) of the data set."""
+        if self.data is None:
+            return self.sample(key, self.truth(), n, frame)
+        dtype = self.w_star.dtype
+        X = self._design(self.data.draw_x(key, n, self._data_first or None).astype(dtype))
+        return RegressionData(X, self.data.draw_y(key, n, self._data_first or None).astype(dtype))
 
     def sample(self, key, params: MParams, n: int, frame=None) -> RegressionData:
         s = as_stream(key)
         dtype = params.w.dtype
-        X = s.child(0).normal((n, self.dim), dtype)
-        if self.intercept:
-            X = X.at[:, 0].set(1.0)
+        if self.data is not None:  # real features, uniform from the pool (not the real stream: with replacement)
+            X = self._design(self.data.draw_x(s.child(0), n).astype(dtype))
+        else:
+            X = s.child(0).normal((n, self.dim), dtype)
+            if self.intercept:
+                X = X.at[:, 0].set(1.0)
         eta = X @ params.w
         u = s.child(1).uniform((n,), dtype)
         if self.kind == "logistic":
@@ -256,7 +320,10 @@ class GLM(_MEstimator, LabelVerifiable):
 
     def class_share(self, w: jax.Array) -> jax.Array:
         """E sigmoid(x^T w) over the input law: x^T w ~ N(w_0, ||w_1:||^2) with an
-        intercept, N(0, ||w||^2) without (then exactly 1/2)."""
+        intercept, N(0, ||w||^2) without (then exactly 1/2); with data, the mean over
+        the pool's features."""
+        if self.data is not None:
+            return jnp.mean(jax.nn.sigmoid(self._design(self.data.x.astype(w.dtype)) @ w))
         loc = w[0] if self.intercept else jnp.zeros((), w.dtype)
         rest = w[1:] if self.intercept else w
         scale = jnp.sqrt(jnp.sum(rest * rest))
@@ -275,11 +342,23 @@ class GLM(_MEstimator, LabelVerifiable):
             out["class_share"] = share
             out["share_drift"] = share - self.class_share(self.w_star.astype(dtype))
         else:
-            mu = jnp.exp(eta)
-            y = test.y
-            ylog = jnp.where(y > 0, y * jnp.log(jnp.where(y > 0, y, 1.0) / mu), 0.0)
-            out["heldout_deviance"] = jnp.mean(2 * (ylog - (y - mu)))
+            out["heldout_deviance"] = _deviance(test.y, jnp.exp(eta))
+        if self.data is not None:
+            xt = self._design(self.data.x_test.astype(dtype))
+            yt = jnp.asarray(self.data.y_test).astype(dtype)
+            eta_t = xt @ params.w
+            if self.kind == "logistic":
+                out["test_logloss"] = jnp.mean(jax.nn.softplus(eta_t) - yt * eta_t)
+                out["test_accuracy"] = jnp.mean(((eta_t > 0).astype(dtype) == yt).astype(dtype))
+            else:
+                out["test_deviance"] = _deviance(yt, jnp.exp(eta_t))
         return out
+
+
+def _deviance(y: jax.Array, mu: jax.Array) -> jax.Array:
+    """Mean Poisson deviance of counts ``y`` under means ``mu``."""
+    ylog = jnp.where(y > 0, y * jnp.log(jnp.where(y > 0, y, 1.0) / mu), 0.0)
+    return jnp.mean(2 * (ylog - (y - mu)))
 
 
 class HuberLocation(_MEstimator):
