@@ -155,7 +155,7 @@ class Empirical(eqx.Module):
             h.update(np.ascontiguousarray(y).tobytes())
         self.digest = h.hexdigest()[:16]
         self.source = None if _source is None else json.dumps(_source, sort_keys=True)
-        dist = _host_distances(xte, xte)
+        dist = np.asarray(_distances(jnp.asarray(xte, jnp.float32), jnp.asarray(xte, jnp.float32)), np.float64)
         t = dist.shape[0]
         self._test_pair_mean = float(dist.sum() / (t * (t - 1)))
         k = min(NEIGHBOURS, t - 1)
@@ -358,11 +358,6 @@ def _distances(a: jax.Array, b: jax.Array) -> jax.Array:
     """Euclidean distances between the rows of ``a`` and ``b`` (one matrix product)."""
     sq = jnp.sum(a * a, axis=1)[:, None] + jnp.sum(b * b, axis=1)[None, :] - 2.0 * a @ b.T
     return jnp.sqrt(jnp.maximum(sq, 0.0))
-
-
-def _host_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    diff = a[:, None, :] - b[None, :, :]
-    return np.sqrt(np.sum(diff * diff, axis=-1))
 
 
 def _as_matrix(name: str, x) -> np.ndarray:

@@ -18,7 +18,8 @@ from scipy import integrate, special, stats
 import collapse_jax as cj
 from collapse_jax._rng import Stream
 from collapse_jax.engine.kernel import trace_counts
-from collapse_jax.families.kde import KDE, MixtureTruth, _categorical
+from collapse_jax.families._counts import inverse_cdf
+from collapse_jax.families.kde import KDE, MixtureTruth
 from collapse_jax.theory import kde as kde_theory
 
 MIXTURE_2D = {"means": [[0.0, 0.0], [3.0, 1.0]], "covs": [0.5, [[1.0, 0.3], [0.3, 0.8]]], "weights": [0.3, 0.7]}
@@ -35,7 +36,7 @@ sample = jax.jit(lambda fam, s, p, n: fam.sample(s, p, n), static_argnums=3)
 real = jax.jit(lambda fam, s, n: fam.sample_real(s, n), static_argnums=2)
 log_density = jax.jit(lambda fam, p, y: fam.log_density(p, y))
 metrics = jax.jit(lambda fam, s, p: fam.metrics(s, p))
-categorical = jax.jit(_categorical)
+categorical = jax.jit(inverse_cdf)
 
 
 def run(fam, regime, **kw):

@@ -46,6 +46,21 @@ def _search_in_buckets(sorted_vals, q, lo, hi):
     return lax.while_loop(cond, body, (lo, hi))[0]
 
 
+def inverse_cdf(u: jax.Array, weights: jax.Array) -> jax.Array:
+    """Indices i with probability weights[i] / sum(weights), one per uniform u in (0, 1):
+    the first i with cumsum(w)[i] > u * sum(w) (inverse CDF). A zero-weight slot is
+    never chosen: its cumulative weight equals its predecessor's. Exact up to the
+    uniforms' grid and the rounding of the cumulative sum: each slot's probability is
+    off by at most a few units of 2^-24 in float32 (2^-53 in float64), a relative error
+    of about 2^-23 m for m equal weights (1e-4 at m = 1000; use float64 for stores of
+    10^5 or more slots)."""
+    cum = jnp.cumsum(weights)
+    idx = jnp.searchsorted(cum, u * cum[-1], side="right")
+    # u * total can round up to the total: fall back on the last nonempty slot
+    last = jnp.max(jnp.where(weights > 0, jnp.arange(weights.shape[0]), 0))
+    return jnp.minimum(idx, last)
+
+
 def _inverse_cdf_bucketed(p, u, bits: int | None = None):
     """Category indices (int32, shape u.shape) of the uniforms ``u`` in (0, 1) under the
     probabilities ``p >= 0`` (shape (K,), not all 0): the search

@@ -29,6 +29,7 @@ from jaxtyping import Array, Float
 from .._rng import Stream, as_stream
 from .._validate import as_float_array, check_covariance, check_int
 from ..data import HELDOUT_SAMPLES, Empirical, heldout_metrics
+from ._counts import inverse_cdf
 from ._ondata import as_data, data_dim, sized_for_run
 from ._options import Kernel
 from ._protocol import Scorable
@@ -236,7 +237,7 @@ class KDE(Scorable):
         """``n`` points, shape (n, dim), in absolute coordinates (``frame`` is ignored)."""
         stream = as_stream(key)
         dtype = params.points.dtype
-        idx = _categorical(stream.child(0).uniform((n,), dtype), params.weights)
+        idx = inverse_cdf(stream.child(0).uniform((n,), dtype), params.weights)
         h = self.bandwidth.astype(dtype)
         if self.dim == 1:
             # (n,) vectors: a size-1 minor axis vectorises badly on CPU
@@ -268,7 +269,7 @@ class KDE(Scorable):
             if self.dim == 1:
                 return (means[0, 0] + chols[0, 0, 0] * stream.normal((n,), dtype))[:, None]
             return means[0][None, :] + stream.normal((n, self.dim), dtype) @ chols[0].T
-        comp = _categorical(stream.child(0).uniform((n,), dtype), self.truth_weights.astype(dtype))
+        comp = inverse_cdf(stream.child(0).uniform((n,), dtype), self.truth_weights.astype(dtype))
         if self.dim == 1:
             z = stream.child(1).normal((n,), dtype)
             return (jnp.take(means[:, 0], comp) + jnp.take(chols[:, 0, 0], comp) * z)[:, None]
@@ -378,21 +379,6 @@ class KDE(Scorable):
 
 
 # --------------------------------------------------------------------------- helpers
-def _categorical(u: Float[Array, " n"], weights: Float[Array, " m"]) -> jax.Array:
-    """Indices i with probability weights[i] / sum(weights), one per uniform u in (0, 1):
-    the first i with cumsum(w)[i] > u * sum(w) (inverse CDF). A zero-weight slot is
-    never chosen: its cumulative weight equals its predecessor's. Exact up to the
-    uniforms' grid and the rounding of the cumulative sum: each slot's probability is
-    off by at most a few units of 2^-24 in float32 (2^-53 in float64), a relative error
-    of about 2^-23 m for m equal weights (1e-4 at m = 1000; use float64 for stores of
-    10^5 or more slots)."""
-    cum = jnp.cumsum(weights)
-    idx = jnp.searchsorted(cum, u * cum[-1], side="right")
-    # u * total can round up to the total: fall back on the last nonempty slot
-    last = jnp.max(jnp.where(weights > 0, jnp.arange(weights.shape[0]), 0))
-    return jnp.minimum(idx, last)
-
-
 def _check_bandwidth(value) -> float:
     low, high = BANDWIDTH_BOUNDS
     if isinstance(value, (bool, np.bool_, str)) or np.ndim(value) != 0:

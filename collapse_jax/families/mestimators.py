@@ -281,9 +281,11 @@ class GLM(_MEstimator, LabelVerifiable):
         """``n`` real points: from the truth, or rows (features and labels) of the data set."""
         if self.data is None:
             return self.sample(key, self.truth(), n, frame)
-        dtype = self.w_star.dtype
-        X = self._design(self.data.draw_x(key, n, self._data_first or None).astype(dtype))
-        return RegressionData(X, self.data.draw_y(key, n, self._data_first or None).astype(dtype))
+        data, dtype = self.data, self.w_star.dtype
+        assert data.y is not None  # checked at construction
+        rows = data.draw_rows(key, n, self._data_first or None)  # one draw: features and labels of the same rows
+        X = self._design(jnp.take(data.x, rows, axis=0).astype(dtype))
+        return RegressionData(X, jnp.take(data.y, rows).astype(dtype))
 
     def sample(self, key, params: MParams, n: int, frame=None) -> RegressionData:
         s = as_stream(key)

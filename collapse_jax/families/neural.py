@@ -29,6 +29,7 @@ from jaxtyping import Array, Float
 from .._rng import STREAM_FIT, Stream, as_stream
 from .._validate import check_int, check_positive, traced_scalar
 from ..data import HELDOUT_SAMPLES, Empirical, heldout_metrics
+from ._counts import inverse_cdf
 from ._nets import MLPParams, adam_fit, mlp_apply, mlp_init, mlp_zeros
 from ._ondata import as_data, sized_for_run
 from ._protocol import WarmStart
@@ -203,12 +204,9 @@ class NeuralDensity(_Neural):
     def _cells(self, x: jax.Array) -> jax.Array:
         """The cell of every point (row-major over the axes), edge cells holding the outside."""
         idx = jnp.floor((x - self.low.astype(x.dtype)[None, :]) / self.width.astype(x.dtype)[None, :])
-        idx = jnp.clip(idx, 0, self.grid - 1)
-        idx = idx.astype(jnp.int32)
-        flat = idx[:, 0]
-        for j in range(1, x.shape[1]):
-            flat = flat * self.grid + idx[:, j]
-        return flat
+        idx = jnp.clip(idx, 0, self.grid - 1).astype(jnp.int32)
+        d = x.shape[1]
+        return jnp.ravel_multi_index(tuple(idx[:, j] for j in range(d)), (self.grid,) * d, mode="clip")
 
     def truth(self) -> jax.Array:
         return self.pool_probs
@@ -235,16 +233,9 @@ class NeuralDensity(_Neural):
     def sample(self, key, params: NeuralFit, n: int, frame=None) -> jax.Array:
         s = as_stream(key)
         dtype = params.loss.dtype
-        cdf = jnp.cumsum(jnp.exp(self.log_probs(params.net, dtype)))
-        u = s.child(0).uniform((n,), dtype) * cdf[-1]
-        cell = jnp.minimum(jnp.searchsorted(cdf, u, side="right"), cdf.shape[0] - 1)
+        cell = inverse_cdf(s.child(0).uniform((n,), dtype), jnp.exp(self.log_probs(params.net, dtype)))
         d = self.data.dim
-        coords = []
-        rest = cell
-        for _ in range(d):
-            coords.append(rest % self.grid)
-            rest = rest // self.grid
-        idx = jnp.stack(coords[::-1], axis=1).astype(dtype)
+        idx = jnp.stack(jnp.unravel_index(cell, (self.grid,) * d), axis=1).astype(dtype)
         jitter = s.child(1).uniform((n, d), dtype)
         return self.low.astype(dtype)[None, :] + (idx + jitter) * self.width.astype(dtype)[None, :]
 

@@ -243,10 +243,12 @@ class RandomFeatures(PerChain):
         return RFParams(a * self._mask(dtype))
 
     # ------------------------------------------------------------------ metrics
-    def kernel(self, dtype) -> jax.Array:
-        """E phi(w_i^T x) phi(w_j^T x) over x ~ N(0, I), (max_width, max_width)."""
-        W = self._directions(dtype)
-        rho = jnp.clip(W @ W.T, -1.0, 1.0)
+    def kernel(self, dtype, rho: jax.Array | None = None) -> jax.Array:
+        """E phi(w_i^T x) phi(w_j^T x) over x ~ N(0, I), (max_width, max_width), from the
+        directions' correlations ``rho`` (default: computed here)."""
+        if rho is None:
+            W = self._directions(dtype)
+            rho = jnp.clip(W @ W.T, -1.0, 1.0)
         if self.activation == "linear":
             return rho
         if self.activation == "relu":
@@ -262,7 +264,8 @@ class RandomFeatures(PerChain):
         # (the constant and order >= 2 terms), and E[phi(u_i) x] = slope w_i, so the excess risk is
         # ||slope W^T a - w*||^2 + a^T R a: a sum of two non-negative terms, without cancellation
         linear = slope * (W.T @ a) - self.w_star.astype(dtype)
-        rest = self.kernel(dtype) - slope * slope * jnp.clip(W @ W.T, -1.0, 1.0)
+        rho = jnp.clip(W @ W.T, -1.0, 1.0)
+        rest = self.kernel(dtype, rho) - slope * slope * rho
         return {"test_error": linear @ linear + a @ (rest @ a), "weight_norm": a @ a}
 
 
