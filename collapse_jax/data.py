@@ -94,7 +94,7 @@ class Empirical(eqx.Module):
     digest: str = eqx.field(static=True)
     source: str | None = eqx.field(static=True)  # JSON {"dataset": name, ...} of a loaded set, else None
     # host-side constants of the held-out measures (test split only)
-    _test_pair_mean: float = eqx.field(static=True)
+    _test_pair_mean: jax.Array  # an array, not a static float: another split never recompiles
     _test_radius: jax.Array
 
     def __init__(
@@ -157,7 +157,7 @@ class Empirical(eqx.Module):
         self.source = None if _source is None else json.dumps(_source, sort_keys=True)
         dist = np.asarray(_distances(jnp.asarray(xte, jnp.float32), jnp.asarray(xte, jnp.float32)), np.float64)
         t = dist.shape[0]
-        self._test_pair_mean = float(dist.sum() / (t * (t - 1)))
+        self._test_pair_mean = jnp.asarray(dist.sum() / (t * (t - 1)), jnp.float32)
         k = min(NEIGHBOURS, t - 1)
         self._test_radius = jnp.asarray(np.sort(dist, axis=1)[:, k], jnp.float32)  # column 0 is the point itself
 
@@ -330,13 +330,14 @@ def heldout_metrics(data: Empirical, samples: jax.Array, test_logpdf: jax.Array)
     mean_xx = jnp.mean(jnp.sqrt(jnp.sum(step * step, axis=1)))
     mean_xy = jnp.mean(d_xy)
     radius = data._test_radius.astype(samples.dtype)
+    pair_mean = data._test_pair_mean.astype(samples.dtype)
     inside = d_xy <= radius[None, :]
     return {
         "test_nll": -jnp.mean(test_logpdf),
-        "energy_distance": 2.0 * mean_xy - mean_xx - data._test_pair_mean,
+        "energy_distance": 2.0 * mean_xy - mean_xx - pair_mean,
         "precision": jnp.mean(jnp.any(inside, axis=1).astype(samples.dtype)),
         "coverage": jnp.mean(jnp.any(inside, axis=0).astype(samples.dtype)),
-        "diversity": mean_xx / data._test_pair_mean,
+        "diversity": mean_xx / pair_mean,
     }
 
 
