@@ -30,6 +30,7 @@ from .families import BayesLinearRegression as BayesLinearRegression
 from .families import Bigram as Bigram
 from .families import BLRParams as BLRParams
 from .families import Categorical as Categorical
+from .families import CouplingFlow as CouplingFlow
 from .families import Downstream as Downstream
 from .families import Gaussian as Gaussian
 from .families import GaussianParams as GaussianParams
@@ -91,6 +92,7 @@ __all__ = [
     "chain_fn",
     "CollapseReport",
     "Context",
+    "CouplingFlow",
     "data",
     "Downstream",
     "Edit",

@@ -4,11 +4,12 @@
 parametric truth, and a held-out test split, never drawn, scores every generation.
 The families that accept ``data=`` (:class:`~collapse_jax.Gaussian`,
 :class:`~collapse_jax.GMM`, :class:`~collapse_jax.KDE`,
-:class:`~collapse_jax.Categorical`, :class:`~collapse_jax.GLM` with features and
-labels, and the neural :class:`~collapse_jax.NeuralDensity` and
-:class:`~collapse_jax.VAE`) take their truth from the training pool (the pool's own
-fit: its moments, its mixture, its kernel smoothing, its label frequencies, its
-regression), so their usual metrics measure the distance to the best model of the
+:class:`~collapse_jax.Categorical`, :class:`~collapse_jax.GLM` and
+:class:`~collapse_jax.Ridge` with features and labels, and the neural
+:class:`~collapse_jax.NeuralDensity`, :class:`~collapse_jax.VAE` and
+:class:`~collapse_jax.CouplingFlow`) take their truth from the training pool (the
+pool's own fit: its moments, its mixture, its kernel smoothing, its label
+frequencies, its regression), so their usual metrics measure the distance to the best model of the
 data in the family, and add the held-out measures of :func:`heldout_metrics`.
 
 **Which rows a chain draws** (THEORY.md section 18). Each chain (each node of an

@@ -47,6 +47,7 @@ from .mestimators import HuberLocation as HuberLocation
 from .mestimators import HuberRegression as HuberRegression
 from .mestimators import MParams as MParams
 from .neural import VAE as VAE
+from .neural import CouplingFlow as CouplingFlow
 from .neural import NeuralDensity as NeuralDensity
 from .neural import NeuralFit as NeuralFit
 from .ngram import Bigram as Bigram

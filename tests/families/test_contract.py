@@ -55,6 +55,7 @@ def _families() -> dict[str, AbstractFamily]:
         "Categorical on data": cj.Categorical(data=cj.Empirical.load("iris", features=[0])),
         "NeuralDensity": cj.NeuralDensity(cj.Empirical.load("iris", features=[0, 1]), grid=4, hidden=(4,), steps=3),
         "VAE": cj.VAE(cj.Empirical.load("iris"), latent=1, hidden=4, steps=3),
+        "CouplingFlow": cj.CouplingFlow(cj.Empirical.load("iris", features=[0, 1]), layers=2, hidden=4, steps=3),
     }
 
 
