@@ -4,7 +4,9 @@ Dohmatob, Feng, Kempe 2024, arXiv 2402.07712; Garg, Bhattacharya, Sur 2025,
 arXiv 2509.22341; Kazdan et al. 2024, arXiv 2410.16713).
 
 Each generation relabels inputs with the previous fit plus N(0, noise^2) label
-noise and refits. Rows are x ~ N(0, Sigma); the truth is y = x^T w* + noise.
+noise and refits. Rows are x ~ N(0, Sigma); the truth is y = x^T w* + noise. With
+``data=`` (a :class:`~collapse_jax.Empirical` with a target) the rows and the real
+labels come from a data set instead (:mod:`collapse_jax.data`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from jaxtyping import Array, Float
 
 from .._rng import Stream, as_stream
 from .._validate import as_float_array, check_covariance, check_number
+from ..data import Empirical
 from . import _linalg as _la
+from ._ondata import as_data, sized_for_run
 from ._options import Design, Sampler
 from ._protocol import Combinable, Correctable, Designed, ExactSampler, Located, MixedSampler, PerChain, Scorable
 
@@ -46,7 +50,8 @@ class RidgeContext(eqx.Module):
     """What is constant along one chain (:meth:`Ridge.init_chain`): its truth
     ``w_star`` and, on a fixed design, the design rows ``X``, the same design
     transposed ``XT`` and their ``gram`` X^T X (sample path) or the Cholesky factor
-    ``gram_chol`` of X^T X (exact path). Unused parts have size 0.
+    ``gram_chol`` of X^T X (exact path); on a data set's fixed design, ``y`` the
+    rows' observed (standardised) targets. Unused parts have size 0.
 
     ``XT`` duplicates ``X`` on purpose: relabelling (X w) and refitting (X^T y)
     then both contract the design's contiguous axis, which on CPU is about 1.5x
@@ -57,6 +62,7 @@ class RidgeContext(eqx.Module):
     XT: Float[Array, "d m"]
     gram_chol: Float[Array, "k k"]
     gram: Float[Array, "j j"]
+    y: Float[Array, " r"]
 
 
 class RidgeStats(eqx.Module):
@@ -125,6 +131,25 @@ class Ridge(ExactSampler, Combinable, Scorable, Correctable, Located, MixedSampl
             design) and X^T y = X^T X w + sigma L z exactly, O(d^3) per generation
             whatever n (Replace and Accumulate on a fixed design; every regime that
             never needs the points on a fresh design).
+        data: a :class:`~collapse_jax.Empirical` with features and a numeric target
+            (e.g. ``cj.Empirical.load("diabetes")``) as the truth. The family works
+            on the features centred by the training pool's mean and on the target
+            centred and scaled by the pool's mean and standard deviation (so no
+            intercept is needed and errors are in units of the pool's target
+            variance). ``w_star`` is the pool's least-squares fit (minimum norm),
+            ``cov`` the pool's feature covariance, and ``noise`` defaults to the
+            fit's residual sd sqrt(RSS / (P - rank)): the truth is the best linear
+            model of the pool and its residual spread. Real points are rows of the
+            pool with their targets: on a fixed design the chain's design is its
+            generation-0 sample (the first n rows of its order of the pool), and a
+            row's real label is always its observed target (so ``FreshMix`` there
+            keeps the observed labels of rows [0, r), as ``RetainOriginal``); on a
+            fresh design real points are new rows by the draw rule and a synthetic
+            point takes a row's features (uniform from the pool) and the model's
+            label. ``dim``, if given, must equal the features; ``w_star``, ``cov``,
+            ``spectrum`` and ``sampler="exact"`` are refused. Adds ``test_mse``,
+            the mean squared error of x^T w on the test split's standardised
+            targets (1 - R^2 against the pool's variance).
 
     Metrics: ``test_error`` ||w_hat - w*||^2_Sigma (excess risk without label
     noise), ``param_sq_error`` ||w_hat - w*||^2, and ``downstream_test_error``.
@@ -146,6 +171,10 @@ class Ridge(ExactSampler, Combinable, Scorable, Correctable, Located, MixedSampl
     downstream: Downstream | None
     _chol_cov: Float[Array, "d d"]
     chain: RidgeContext | None  # one chain's context (None: the family as constructed)
+    data: Empirical | None
+    _pool: RegressionData | None  # with data: the pool's centred features and standardised target
+    _test: RegressionData | None  # the same for the test split
+    _data_first: int = eqx.field(static=True)
 
     combine_modes: ClassVar[tuple[str, ...]] = ("samples", "estimates")
     default_combine: ClassVar[str] = "samples"
@@ -153,9 +182,9 @@ class Ridge(ExactSampler, Combinable, Scorable, Correctable, Located, MixedSampl
 
     def __init__(
         self,
-        dim: int,
+        dim: int | None = None,
         lam: float = 0.0,
-        noise: float = 1.0,
+        noise: float | None = None,
         *,
         w_star=None,
         cov=None,
@@ -163,7 +192,31 @@ class Ridge(ExactSampler, Combinable, Scorable, Correctable, Located, MixedSampl
         design: Design = "fixed",
         downstream: Downstream | None = None,
         sampler: Sampler = "samples",
+        data=None,
     ):
+        data = as_data("Ridge", data)
+        pool = None
+        if data is not None:
+            given = [k for k, v in (("w_star", w_star), ("cov", cov), ("spectrum", spectrum)) if v is not None]
+            if given:
+                raise ValueError(
+                    f"Ridge: with data=, the truth is the fit of the data; leave {' and '.join(given)} unset"
+                )
+            if sampler == "exact":
+                raise ValueError("Ridge: sampler='exact' draws Gaussian designs; with data= use sampler='samples'")
+            if data.y is None:
+                raise ValueError(f"Ridge: the data set {data.name!r} has no target (y)")
+            if dim is not None and dim != data.dim:
+                raise ValueError(f"Ridge: dim={dim} but the data set {data.name!r} has {data.dim} features")
+            dim = data.dim
+            pool = _pool_regression(data)
+            w_star, cov = pool["w_star"], pool["cov"]
+            if noise is None:
+                noise = pool["noise"]
+        if dim is None:
+            raise TypeError("Ridge: dim (the number of features) is required without data=")
+        if noise is None:
+            noise = 1.0
         if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
             raise TypeError(f"Ridge: dim must be an int, got {dim!r}")
         if dim < 1:
@@ -196,7 +249,10 @@ class Ridge(ExactSampler, Combinable, Scorable, Correctable, Located, MixedSampl
             a = check_number("Ridge", "spectrum", spectrum, 0.0, 1e3)
             eig = np.arange(1, d + 1, dtype=np.float64) ** (-a)
             cov = np.diag(eig * d / eig.sum())
-        sig, chol = check_covariance("Ridge", cov, d)
+        if pool is None:
+            sig, chol = check_covariance("Ridge", cov, d)
+        else:  # a pool's covariance may be singular (collinear features): any factor with L L^T = cov
+            sig, chol = cov, pool["factor"]
         self.dim, self.design, self.sampler, self.random_w_star = d, design, sampler, random_ws
         self.lam = jnp.asarray(_nonneg("Ridge", "lam", lam), jnp.float32)
         self.noise = jnp.asarray(_nonneg("Ridge", "noise", noise), jnp.float32)
@@ -205,6 +261,11 @@ class Ridge(ExactSampler, Combinable, Scorable, Correctable, Located, MixedSampl
         self.downstream = downstream
         self._chol_cov = jnp.asarray(chol, jnp.float32)
         self.chain = None
+        self.data = data
+        self._data_first = 0
+        self._pool = self._test = None
+        if pool is not None:
+            self._pool, self._test = pool["pool"], pool["test"]
 
     # ------------------------------------------------------------------ context
     def truth(self) -> RidgeParams:
@@ -221,23 +282,62 @@ class Ridge(ExactSampler, Combinable, Scorable, Correctable, Located, MixedSampl
         w_star = s.child(14).normal((d,), dtype) if self.random_w_star else self.w_star
         empty = jnp.zeros((0, 0), dtype)
         X, XT, gram, gram_chol = jnp.zeros((0, d), dtype), jnp.zeros((d, 0), dtype), empty, empty
-        if self.design == "fixed" and self.sampler == "samples":
+        y = jnp.zeros((0,), dtype)
+        if self.design == "fixed" and self._pool is not None:
+            # the chain's generation-0 sample: the first n rows of its order of the pool (``key`` is
+            # generation 0's real stream on the context key)
+            X, y = self._pool_rows(self._data_rows(key, n), dtype)
+            XT = X.T
+            gram = XT @ X
+        elif self.design == "fixed" and self.sampler == "samples":
             X = self._draw_design(s.child(0), n, dtype)
             XT = X.T
             gram = XT @ X
         elif self.design == "fixed":
             gram_chol = self._chol_cov.astype(dtype) @ self._bartlett(s.child(0), n, dtype)
-        return RidgeContext(w_star, X, XT, gram_chol, gram)
+        return RidgeContext(w_star, X, XT, gram_chol, gram, y)
 
     def min_points(self) -> int:
         return 1
 
     def config_arg(self, name: str):
+        if name == "data":
+            return None if self.data is None else self.data.describe()
+        if self.data is not None and name in ("w_star", "cov"):
+            return None  # the fit of the data
         if name == "w_star":
             return "random" if self.random_w_star else self.w_star
         if name == "spectrum":
             return None  # held as the covariance it gives
         return super().config_arg(name)
+
+    def for_run(self, regime, n: int, generations: int) -> Ridge:
+        return sized_for_run(self, n)
+
+    # ------------------------------------------------------------------ a data set as the truth
+    def _data_rows(self, key, n: int) -> jax.Array:
+        """Pool rows of ``n`` real points by the draw rule of :mod:`collapse_jax.data`."""
+        assert self.data is not None
+        return self.data.draw_rows(key, n, self._data_first or None)
+
+    def _pool_rows(self, rows: jax.Array, dtype) -> tuple[jax.Array, jax.Array]:
+        """Centred features and standardised targets of the pool's ``rows``."""
+        assert self._pool is not None
+        return jnp.take(self._pool.X, rows, axis=0).astype(dtype), jnp.take(self._pool.y, rows).astype(dtype)
+
+    def sample_real(self, key, n: int, frame=None) -> RegressionData:
+        """``n`` real points: from the truth, or rows of the data set with their observed
+        targets (a fixed design: the chain's own rows)."""
+        if self._pool is None:
+            return self.sample(key, self.truth(), n, frame)
+        dtype = self.w_star.dtype
+        if self.design == "fixed":
+            if self.chain is not None and self._rows() > 0:
+                self._chain_rows(n)  # (checks the size)
+                return RegressionData(self.chain.X, self.chain.y)
+            # no chain bound: the rows init_chain would take from this stream's context
+            return RegressionData(*self._pool_rows(self._data_rows(as_stream(key).context, n), dtype))
+        return RegressionData(*self._pool_rows(self._data_rows(key, n), dtype))
 
     def _chain_rows(self, n: int) -> jax.Array | None:
         """The chain's fixed design (its n rows), or ``None``: a fresh design, or no chain bound."""
@@ -261,6 +361,8 @@ class Ridge(ExactSampler, Combinable, Scorable, Correctable, Located, MixedSampl
         return 0 if self.chain is None else self.chain.X.shape[0]
 
     def _draw_design(self, stream: Stream, m: int, dtype) -> jax.Array:
+        if self._pool is not None:  # a data set: rows uniform from the pool (off the real stream)
+            return self._pool_rows(self._data_rows(stream, m), dtype)[0]
         z = stream.normal((m, self.dim), dtype)
         # (z @ L^T even for a diagonal Sigma: an elementwise scaling here is fused into every consumer
         # of the rows and recomputes the normals in each, about 2x slower on CPU)
@@ -407,6 +509,9 @@ class Ridge(ExactSampler, Combinable, Scorable, Correctable, Located, MixedSampl
         lc = self._chol_cov.astype(dtype)
         err = params.w - w_star
         out = {"test_error": jnp.sum((lc.T @ err) ** 2), "param_sq_error": jnp.sum(err**2)}
+        if self._test is not None:
+            resid = self._test.y.astype(dtype) - self._test.X.astype(dtype) @ params.w
+            out["test_mse"] = jnp.mean(resid * resid)
         ds = self.downstream
         if ds is not None:
             t = ds.samples
@@ -424,3 +529,41 @@ def _well_posed(rows: int, d: int) -> bool:
     minimum-norm interpolator or ridge robustly, also in the band d - 1 <= n <= d + 1
     where E[(X^T X)^-1] is infinite and single fits are badly conditioned."""
     return rows >= d + 2
+
+
+def _pool_regression(data: Empirical) -> dict:
+    """A data set's regression truth, on the host in float64: the pool's centred
+    features and standardised target (and the test split's, by the pool's means and
+    scale), the minimum-norm least-squares fit ``w_star``, its residual sd ``noise``,
+    the feature covariance ``cov`` and a factor of it (L L^T = cov, by eigenvalues:
+    collinear features give a singular covariance)."""
+    assert data.y is not None and data.y_test is not None
+    x, y = np.asarray(data.x, np.float64), np.asarray(data.y, np.float64)
+    xt, yt = np.asarray(data.x_test, np.float64), np.asarray(data.y_test, np.float64)
+    rows, d = x.shape
+    mu, y_mu, y_sd = x.mean(axis=0), y.mean(), y.std()
+    if not y_sd > 0:
+        raise ValueError(f"Ridge: the target of the data set {data.name!r} is constant in the training pool")
+    xc, ys = x - mu, (y - y_mu) / y_sd
+    w_star, _, rank, _ = np.linalg.lstsq(xc, ys, rcond=None)
+    if rows - rank < 1:
+        raise ValueError(
+            f"Ridge: the data set {data.name!r} has {rows} training rows for {rank} independent features; the "
+            "residual noise needs more rows than features"
+        )
+    resid = ys - xc @ w_star
+    cov = xc.T @ xc / rows
+    evals, evecs = np.linalg.eigh(cov)
+    factor = evecs * np.sqrt(np.maximum(evals, 0.0))[None, :]
+
+    def reg(a, b):
+        return RegressionData(jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32))
+
+    return {
+        "pool": reg(xc, ys),
+        "test": reg(xt - mu, (yt - y_mu) / y_sd),
+        "w_star": w_star,
+        "noise": float(np.sqrt(resid @ resid / (rows - rank))),
+        "cov": cov,
+        "factor": factor,
+    }

@@ -52,6 +52,8 @@ def _families() -> dict[str, AbstractFamily]:
         "GLM": cj.GLM(dim=2),
         "RandomFeatures": cj.RandomFeatures(2, 3, max_width=5, lam=0.01),  # ridgeless at n = 12 is ill-conditioned
         "Gaussian on data": cj.Gaussian(data=cj.Empirical.load("iris", features=[0, 1])),
+        "Ridge on data": cj.Ridge(data=cj.Empirical.load("diabetes", features=[2, 8])),
+        "Ridge fresh on data": cj.Ridge(data=cj.Empirical.load("diabetes", features=[2, 8]), design="fresh", lam=0.1),
         "Categorical on data": cj.Categorical(data=cj.Empirical.load("iris", features=[0])),
         "NeuralDensity": cj.NeuralDensity(cj.Empirical.load("iris", features=[0, 1]), grid=4, hidden=(4,), steps=3),
         "VAE": cj.VAE(cj.Empirical.load("iris"), latent=1, hidden=4, steps=3),
