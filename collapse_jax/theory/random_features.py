@@ -37,7 +37,7 @@ import numpy as np
 from ._checks import FloatOrArray, _out
 from .regression import _gen, _nonneg, _pos_int
 
-__all__ = ["projection_replace_error", "projection_limit"]
+__all__ = ["gaussian_equivalent_error", "projection_replace_error", "projection_limit"]
 
 
 def _regime(n: int, d: int, width: int) -> int:
@@ -91,3 +91,57 @@ def projection_limit(n: int, d: int, width: int, noise: float = 1.0, signal_sq: 
     if k <= n - 2:
         return float("inf")
     return float(s2 * (1.0 - k / d) + s2 * k / d + var * n * k / ((k - n) * (k - n - 1)))
+
+
+# E phi(z), E phi'(z) = E z phi(z) and E phi(z)^2 for z ~ N(0, 1): the Hermite coefficients the
+# Gaussian equivalent keeps (relu: 1/sqrt(2 pi), 1/2, 1/2; erf: 0, 2/sqrt(3 pi), (2/pi) arcsin(2/3))
+_HERMITE = {
+    "linear": (0.0, 1.0, 1.0),
+    "relu": (1.0 / np.sqrt(2.0 * np.pi), 0.5, 0.5),
+    "erf": (0.0, 2.0 / np.sqrt(3.0 * np.pi), 2.0 / np.pi * np.arcsin(2.0 / 3.0)),
+}
+
+
+def gaussian_equivalent_error(
+    g, n: int, d: int, width: int, activation: str = "relu", noise: float = 1.0, signal_sq: float = 1.0
+) -> FloatOrArray:
+    """The Gaussian-equivalent law of E test error of the nonlinear random-feature
+    chain under Replace at generation ``g`` (ridgeless, under-parameterised, features
+    no more than inputs: ``width <= min(d, n - 2)``; THEORY.md section 19).
+
+    The features phi(w_i^T x) are replaced by their Gaussian equivalent
+    mu_0 + mu_1 w_i^T x + mu_* xi_i (xi independent N(0, I); Goldt et al. 2022; Hu and
+    Lu 2023; Mei and Montanari 2022), whose second moment on orthonormal directions is
+    Sigma_F = c I + mu_0^2 1 1^T with c = E phi^2 - mu_0^2. The best feature model
+    leaves b = s^2 (1 - mu_1^2 tr(Sigma_F^-1)/d) of the signal, tr(Sigma_F^-1) =
+    (N - 1)/c + 1/(c + N mu_0^2), and OLS on n Gaussian rows adds (sigma^2 + b)
+    N/(n - N - 1) at generation 0 and sigma^2 N/(n - N - 1) at every later one:
+    E err_g = b + (sigma^2 + b + g sigma^2) N/(n - N - 1).
+
+    A deterministic equivalent, not an exact law: the features are not Gaussian at
+    finite d, and the simulation's gap to it shrinks as d grows at fixed N/d and n/d
+    (relative gap 2.6 % at d = 40, 1.0 % at d = 100 for ReLU with N = d, n = 2 d,
+    generation 3). With ``activation="linear"`` it is the exact
+    :func:`projection_replace_error`.
+
+    Examples:
+        >>> import collapse_jax as cj
+        >>> round(float(cj.theory.random_features.gaussian_equivalent_error(3, 200, 100, 100, "relu")), 4)
+        4.5906
+    """
+    g = _gen(g)
+    n, d, width = _pos_int("n", n), _pos_int("d", d), _pos_int("width", width)
+    if activation not in _HERMITE:
+        raise ValueError(f"activation must be one of {tuple(_HERMITE)}, got {activation!r}")
+    if width > min(d, n - 2):
+        raise ValueError(
+            f"width={width} must be at most min(d, n - 2) = {min(d, n - 2)} (d = {d}, n = {n}): the Gaussian "
+            "equivalent here covers the under-parameterised chain on no more features than inputs"
+        )
+    s2, var = _nonneg("signal_sq", signal_sq), _nonneg("noise", noise) ** 2
+    mu0, mu1, second = _HERMITE[activation]
+    c = second - mu0 * mu0
+    tr_inv = (width - 1) / c + 1.0 / (c + width * mu0 * mu0)
+    b = s2 * (1.0 - mu1 * mu1 * tr_inv / d)
+    unit = width / (n - width - 1)
+    return _out(b + (var + b) * unit + g * var * unit)
