@@ -368,7 +368,7 @@ class CouplingFlow(_Generator):
     The map T (data to latent) is ``layers`` couplings followed by an elementwise
     affine map. Coupling k keeps the coordinates j with j = k (mod 2) and moves the
     others: u_j -> u_j exp(s_j) + t_j, with (s, t) an MLP of the kept coordinates and
-    s bounded by ``scale_bound`` tanh(. / scale_bound), so log |det dT/dx| is the sum of
+    s bounded by ``scale_bound`` tanh(. / scale_bound), so log abs(det dT/dx) is the sum of
     the s_j and every log-density is exact (no bound, unlike :class:`VAE`). The last
     layer of every coupling network starts at zero (the flow starts as the identity,
     as in Glow: Kingma and Dhariwal 2018), so the initialisation noise is in its
@@ -385,7 +385,7 @@ class CouplingFlow(_Generator):
 
     Metrics: ``test_nll`` (exact, nats per test point) and the other held-out measures
     (``energy_distance``, ``precision``, ``coverage``, ``diversity``), and
-    ``log_det`` (the mean over the test split of log |det dT/dx|: the volume the flow
+    ``log_det`` (the mean over the test split of log abs(det dT/dx): the volume the flow
     gives the data; it grows as the fit contracts onto fewer points).
     """
 
@@ -439,7 +439,7 @@ class CouplingFlow(_Generator):
         return b * jnp.tanh(h[:, :d] / b) * moved, h[:, d:] * moved
 
     def to_latent(self, nets, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """T(x) and log |det dT/dx| of every point (x: (points, d))."""
+        """T(x) and log abs(det dT/dx) of every point (x: (points, d))."""
         couplings, loc, log_scale = nets
         u, log_det = x, jnp.zeros(x.shape[:1], x.dtype)
         for k, net in enumerate(couplings):
@@ -459,7 +459,7 @@ class CouplingFlow(_Generator):
         return u
 
     def log_density(self, nets, x: jax.Array) -> jax.Array:
-        """log p(x) of every point (nats): log N(T(x); 0, I) + log |det dT/dx|."""
+        """log p(x) of every point (nats): log N(T(x); 0, I) + log abs(det dT/dx)."""
         return self._log_density(*self.to_latent(nets, x))
 
     def _log_density(self, z: jax.Array, log_det: jax.Array) -> jax.Array:
