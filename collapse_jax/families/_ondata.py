@@ -3,9 +3,35 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, ClassVar
+
+import equinox as eqx
 
 from ..data import Empirical, empirical_from_config
+from ._protocol import AbstractFamily
+
+
+class OnData(AbstractFamily):
+    """A family that may take a data set as its truth (``data=``). It records the data's
+    description in results (:meth:`config_arg`), leaves out the constructor arguments
+    the data replace (``data_truth_args``: a stored configuration rebuilds the truth
+    from the data, not from a copy of it), and sizes itself for a run
+    (:func:`sized_for_run`)."""
+
+    data: eqx.AbstractVar[Empirical | None]
+    _data_first: eqx.AbstractVar[int]
+
+    data_truth_args: ClassVar[tuple[str, ...]] = ()
+
+    def config_arg(self, name: str):
+        if name == "data":
+            return None if self.data is None else self.data.describe()
+        if self.data is not None and name in self.data_truth_args:
+            return None  # the data's
+        return super().config_arg(name)
+
+    def for_run(self, regime, n: int, generations: int):
+        return sized_for_run(self, n)
 
 
 def as_data(owner: str, data: Any) -> Empirical | None:

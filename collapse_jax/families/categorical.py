@@ -38,7 +38,7 @@ from ._counts import (
     _multinomial,
     _multivariate_hypergeometric,
 )
-from ._ondata import as_data, sized_for_run
+from ._ondata import OnData, as_data, sized_for_run
 from ._options import Sampler
 from ._protocol import ChoiceLaw, Combinable, Decodable, ExactSampler, Scorable, SubsampleStats, Temperable, Tiltable
 
@@ -98,7 +98,9 @@ def _check_size(where: str, n) -> int:
     return int(n)
 
 
-class Categorical(ExactSampler, SubsampleStats, Combinable, Temperable, Decodable, Scorable, Tiltable, ChoiceLaw):
+class Categorical(
+    OnData, ExactSampler, SubsampleStats, Combinable, Temperable, Decodable, Scorable, Tiltable, ChoiceLaw
+):
     """A categorical distribution over K categories, refitted by (weighted) empirical
     frequencies: n draws from the fitted frequencies each generation.
 
@@ -209,6 +211,7 @@ class Categorical(ExactSampler, SubsampleStats, Combinable, Temperable, Decodabl
     }
     optional_metrics: ClassVar[tuple[str, ...]] = OPTIONAL_METRICS
     metric_dims: ClassVar[dict[str, tuple[str, ...]]] = {"memoriser_error": ("train_size",)}
+    data_truth_args: ClassVar[tuple[str, ...]] = ("probs",)  # with data=: the labels' frequencies
 
     def __init__(
         self,
@@ -299,10 +302,6 @@ class Categorical(ExactSampler, SubsampleStats, Combinable, Temperable, Decodabl
         return jnp.asarray(q / q.sum(), jnp.float32)
 
     def config_arg(self, name: str):
-        if name == "data":
-            return None if self.data is None else self.data.describe()
-        if name == "probs" and self.data is not None:
-            return None  # the labels' frequencies
         if name == "start":
             return None if self.start is None else np.asarray(self.start, np.float64)
         return super().config_arg(name)

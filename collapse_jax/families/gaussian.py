@@ -50,7 +50,7 @@ from . import _linalg as _la
 from ._gaussian_params import GaussianParams as GaussianParams
 from ._gaussian_params import GaussianStats as GaussianStats
 from ._gaussian_params import _stats_1d, _stats_nd
-from ._ondata import as_data, data_dim, sized_for_run
+from ._ondata import OnData, as_data, data_dim
 from ._options import Estimator, Sampler
 from ._protocol import (
     Combinable,
@@ -69,7 +69,9 @@ TAIL_LEVEL = 0.99
 TAIL_LINES = 32  # random lines through the origin for the d-D tail mass
 
 
-class Gaussian(ExactSampler, Combinable, Temperable, DirectTruncation, Correctable, Located, MixedSampler, Tiltable):
+class Gaussian(
+    OnData, ExactSampler, Combinable, Temperable, DirectTruncation, Correctable, Located, MixedSampler, Tiltable
+):
     """A Gaussian N(mean, cov) in ``dim`` dimensions, refitted by MLE or the unbiased
     estimator.
 
@@ -134,6 +136,7 @@ class Gaussian(ExactSampler, Combinable, Temperable, DirectTruncation, Correctab
     _data_first: int = eqx.field(static=True)
 
     traced_bounds: ClassVar[dict[str, tuple[float, float]]] = {"collapse_below": (1e-300, math.inf)}
+    data_truth_args: ClassVar[tuple[str, ...]] = ("mean", "cov")  # with data=: the pool's
 
     def __init__(
         self,
@@ -199,16 +202,6 @@ class Gaussian(ExactSampler, Combinable, Temperable, DirectTruncation, Correctab
     # ------------------------------------------------------------------ basics
     def truth(self) -> GaussianParams:
         return GaussianParams(self.mean, self._log_scale0, self._log_shape0, self._unit0)
-
-    def config_arg(self, name: str):
-        if name == "data":
-            return None if self.data is None else self.data.describe()
-        if self.data is not None and name in ("mean", "cov"):
-            return None  # the data's
-        return super().config_arg(name)
-
-    def for_run(self, regime, n: int, generations: int) -> Gaussian:
-        return sized_for_run(self, n)
 
     def sample_real(self, key, n: int, frame: GaussianParams | None = None):
         """``n`` real points in ``frame``: draws from the truth, or rows of the data set."""

@@ -28,7 +28,7 @@ from .._rng import STREAM_FIT, Stream, as_stream
 from .._validate import as_float_array, check_covariance, check_int, check_number
 from ..data import HELDOUT_SAMPLES, Empirical, heldout_metrics
 from . import _linalg as _la
-from ._ondata import as_data, data_dim, sized_for_run
+from ._ondata import OnData, as_data, data_dim
 from ._options import Covariance, Init
 from ._protocol import Scorable, Temperable, Tiltable, WarmStart
 
@@ -116,7 +116,7 @@ def l2_distance_sq(a: GMMParams, b: GMMParams) -> jax.Array:
     return _cross(a, a) - 2.0 * _cross(a, b) + _cross(b, b)
 
 
-class GMM(Temperable, Scorable, WarmStart, Tiltable):
+class GMM(OnData, Temperable, Scorable, WarmStart, Tiltable):
     """A K-component Gaussian mixture in d dimensions, refitted by EM.
 
     Args:
@@ -180,6 +180,7 @@ class GMM(Temperable, Scorable, WarmStart, Tiltable):
         "component_sd": ("component",),
     }
     traced_bounds: ClassVar[dict[str, tuple[float, float]]] = {"tol": (0.0, math.inf), "reg_covar": (0.0, math.inf)}
+    data_truth_args: ClassVar[tuple[str, ...]] = ("truth",)  # with data=: the fit of the pool
     # EM keeps log-densities, responsibilities and centred columns per point and component: a vmapped
     # EM runs as many iterations as the slowest chain of its chunk, so smaller chunks also waste less
     working_set_factor: ClassVar[int] = 8
@@ -252,9 +253,6 @@ class GMM(Temperable, Scorable, WarmStart, Tiltable):
     def min_points(self) -> int:
         return self.components
 
-    def for_run(self, regime, n: int, generations: int) -> GMM:
-        return sized_for_run(self, n)
-
     def sample_real(self, key, n: int, frame=None):
         """``n`` real points: draws from the truth, or rows of the data set."""
         if self.data is None:
@@ -262,11 +260,7 @@ class GMM(Temperable, Scorable, WarmStart, Tiltable):
         return self.data.draw_x(key, n, self._data_first or None).astype(self.truth_means.dtype)
 
     def config_arg(self, name: str):
-        if name == "data":
-            return None if self.data is None else self.data.describe()
-        if name == "truth" and self.data is not None:
-            return None  # the fit of the data
-        if name == "truth":
+        if name == "truth" and self.data is None:
             return {"weights": self.truth_weights, "means": self.truth_means, "covs": self.truth_covs}
         return super().config_arg(name)
 

@@ -30,7 +30,7 @@ from .._rng import Stream, as_stream
 from .._validate import as_float_array, check_covariance, check_int
 from ..data import HELDOUT_SAMPLES, Empirical, heldout_metrics
 from ._counts import inverse_cdf
-from ._ondata import as_data, data_dim, sized_for_run
+from ._ondata import OnData, as_data, data_dim, sized_for_run
 from ._options import Kernel
 from ._protocol import Scorable
 
@@ -60,7 +60,7 @@ class MixtureTruth(eqx.Module):
     chols: Float[Array, "k d d"]
 
 
-class KDE(Scorable):
+class KDE(OnData, Scorable):
     """A kernel density estimate with a fixed absolute bandwidth, refitted on its own
     samples.
 
@@ -142,6 +142,7 @@ class KDE(Scorable):
     _data_first: int = eqx.field(static=True)
 
     traced_bounds: ClassVar[dict[str, tuple[float, float]]] = {"bandwidth": BANDWIDTH_BOUNDS}
+    data_truth_args: ClassVar[tuple[str, ...]] = ("truth",)  # with data=: the pool
 
     def __init__(
         self,
@@ -191,11 +192,7 @@ class KDE(Scorable):
         return 1
 
     def config_arg(self, name: str):
-        if name == "data":
-            return None if self.data is None else self.data.describe()
-        if name == "truth" and self.data is not None:
-            return None  # the data's
-        if name == "truth":
+        if name == "truth" and self.data is None:
             means, covs, weights = self._truth_spec
             return {"means": _nested_list(means), "covs": _nested_list(covs), "weights": list(weights)}
         return super().config_arg(name)

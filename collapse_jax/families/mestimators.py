@@ -26,7 +26,7 @@ from jaxtyping import Array, Float
 from .._rng import STREAM_FIT, as_stream
 from .._validate import as_float_array, check_int, check_number, check_positive
 from ..data import Empirical
-from ._ondata import as_data, sized_for_run
+from ._ondata import OnData, as_data
 from ._options import GLMKind, Optimizer
 from ._protocol import LabelVerifiable, Located
 from .ridge import RegressionData
@@ -156,7 +156,7 @@ class _MEstimator(Located):
         return MParams(p.w, gnorm, value)
 
 
-class GLM(_MEstimator, LabelVerifiable):
+class GLM(OnData, _MEstimator, LabelVerifiable):
     """Logistic or Poisson regression refitted on its own labels.
 
     Args:
@@ -211,6 +211,7 @@ class GLM(_MEstimator, LabelVerifiable):
     optional_metrics: ClassVar[tuple[str, ...]] = ("class_share", "share_drift")
 
     traced_bounds: ClassVar[dict[str, tuple[float, float]]] = {"penalty": (0.0, math.inf)}
+    data_truth_args: ClassVar[tuple[str, ...]] = ("w_star",)  # with data=: the fit of the pool
 
     def __init__(
         self,
@@ -266,16 +267,6 @@ class GLM(_MEstimator, LabelVerifiable):
         """A data set's features as this family's inputs (a leading constant with an intercept)."""
         x = x.astype(jnp.float32) if not jnp.issubdtype(x.dtype, jnp.floating) else x
         return jnp.concatenate([jnp.ones((x.shape[0], 1), x.dtype), x], axis=1) if self.intercept else x
-
-    def config_arg(self, name: str):
-        if name == "data":
-            return None if self.data is None else self.data.describe()
-        if name == "w_star" and self.data is not None:
-            return None  # the fit of the data
-        return super().config_arg(name)
-
-    def for_run(self, regime, n: int, generations: int) -> GLM:
-        return sized_for_run(self, n)
 
     def sample_real(self, key, n: int, frame=None) -> RegressionData:
         """``n`` real points: from the truth, or rows (features and labels) of the data set."""

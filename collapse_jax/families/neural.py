@@ -32,7 +32,7 @@ from .._validate import check_int, check_positive, traced_scalar
 from ..data import HELDOUT_SAMPLES, Empirical, heldout_metrics
 from ._counts import inverse_cdf
 from ._nets import MLPParams, adam_fit, mlp_apply, mlp_init, mlp_zeros
-from ._ondata import as_data, sized_for_run
+from ._ondata import OnData, as_data
 from ._protocol import WarmStart
 
 Init = Literal["random", "fixed", "warm"]
@@ -51,7 +51,7 @@ class NeuralFit(eqx.Module):
     grad_norm: Float[Array, ""]
 
 
-class _Neural(WarmStart):
+class _Neural(OnData, WarmStart):
     """What the neural families share: data, optimisation settings, streams."""
 
     data: Empirical
@@ -78,14 +78,6 @@ class _Neural(WarmStart):
 
     def min_points(self) -> int:
         return 2
-
-    def config_arg(self, name: str):
-        if name == "data":
-            return self.data.describe()
-        return super().config_arg(name)
-
-    def for_run(self, regime, n: int, generations: int):
-        return sized_for_run(self, n)
 
     def sample_real(self, key, n: int, frame=None) -> jax.Array:
         return self.data.draw_x(key, n, self._data_first or None)

@@ -24,7 +24,7 @@ from .._rng import Stream, as_stream
 from .._validate import as_float_array, check_covariance, check_number
 from ..data import Empirical
 from . import _linalg as _la
-from ._ondata import as_data, sized_for_run
+from ._ondata import OnData, as_data
 from ._options import Design, Sampler
 from ._protocol import Combinable, Correctable, Designed, ExactSampler, Located, MixedSampler, PerChain, Scorable
 
@@ -103,7 +103,7 @@ def _nonneg(cls: str, name: str, value) -> float:
     return v
 
 
-class Ridge(ExactSampler, Combinable, Scorable, Correctable, Located, MixedSampler, Designed, PerChain):
+class Ridge(OnData, ExactSampler, Combinable, Scorable, Correctable, Located, MixedSampler, Designed, PerChain):
     """Ridge regression refitted on its own labels.
 
     The weighted ridge fit minimises sum_i w_i (y_i - x_i^T b)^2 / sum_i w_i
@@ -179,6 +179,7 @@ class Ridge(ExactSampler, Combinable, Scorable, Correctable, Located, MixedSampl
     combine_modes: ClassVar[tuple[str, ...]] = ("samples", "estimates")
     default_combine: ClassVar[str] = "samples"
     traced_bounds: ClassVar[dict[str, tuple[float, float]]] = {"lam": (0.0, math.inf), "noise": (0.0, math.inf)}
+    data_truth_args: ClassVar[tuple[str, ...]] = ("w_star", "cov")  # with data=: the fit of the pool
 
     def __init__(
         self,
@@ -301,18 +302,11 @@ class Ridge(ExactSampler, Combinable, Scorable, Correctable, Located, MixedSampl
         return 1
 
     def config_arg(self, name: str):
-        if name == "data":
-            return None if self.data is None else self.data.describe()
-        if self.data is not None and name in ("w_star", "cov"):
-            return None  # the fit of the data
-        if name == "w_star":
+        if name == "w_star" and self.data is None:
             return "random" if self.random_w_star else self.w_star
         if name == "spectrum":
             return None  # held as the covariance it gives
         return super().config_arg(name)
-
-    def for_run(self, regime, n: int, generations: int) -> Ridge:
-        return sized_for_run(self, n)
 
     # ------------------------------------------------------------------ a data set as the truth
     def _data_rows(self, key, n: int) -> jax.Array:
