@@ -4,6 +4,7 @@ from ._base import tree_concat as tree_concat
 from ._base import tree_take as tree_take
 from ._base import tree_update as tree_update
 from ._base import tree_where as tree_where
+from ._ondata import OnData as OnData
 from ._protocol import AbstractFamily as AbstractFamily
 from ._protocol import ChoiceLaw as ChoiceLaw
 from ._protocol import Combinable as Combinable

@@ -206,3 +206,57 @@ def test_describe_is_generic_for_a_user_family():
     assert d == {"family": "Exponential", "rate": 2.0, "sampler": "exact"}
     d.pop("family")
     assert Exponential(**d).describe() == Exponential(2.0, sampler="exact").describe()
+
+
+# ---------------------------------------------------------------- docs/EXTENDING.md, a family on a data set
+class WaitingTimes(cj.families.OnData):
+    """Exponential(rate) refitted by its MLE; with data=, the truth is the rate of the
+    data set's first column (positive numbers)."""
+
+    rate: jnp.ndarray
+    data: cj.Empirical | None
+    _data_first: int = eqx.field(static=True)
+    data_truth_args = ("rate",)
+
+    def __init__(self, rate=1.0, data=None):
+        self.data, self._data_first = data, 0
+        if data is not None:
+            rate = 1.0 / float(jnp.mean(data.x[:, 0]))
+        self.rate = jnp.asarray(rate, jnp.float32)
+
+    def truth(self):
+        return self.rate
+
+    def sample_real(self, key, n, frame=None):
+        if self.data is None:
+            return self.sample(key, self.rate, n)
+        return self.data.draw_x(key, n, self._data_first or None)[:, 0]
+
+    def sample(self, key, params, n, frame=None):
+        return -jnp.log(key.uniform((n,), params.dtype)) / params
+
+    def fit(self, key, data, weights, frame=None):
+        w = jnp.ones_like(data) if weights is None else weights.astype(data.dtype)
+        return jnp.sum(w) / jnp.sum(w * data)
+
+    def metrics(self, key, params):
+        return {"log_rate_ratio": jnp.log(params / self.rate.astype(params.dtype))}
+
+    def min_points(self):
+        return 1
+
+
+def test_a_users_family_on_a_data_set():
+    """The page's WaitingTimes: generation 0 fits n rows of the pool drawn without
+    replacement (their mean is the pool's, so E[1/rate_0] = 1/rate* exactly: the MLE's
+    reciprocal is the sample mean), and results store the data's description in place
+    of the rate."""
+    rng = np.random.default_rng(SEED)
+    waits = cj.Empirical(rng.exponential(2.0, size=(500, 1)), name="waits")
+    fam = WaitingTimes(data=waits)
+    res = cj.simulate(fam, cj.Replace(), n=50, generations=2, chains=2000, seed=SEED, keep="chains", progress=False)
+    inv = np.exp(-np.asarray(res.metrics["log_rate_ratio"][:, 0], np.float64))  # rate* / rate_0 = mean_0 / pool mean
+    assert_mc_close(inv.mean(), inv.std(ddof=1) / np.sqrt(inv.size), 1.0, label="sample mean of pool rows")
+    desc = fam.describe()
+    assert desc["rate"] is None and desc["data"]["arrays"] == "waits"
+    assert fam.for_run(cj.Replace(), 50, 2)._data_first == 50
