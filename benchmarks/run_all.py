@@ -38,6 +38,7 @@ BENCHES = (
     "tails",
     "selection",
     "learned",
+    "learned_ceiling",
 )
 QUICK_ARGS = {"scale": ["--chains", "100000", "--generations", "100"]}
 
