@@ -127,3 +127,30 @@ def test_data_without_a_target_is_refused():
         cj.Ridge(data=cj.Empirical(np.random.default_rng(0).normal(size=(50, 3))))
     with pytest.raises(TypeError, match="dim"):
         cj.Ridge()
+
+
+def test_graph_nodes_on_data_refit_their_rows_with_observed_targets(diabetes):
+    """On an interaction graph with only real data, a fixed design's node refits its own
+    rows with their observed targets every generation: the same fit, a constant error
+    (drawn from the fitted truth instead, the error moved by a third)."""
+    graph = cj.InteractionGraph(np.zeros((2, 2)), real_fraction=1.0)
+    res = cj.simulate_graph(cj.Ridge(data=diabetes, design="fixed"), graph, n=40, generations=2, chains=4, seed=SEED,
+                            metrics=["test_error"], progress=False)  # fmt: skip
+    err = np.asarray(res.metrics["test_error"], np.float64)  # (chains, generations, nodes)
+    np.testing.assert_allclose(err, np.broadcast_to(err[:, :1], err.shape), rtol=1e-4)
+
+
+@pytest.mark.slow
+def test_gaussian_graph_nodes_on_data_fit_pool_rows():
+    """A Gaussian node on data with only real data fits pool rows drawn without
+    replacement: the finite-population law of generation 0 holds at every generation."""
+    graph = cj.InteractionGraph(np.zeros((2, 2)), real_fraction=1.0)
+    iris = cj.Empirical.load("iris")
+    n, chains = 20, 2000
+    res = cj.simulate_graph(cj.Gaussian(data=iris), graph, n=n, generations=2, chains=chains, seed=SEED,
+                            metrics=["mean_sq_error"], progress=False)  # fmt: skip
+    mse = np.asarray(res.metrics["mean_sq_error"], np.float64)[:, :, 0]  # node 0
+    pool = np.asarray(iris.x, np.float64)
+    p = pool.shape[0]
+    expected = np.trace(np.cov(pool, rowvar=False, bias=True)) / n * (p - n) / (p - 1)
+    assert_mc_close(mse.mean(0), mse.std(0, ddof=1) / np.sqrt(chains), expected, label="graph node on data")

@@ -430,7 +430,8 @@ class Located(AbstractFamily):
 class MixedSampler(AbstractFamily):
     """One draw of n points, each from its own source's model (graphs). Real points
     are taken as draws from :meth:`~AbstractFamily.truth` (a family with its own
-    ``sample_real`` is not a MixedSampler)."""
+    ``sample_real`` is not a MixedSampler; a family on a data set, ``data=``, is
+    drawn the generic way: real points from ``sample_real``)."""
 
     @abc.abstractmethod
     def sample_mixed(self, key: Stream, models: Params, source, n: int, frame: Params | None = None) -> Data:

@@ -29,6 +29,7 @@ from .._describe import constructor_args, field_arg
 from .._rng import STREAM_REAL, STREAM_SUBSAMPLE, STREAM_SYNTH, STREAM_SYNTH_EXTRA, Stream
 from .._validate import traced_scalar
 from ..families._base import tree_concat, tree_take, tree_update, tree_where
+from ..families._ondata import OnData
 from ..families._protocol import (
     AbstractFamily,
     ExactSampler,
@@ -265,8 +266,11 @@ def _stats(family, ctx, plan: TrainingSet, prev, g, frame):
 
 def draws_mixed(family: AbstractFamily, synthesis: Synthesis) -> bool:
     """Whether a set with points from several models is one mixed draw (a
-    MixedSampler family with plain synthesis: each point from its own source's model)."""
-    return isinstance(family, MixedSampler) and synthesis.identity
+    MixedSampler family with plain synthesis: each point from its own source's model).
+    Not for a family whose truth is a data set: its real points are the data's rows
+    (``sample_real``), not draws from ``truth()``."""
+    on_data = isinstance(family, OnData) and family.data is not None
+    return isinstance(family, MixedSampler) and synthesis.identity and not on_data
 
 
 def _points_sources(family, ctx, plan: TrainingSet, prev, g, frame, models):
