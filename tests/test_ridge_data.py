@@ -21,7 +21,7 @@ def diabetes():
 
 def test_the_truth_is_the_pools_least_squares_fit(diabetes):
     """w* is the pool's OLS fit (scikit-learn's, with its intercept, on the same
-    standardised scale), noise its residual sd, and test_mse of w* is the test split's
+    standardised scale), noise its residual sd (P - d - 1 degrees of freedom), and test_mse of w* is the test split's
     mean squared error in units of the pool's target variance."""
     from sklearn.linear_model import LinearRegression
 
@@ -31,7 +31,8 @@ def test_the_truth_is_the_pools_least_squares_fit(diabetes):
     lr = LinearRegression().fit(x, y)
     np.testing.assert_allclose(np.asarray(fam.w_star), lr.coef_ / y.std(), rtol=1e-5, atol=1e-6)
     resid = y - lr.predict(x)
-    np.testing.assert_allclose(float(fam.noise), np.sqrt(resid @ resid / (x.shape[0] - x.shape[1])) / y.std(), 1e-5)
+    dof = x.shape[0] - x.shape[1] - 1  # the intercept spends one degree of freedom
+    np.testing.assert_allclose(float(fam.noise), np.sqrt(resid @ resid / dof) / y.std(), 1e-5)
     m = fam.metrics(jax.random.key(0), fam.truth())
     expected = np.mean((yt - lr.predict(xt)) ** 2) / y.var()
     np.testing.assert_allclose(float(m["test_mse"]), expected, rtol=1e-4)
@@ -154,3 +155,21 @@ def test_gaussian_graph_nodes_on_data_fit_pool_rows():
     p = pool.shape[0]
     expected = np.trace(np.cov(pool, rowvar=False, bias=True)) / n * (p - n) / (p - 1)
     assert_mc_close(mse.mean(0), mse.std(0, ddof=1) / np.sqrt(chains), expected, label="graph node on data")
+
+
+def test_collinear_features_give_the_minimum_norm_fit_not_nan():
+    """A pool whose features are collinear (a duplicated column) has a singular X^T X at
+    any n: OLS is then the minimum-norm fit (its predictions are the least-squares
+    ones), finite on both designs; a pool too small for the residual noise is refused."""
+    rng = np.random.default_rng(SEED)
+    x = rng.normal(size=(400, 3))
+    x = np.concatenate([x, x[:, :1]], axis=1)
+    y = x[:, :3] @ np.array([1.0, -0.5, 0.3]) + rng.normal(size=400)  # (Cholesky gave NaN on the fresh design)
+    data = cj.Empirical(x, y, name="collinear")
+    for design in ("fixed", "fresh"):
+        res = cj.simulate(cj.Ridge(data=data, design=design), cj.Replace(), n=40, generations=2, chains=8, seed=SEED,
+                          progress=False)  # fmt: skip
+        for k in ("test_error", "test_mse"):
+            assert np.all(np.isfinite(np.asarray(res.mean(k)))), (design, k)
+    with pytest.raises(ValueError, match="needs at least rank \\+ 2"):
+        cj.Ridge(data=cj.Empirical(rng.normal(size=(6, 4)), rng.normal(size=6), test_fraction=0.34))

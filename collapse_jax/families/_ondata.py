@@ -31,7 +31,7 @@ class OnData(AbstractFamily):
         return super().config_arg(name)
 
     def for_run(self, regime, n: int, generations: int):
-        return sized_for_run(self, n)
+        return sized_for_run(super().for_run(regime, n, generations), n)
 
 
 def as_data(owner: str, data: Any) -> Empirical | None:
@@ -69,5 +69,5 @@ def data_dim(owner: str, data: Empirical | None, dim: int | None, truth_args: di
         raise ValueError(f"{owner}: dim={dim} but the data set {data.name!r} has {data.dim} features")
     given = [name for name, value in truth_args.items() if value is not None]
     if given:
-        raise ValueError(f"{owner}: with data=, the truth is the data's; leave {' and '.join(truth_args)} unset")
+        raise ValueError(f"{owner}: with data=, the truth is the data's; leave {' and '.join(given)} unset")
     return data.dim

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .._rng import Stream, as_stream
+from .._rng import STREAM_REAL, Stream, as_stream
 from .._validate import as_float_array, check_covariance, check_number
 from ..data import Empirical
 from . import _linalg as _la
@@ -138,7 +138,7 @@ class Ridge(OnData, ExactSampler, Combinable, Scorable, Correctable, Located, Mi
             intercept is needed and errors are in units of the pool's target
             variance). ``w_star`` is the pool's least-squares fit (minimum norm),
             ``cov`` the pool's feature covariance, and ``noise`` defaults to the
-            fit's residual sd sqrt(RSS / (P - rank)): the truth is the best linear
+            fit's residual sd sqrt(RSS / (P - rank - 1)): the truth is the best linear
             model of the pool and its residual spread. Real points are rows of the
             pool with their targets: on a fixed design the chain's design is its
             generation-0 sample (the first n rows of its order of the pool), and a
@@ -175,6 +175,7 @@ class Ridge(OnData, ExactSampler, Combinable, Scorable, Correctable, Located, Mi
     _pool: RegressionData | None  # with data: the pool's centred features and standardised target
     _test: RegressionData | None  # the same for the test split
     _data_first: int = eqx.field(static=True)
+    _pool_deficient: bool = eqx.field(static=True)  # a data set whose features are collinear (rank < dim)
 
     combine_modes: ClassVar[tuple[str, ...]] = ("samples", "estimates")
     default_combine: ClassVar[str] = "samples"
@@ -265,8 +266,10 @@ class Ridge(OnData, ExactSampler, Combinable, Scorable, Correctable, Located, Mi
         self.data = data
         self._data_first = 0
         self._pool = self._test = None
+        self._pool_deficient = False
         if pool is not None:
             self._pool, self._test = pool["pool"], pool["test"]
+            self._pool_deficient = pool["rank"] < d
 
     # ------------------------------------------------------------------ context
     def truth(self) -> RidgeParams:
@@ -329,8 +332,10 @@ class Ridge(OnData, ExactSampler, Combinable, Scorable, Correctable, Located, Mi
             if self.chain is not None and self._rows() > 0:
                 self._chain_rows(n)  # (checks the size)
                 return RegressionData(self.chain.X, self.chain.y)
-            # no chain bound: the rows init_chain would take from this stream's context
-            return RegressionData(*self._pool_rows(self._data_rows(as_stream(key).context, n), dtype))
+            # no chain bound: the rows init_chain takes (generation 0's real stream on the context key)
+            ctx = as_stream(key).context
+            g0 = Stream(ctx.chain_key, jnp.zeros((), jnp.int32), STREAM_REAL, 0, ctx.safe, None, ctx.prng)
+            return RegressionData(*self._pool_rows(self._data_rows(g0, n), dtype))
         return RegressionData(*self._pool_rows(self._data_rows(key, n), dtype))
 
     def _chain_rows(self, n: int) -> jax.Array | None:
@@ -397,7 +402,7 @@ class Ridge(OnData, ExactSampler, Combinable, Scorable, Correctable, Located, Mi
         return RegressionData(X, y)
 
     def data_stats(self, data: RegressionData, weights) -> RidgeStats:
-        d, dtype = self.dim, data.y.dtype
+        dtype = data.y.dtype
         if weights is None:  # unit weights
             count, xtx, xty = jnp.asarray(data.y.shape[0], dtype), data.X.T @ data.X, data.X.T @ data.y
         else:
@@ -406,10 +411,16 @@ class Ridge(OnData, ExactSampler, Combinable, Scorable, Correctable, Located, Mi
             X = jnp.where(pos[:, None], data.X, 0.0)
             wx = w[:, None] * X
             count, xtx, xty = jnp.sum(w), wx.T @ X, wx.T @ jnp.where(pos, data.y, 0.0)
-        return RidgeStats(count, xtx, xty, _well_posed(data.y.shape[0], d))
+        return RidgeStats(count, xtx, xty, self._posed(data.y.shape[0]))
 
     def merge_stats(self, a: RidgeStats, b: RidgeStats) -> RidgeStats:
         return RidgeStats(a.count + b.count, a.xtx + b.xtx, a.xty + b.xty, a.full_rank or b.full_rank)
+
+    def _posed(self, rows: int) -> bool:
+        """Whether a fit of ``rows`` rows solves by Cholesky (:func:`_well_posed`); never on a
+        data set with collinear features, whose X^T X is singular at any size (the
+        eigen-decomposition then gives the minimum-norm fit)."""
+        return _well_posed(rows, self.dim) and not self._pool_deficient
 
     def _solve(self, stats: RidgeStats) -> jax.Array:
         dtype = stats.xty.dtype
@@ -432,12 +443,12 @@ class Ridge(OnData, ExactSampler, Combinable, Scorable, Correctable, Located, Mi
             # rows in order, as a fixed-design sample hands it over; one trace, so identity means
             # equal values): X^T X is the context's gram and only X^T y is new
             y = data.y
-            stats = RidgeStats(jnp.asarray(y.shape[0], y.dtype), chain.gram, chain.XT @ y, _well_posed(rows, self.dim))
+            stats = RidgeStats(jnp.asarray(y.shape[0], y.dtype), chain.gram, chain.XT @ y, self._posed(rows))
             return self.fit_stats(stats)
         stats = self.data_stats(data, weights)
         if self.design == "fixed" and rows > 0:
             # stacked copies of one fixed design have its rank: decide by its own rows
-            stats = RidgeStats(stats.count, stats.xtx, stats.xty, _well_posed(rows, self.dim))
+            stats = RidgeStats(stats.count, stats.xtx, stats.xty, self._posed(rows))
         return self.fit_stats(stats)
 
     def sample_stats(self, key, params: RidgeParams, m, frame=None) -> RidgeStats:
@@ -511,7 +522,7 @@ class Ridge(OnData, ExactSampler, Combinable, Scorable, Correctable, Located, Mi
             t = ds.samples
             X = self._draw_design(s.child(0), t, dtype)
             y = X @ params.w + ds.noise.astype(dtype) * s.child(1).normal((t,), dtype)
-            stats = RidgeStats(jnp.asarray(t, dtype), X.T @ X, X.T @ y, _well_posed(t, self.dim))
+            stats = RidgeStats(jnp.asarray(t, dtype), X.T @ X, X.T @ y, self._posed(t))
             b = Ridge._solve(eqx.tree_at(lambda f: f.lam, self, ds.lam.astype(self.lam.dtype)), stats)
             out["downstream_test_error"] = jnp.sum((lc.T @ (b - w_star)) ** 2)
         return out
@@ -528,7 +539,8 @@ def _well_posed(rows: int, d: int) -> bool:
 def _pool_regression(data: Empirical) -> dict:
     """A data set's regression truth, on the host in float64: the pool's centred
     features and standardised target (and the test split's, by the pool's means and
-    scale), the minimum-norm least-squares fit ``w_star``, its residual sd ``noise``,
+    scale), the minimum-norm least-squares fit ``w_star``, its residual sd ``noise``
+    (sqrt(RSS / (P - rank - 1)): centring spends one degree of freedom), its ``rank``,
     the feature covariance ``cov`` and a factor of it (L L^T = cov, by eigenvalues:
     collinear features give a singular covariance)."""
     assert data.y is not None and data.y_test is not None
@@ -540,10 +552,11 @@ def _pool_regression(data: Empirical) -> dict:
         raise ValueError(f"Ridge: the target of the data set {data.name!r} is constant in the training pool")
     xc, ys = x - mu, (y - y_mu) / y_sd
     w_star, _, rank, _ = np.linalg.lstsq(xc, ys, rcond=None)
-    if rows - rank < 1:
+    dof = rows - rank - 1  # centring spends one degree of freedom (the intercept)
+    if dof < 1:
         raise ValueError(
             f"Ridge: the data set {data.name!r} has {rows} training rows for {rank} independent features; the "
-            "residual noise needs more rows than features"
+            f"residual noise needs at least rank + 2 = {rank + 2} rows"
         )
     resid = ys - xc @ w_star
     cov = xc.T @ xc / rows
@@ -557,7 +570,8 @@ def _pool_regression(data: Empirical) -> dict:
         "pool": reg(xc, ys),
         "test": reg(xt - mu, (yt - y_mu) / y_sd),
         "w_star": w_star,
-        "noise": float(np.sqrt(resid @ resid / (rows - rank))),
+        "noise": float(np.sqrt(resid @ resid / dof)),
+        "rank": int(rank),
         "cov": cov,
         "factor": factor,
     }
