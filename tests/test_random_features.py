@@ -150,3 +150,40 @@ def test_gaussian_equivalent_is_approached_as_the_dimension_grows(activation):
     shrink = gaps[0] - gaps[1]
     z = z_for(shrink.size)
     assert np.all(shrink > z * np.hypot(ses[0], ses[1])), (gaps, ses)
+
+
+def test_gaussian_equivalent_is_exact_for_the_equivalent_model():
+    """The formula's algebra, under its own assumption: a host Monte Carlo of the
+    Gaussian-equivalent model itself (features mu_1 W x + mu_* xi, exactly Gaussian;
+    erf's mu_0 = 0, so the rows are centred and the OLS identities are exact), with its
+    excess risk a^T Sigma_F a - 2 mu_1 a^T W w* + s^2, matches the law at every
+    generation within Monte Carlo error."""
+    mu0, mu1, second = cj.theory.random_features._HERMITE["erf"]
+    mu_star = np.sqrt(second - mu0 * mu0 - mu1 * mu1)
+    d, width, n, gens, chains, sigma = 20, 10, 40, 3, 4000, 0.7
+    rng = np.random.default_rng(SEED)
+    w_star = np.full(d, 1.0 / np.sqrt(d))
+    q, r = np.linalg.qr(rng.normal(size=(chains, d, width)))
+    W = np.swapaxes(q * np.sign(np.diagonal(r, axis1=1, axis2=2))[:, None, :], 1, 2)  # (chains, N, d) Haar rows
+    c = mu1 * mu1 + mu_star * mu_star  # Sigma_F = c I on orthonormal directions
+
+    def design():
+        x = rng.normal(size=(chains, n, d))
+        return x, mu1 * np.einsum("cnd,cjd->cnj", x, W) + mu_star * rng.normal(size=(chains, n, width))
+
+    def ols(F, y):
+        return np.linalg.solve(np.einsum("cni,cnj->cij", F, F), np.einsum("cni,cn->ci", F, y)[..., None])[..., 0]
+
+    def risk(a):
+        return c * np.sum(a * a, axis=1) - 2 * mu1 * np.einsum("ci,cid,d->c", a, W, w_star) + w_star @ w_star
+
+    x, F = design()
+    a = ols(F, x @ w_star + sigma * rng.normal(size=(chains, n)))
+    errs = [risk(a)]
+    for _ in range(gens):
+        _, F = design()
+        a = ols(F, np.einsum("cni,ci->cn", F, a) + sigma * rng.normal(size=(chains, n)))
+        errs.append(risk(a))
+    errs = np.stack(errs, axis=1)
+    law = cj.theory.random_features.gaussian_equivalent_error(np.arange(gens + 1), n, d, width, "erf", sigma)
+    assert_mc_close(errs.mean(0), errs.std(0, ddof=1) / np.sqrt(chains), law, label="Gaussian-equivalent model")
