@@ -158,7 +158,7 @@ def test_gaussian_equivalent_is_exact_for_the_equivalent_model():
     erf's mu_0 = 0, so the rows are centred and the OLS identities are exact), with its
     excess risk a^T Sigma_F a - 2 mu_1 a^T W w* + s^2, matches the law at every
     generation within Monte Carlo error."""
-    mu0, mu1, second = cj.theory.random_features._HERMITE["erf"]
+    mu0, mu1, second = cj.theory.random_features.HERMITE["erf"]
     mu_star = np.sqrt(second - mu0 * mu0 - mu1 * mu1)
     d, width, n, gens, chains, sigma = 20, 10, 40, 3, 4000, 0.7
     rng = np.random.default_rng(SEED)

@@ -31,13 +31,15 @@ from jaxtyping import Array, Float
 
 from .._rng import Stream, as_stream
 from .._validate import as_float_array, check_int, traced_scalar
+from ..theory.random_features import HERMITE
 from ._protocol import PerChain
 from .ridge import RegressionData
 
 Activation = Literal["linear", "relu", "erf"]
 ACTIVATIONS: tuple[Activation, ...] = get_args(Activation)
-# E phi'(z), z ~ N(0, 1) (Stein: E[phi(w^T x) x] = E phi'(z) w for a unit vector w)
-_SLOPE = {"linear": 1.0, "relu": 0.5, "erf": 2.0 / math.sqrt(3.0 * math.pi)}
+# E phi'(z), z ~ N(0, 1) (Stein: E[phi(w^T x) x] = E phi'(z) w for a unit vector w): the first Hermite
+# coefficient, from the one table of the activations' coefficients
+_SLOPE = {name: float(mu1) for name, (_, mu1, _) in HERMITE.items()}
 
 
 class RFParams(eqx.Module):

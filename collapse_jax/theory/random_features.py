@@ -94,8 +94,9 @@ def projection_limit(n: int, d: int, width: int, noise: float = 1.0, signal_sq: 
 
 
 # E phi(z), E phi'(z) = E z phi(z) and E phi(z)^2 for z ~ N(0, 1): the Hermite coefficients the
-# Gaussian equivalent keeps (relu: 1/sqrt(2 pi), 1/2, 1/2; erf: 0, 2/sqrt(3 pi), (2/pi) arcsin(2/3))
-_HERMITE = {
+# Gaussian equivalent keeps, and the slope cj.RandomFeatures' exact metric reads
+# (relu: 1/sqrt(2 pi), 1/2, 1/2; erf: 0, 2/sqrt(3 pi), (2/pi) arcsin(2/3))
+HERMITE = {
     "linear": (0.0, 1.0, 1.0),
     "relu": (1.0 / np.sqrt(2.0 * np.pi), 0.5, 0.5),
     "erf": (0.0, 2.0 / np.sqrt(3.0 * np.pi), 2.0 / np.pi * np.arcsin(2.0 / 3.0)),
@@ -131,15 +132,15 @@ def gaussian_equivalent_error(
     """
     g = _gen(g)
     n, d, width = _pos_int("n", n), _pos_int("d", d), _pos_int("width", width)
-    if activation not in _HERMITE:
-        raise ValueError(f"activation must be one of {tuple(_HERMITE)}, got {activation!r}")
+    if activation not in HERMITE:
+        raise ValueError(f"activation must be one of {tuple(HERMITE)}, got {activation!r}")
     if width > min(d, n - 2):
         raise ValueError(
             f"width={width} must be at most min(d, n - 2) = {min(d, n - 2)} (d = {d}, n = {n}): the Gaussian "
             "equivalent here covers the under-parameterised chain on no more features than inputs"
         )
     s2, var = _nonneg("signal_sq", signal_sq), _nonneg("noise", noise) ** 2
-    mu0, mu1, second = _HERMITE[activation]
+    mu0, mu1, second = HERMITE[activation]
     c = second - mu0 * mu0
     tr_inv = (width - 1) / c + 1.0 / (c + width * mu0 * mu0)
     b = s2 * (1.0 - mu1 * mu1 * tr_inv / d)
