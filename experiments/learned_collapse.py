@@ -54,6 +54,10 @@ RELU_WIDTHS = (5, 10, 20, 26, 30, 34, 40, 60, 80)
 D_RF, N_RF, SIGMA_RF = 40, 30, 0.5
 
 
+def _linear_law(g: int, width: int) -> float:
+    return float(cj.theory.random_features.projection_replace_error(g, N_RF, D_RF, width, SIGMA_RF))
+
+
 def _relu_equivalent(g: int, width: int) -> float:
     return float(cj.theory.random_features.gaussian_equivalent_error(g, N_RF, D_RF, width, "relu", SIGMA_RF))
 
@@ -68,6 +72,12 @@ def _by_regime(fam, n, G, chains, metrics, kw):
                       sweep={"real_fraction": list(_regimes().values())}, **kw)  # fmt: skip
     names = list(_regimes())
     return {name: {m: np.asarray(res.sel(i).metrics[m], np.float64) for m in metrics} for i, name in enumerate(names)}
+
+
+def _generation_rows(panel: str, series: str, values: np.ndarray) -> list[tuple]:
+    """CSV rows of one curve: the mean and s.e. over chains at every generation."""
+    m, s = mean_se(values)
+    return [(panel, series, "generation", g, m[g], s[g], math.nan) for g in range(values.shape[1])]
 
 
 def main(argv=None) -> int:
@@ -85,42 +95,36 @@ def main(argv=None) -> int:
     sizes["vae"] = (chains, g_vae)
     for name, r in runs.items():
         for panel, metric in (("a", "energy_distance"), ("b", "coverage")):
-            m, s = mean_se(r[metric])
-            rows += [(panel, name, "generation", g, m[g], s[g], math.nan) for g in range(g_vae + 1)]
+            rows += _generation_rows(panel, name, r[metric])
 
     bc = cj.Empirical.load("breast_cancer", features=[0, 1])
     tab_chains = 8 * chains
     for label, fam in (("GMM(3)", cj.GMM(3, data=bc, em_max_iters=50)), ("KDE(0.3)", cj.KDE(0.3, data=bc))):
         r = _by_regime(fam, 100, G, tab_chains, ["test_nll"], kw)
         for name, v in r.items():
-            m, s = mean_se(v["test_nll"])
-            rows += [("c", f"{label}, {name}", "generation", g, m[g], s[g], math.nan) for g in range(G + 1)]
+            rows += _generation_rows("c", f"{label}, {name}", v["test_nll"])
     sizes["tabular"] = (tab_chains, G)
 
     wine = cj.Empirical.load("wine", features=[0, 6])
     dens = cj.NeuralDensity(wine, grid=24, hidden=(32, 32), steps=steps)
     r = _by_regime(dens, 100, G, chains, ["tail_mass"], kw)
     for name, v in r.items():
-        m, s = mean_se(v["tail_mass"])
-        rows += [("d", name, "generation", g, m[g], s[g], math.nan) for g in range(G + 1)]
+        rows += _generation_rows("d", name, v["tail_mass"])
     sizes["density"] = (chains, G)
 
     rf_chains = 16 * chains
     g_rf = max(G // 2, 2)
-    lin = cj.RandomFeatures(D_RF, WIDTHS[0], max_width=max(WIDTHS), activation="linear", noise=SIGMA_RF)
-    res = cj.simulate(lin, cj.Replace(), n=N_RF, generations=g_rf, chains=rf_chains, metrics=["test_error"],
-                      sweep={"width": list(WIDTHS)}, **kw)  # fmt: skip
-    for i, w in enumerate(WIDTHS):
-        m, s = mean_se(np.asarray(res.sel(i).metrics["test_error"], np.float64)[:, g_rf])
-        th = cj.theory.random_features.projection_replace_error(g_rf, N_RF, D_RF, w, SIGMA_RF)
-        rows.append(("e", "linear", "width", w, float(m), float(s), th))
-    relu = cj.RandomFeatures(D_RF, RELU_WIDTHS[0], max_width=max(RELU_WIDTHS), activation="relu", noise=SIGMA_RF)
-    res = cj.simulate(relu, cj.Replace(), n=N_RF, generations=g_rf, chains=rf_chains, metrics=["test_error"],
-                      sweep={"width": list(RELU_WIDTHS)}, **kw)  # fmt: skip
-    for i, w in enumerate(RELU_WIDTHS):
-        m, s = mean_se(np.asarray(res.sel(i).metrics["test_error"], np.float64)[:, g_rf])
-        th = _relu_equivalent(g_rf, w) if w <= min(D_RF, N_RF - 2) else math.nan
-        rows.append(("e", "ReLU", "width", w, float(m), float(s), th))
+    sweeps = (
+        ("linear", "linear", WIDTHS, lambda w: _linear_law(g_rf, w)),
+        ("ReLU", "relu", RELU_WIDTHS, lambda w: _relu_equivalent(g_rf, w) if w <= min(D_RF, N_RF - 2) else math.nan),
+    )
+    for series, activation, widths, theory in sweeps:
+        fam = cj.RandomFeatures(D_RF, widths[0], max_width=max(widths), activation=activation, noise=SIGMA_RF)
+        res = cj.simulate(fam, cj.Replace(), n=N_RF, generations=g_rf, chains=rf_chains, metrics=["test_error"],
+                          sweep={"width": list(widths)}, **kw)  # fmt: skip
+        for i, w in enumerate(widths):
+            m, s = mean_se(np.asarray(res.sel(i).metrics["test_error"], np.float64)[:, g_rf])
+            rows.append(("e", series, "width", w, float(m), float(s), theory(w)))
     sizes["random_features"] = (rf_chains, g_rf)
 
     # 50 steps at rate 0.02 and log-scales bounded by 1: on 100 points the family's defaults (200 steps at rate
@@ -129,8 +133,7 @@ def main(argv=None) -> int:
     flow = cj.CouplingFlow(wine, layers=4, hidden=16, steps=10 if smoke else 50, learning_rate=0.02, scale_bound=1.0)
     r = _by_regime(flow, 100, g_vae, chains, ["test_nll"], kw)
     for name, v in r.items():
-        m, s = mean_se(v["test_nll"])
-        rows += [("f", name, "generation", g, m[g], s[g], math.nan) for g in range(g_vae + 1)]
+        rows += _generation_rows("f", name, v["test_nll"])
     sizes["flow"] = (chains, g_vae)
 
     csv_path = out / f"learned_collapse{tag}.csv"
@@ -172,6 +175,16 @@ def _series(rows, panel: str, name: str):
     return tuple(np.array([r[i] for r in pr], np.float64) for i in (3, 4, 5, 6))
 
 
+def _regime_panel(ax, rows, panel: str, ylabel: str, title: str, ms: int = 4) -> None:
+    """One curve per regime against the generation (mean +- 2 s.e.)."""
+    for i, name in enumerate(_regimes()):
+        x, m, s, _ = _series(rows, panel, name)
+        ax.errorbar(x, m, 2 * s, fmt="o-", ms=ms, color=f"C{i}", capsize=2, label=name)
+    ax.set(xlabel="generation", ylabel=ylabel)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=8)
+
+
 def _figure(out, tag, rows, sizes, steps) -> None:
     import matplotlib
 
@@ -182,13 +195,8 @@ def _figure(out, tag, rows, sizes, steps) -> None:
     c_vae, g_vae = sizes["vae"]
     for ax, panel, ylabel in ((axes[0, 0], "a", "energy distance to the test split"),
                               (axes[0, 1], "b", "coverage of the test split")):  # fmt: skip
-        for i, name in enumerate(_regimes()):
-            x, m, s, _ = _series(rows, panel, name)
-            ax.errorbar(x, m, 2 * s, fmt="o-", ms=4, color=f"C{i}", capsize=2, label=name)
-        ax.set(xlabel="generation", ylabel=ylabel)
-        ax.set_title(f"({panel}) VAE on digits (latent 4, {steps} Adam steps, n = 200)\n"
-                     f"{c_vae} chains per regime", fontsize=9)  # fmt: skip
-        ax.legend(fontsize=8)
+        _regime_panel(ax, rows, panel, ylabel, f"({panel}) VAE on digits (latent 4, {steps} Adam steps, n = 200)\n"
+                      f"{c_vae} chains per regime")  # fmt: skip
 
     ax = axes[0, 2]
     c_tab, g_tab = sizes["tabular"]
@@ -203,14 +211,10 @@ def _figure(out, tag, rows, sizes, steps) -> None:
 
     ax = axes[1, 0]
     c_d, g_d = sizes["density"]
-    for i, name in enumerate(_regimes()):
-        x, m, s, _ = _series(rows, "d", name)
-        ax.errorbar(x, m, 2 * s, fmt="o-", ms=4, color=f"C{i}", capsize=2, label=name)
     ax.axhline(0.05, color="k", lw=0.8, ls=":", label="the pool's tail mass (0.05)")
-    ax.set(xlabel="generation", ylabel="fitted mass on the pool's lightest 5 % of cells")
-    ax.set_title(f"(d) NeuralDensity on wine (features 0, 6), 24 x 24 grid, n = 100\n{c_d} chains per regime",
-                 fontsize=9)  # fmt: skip
-    ax.legend(fontsize=8)
+    _regime_panel(ax, rows, "d", "fitted mass on the pool's lightest 5 % of cells",
+                  f"(d) NeuralDensity on wine (features 0, 6), 24 x 24 grid, n = 100\n{c_d} chains per "
+                  "regime")  # fmt: skip
 
     ax = axes[1, 1]
     c_rf, g_rf = sizes["random_features"]
@@ -218,7 +222,7 @@ def _figure(out, tag, rows, sizes, steps) -> None:
     ax.errorbar(x, m, 2 * s, fmt="o", ms=4, color="C0", capsize=2, label="linear features (simulation)")
     for lo, hi in ((1, N_RF - 2), (N_RF + 2, D_RF)):
         ws = np.arange(lo, hi + 1)
-        th = [cj.theory.random_features.projection_replace_error(g_rf, N_RF, D_RF, int(w), SIGMA_RF) for w in ws]
+        th = [_linear_law(g_rf, int(w)) for w in ws]
         ax.plot(ws, th, "-", color="C0", lw=1, label="exact law (linear)" if lo == 1 else None)
     x, m, s, _ = _series(rows, "e", "ReLU")
     ax.errorbar(x, m, 2 * s, fmt="s", ms=4, color="C3", capsize=2, label="ReLU features (simulation)")
@@ -231,15 +235,11 @@ def _figure(out, tag, rows, sizes, steps) -> None:
                  f"{c_rf} chains per width", fontsize=9)  # fmt: skip
     ax.legend(fontsize=7)
 
-    ax = axes[1, 2]
     c_f, g_f = sizes["flow"]
-    for i, name in enumerate(_regimes()):
-        x, m, s, _ = _series(rows, "f", name)
-        ax.errorbar(x, m, 2 * s, fmt="o-", ms=3, color=f"C{i}", capsize=2, label=name)
-    ax.set(xlabel="generation", ylabel="held-out negative log-likelihood (nats)")
-    ax.set_title(f"(f) CouplingFlow on wine (features 0, 6), 4 couplings, 50 steps, n = 100\n{c_f} chains per regime",
-                 fontsize=9)  # fmt: skip
-    ax.legend(fontsize=8)
+    _regime_panel(axes[1, 2], rows, "f", "held-out negative log-likelihood (nats)",
+                  f"(f) CouplingFlow on wine (features 0, 6), 4 couplings, 50 steps, n = 100\n{c_f} chains per regime",
+                  ms=3)  # fmt: skip
+
     fig.tight_layout()
     for ext in ("png", "pdf"):
         fig.savefig(out / f"learned_collapse{tag}.{ext}", dpi=120)
