@@ -285,8 +285,11 @@ def test_learned_collapse_smoke(tmp_path, capsys):
         assert (tmp_path / f"learned_collapse_smoke.{ext}").stat().st_size > 0
     with open(tmp_path / "learned_collapse_smoke.csv") as fh:
         rows = list(csv.DictReader(fh))
-    assert {r["panel"] for r in rows} == {"a", "b", "c", "d", "e"}
+    assert {r["panel"] for r in rows} == {"a", "b", "c", "d", "e", "f"}
     for r in rows:
         assert math.isfinite(float(r["mc_value"])) and math.isfinite(float(r["mc_se"])), r
-    # the linear random-feature widths carry their exact law, the others none
+    # the linear random-feature widths carry their exact law; ReLU widths <= min(d, n - 2) = 28 their Gaussian
+    # equivalent, wider ones none
     assert all(math.isfinite(float(r["theory"])) for r in rows if (r["panel"], r["series"]) == ("e", "linear"))
+    relu = [(float(r["x"]), float(r["theory"])) for r in rows if (r["panel"], r["series"]) == ("e", "ReLU")]
+    assert relu and all(math.isfinite(t) == (w <= 28) for w, t in relu), relu
